@@ -1,0 +1,1 @@
+"""The ``rsa-toolkit`` command line: thin layers over the library's public functions."""

@@ -1,0 +1,80 @@
+"""``rsa-toolkit pick-aux``: rank auxiliary teachers for target tasks by RSA similarity."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import UserInputError
+from ..features_io import load_features_dir
+from ..outputs import read_matrix_csv
+from ..ranking import AGGREGATES, Candidate, rank_auxiliaries
+from ..similarity import similarity_matrix
+from ._options import add_common, add_comparison_options, add_rdm_options, similarity_kwargs
+
+HELP = "rank auxiliary teachers for target tasks"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pick-aux", help=HELP, description=HELP + " (mean similarity to the targets by default).",
+                       epilog="example: rsa-toolkit pick-aux --features feats/ --targets depth normal --top 5")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--features", metavar="DIR", help="features directory, as for `matrix`")
+    source.add_argument("--matrix", metavar="CSV", help="a similarity CSV written by `matrix` (no bootstrap then)")
+    p.add_argument("--targets", nargs="+", required=True, metavar="TASK",
+                   help="target tasks (task names or aliases such as depth, normal, edge2d) or teacher names")
+    p.add_argument("--top", type=int, default=None, metavar="K", help="show the K best candidates")
+    p.add_argument("--aggregate", default="mean", help=f"over targets: {', '.join(AGGREGATES.names())}")
+    p.add_argument("--layer", default=None, help="layer of .npz features")
+    p.add_argument("--json", action="store_true", help="print a JSON list, best first")
+    add_rdm_options(p)
+    add_comparison_options(p, bootstrap_default=100)
+    add_common(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.top is not None and args.top < 1:
+        raise UserInputError(f"--top must be at least 1, got {args.top}.")
+    AGGREGATES.get(args.aggregate)
+    if args.matrix:
+        matrix, names = read_matrix_csv(args.matrix)
+        samples = None
+    else:
+        features = load_features_dir(args.features, layer=args.layer)
+        # Resolve targets before the (long) similarity computation, so a typo fails at once.
+        rank_auxiliaries_check(features.names, args)
+        result = similarity_matrix(features.as_dict(), **similarity_kwargs(args))
+        matrix, names = result.matrix, result.names
+        samples = result.bootstrap.samples if result.bootstrap else None
+    ranking = rank_auxiliaries(matrix, names, args.targets, aggregate=args.aggregate, samples=samples)
+    shown = ranking[: args.top] if args.top else ranking
+    if args.json:
+        print(json.dumps([_as_json(c, rank) for rank, c in enumerate(shown, 1)], indent=2))
+    else:
+        print(_table(shown, args.aggregate))
+        if not args.quiet:
+            print(f"next: amalgamate train --targets {' '.join(args.targets)} --aux {shown[0].name}", file=sys.stderr)
+    return 0
+
+
+def rank_auxiliaries_check(names: list[str], args: argparse.Namespace) -> None:
+    from ..ranking import match_teachers
+
+    match_teachers(names, args.targets)
+
+
+def _as_json(c: Candidate, rank: int) -> dict[str, object]:
+    return {"rank": rank, "name": c.name, "score": c.score, "top1_probability": c.top1_probability,
+            "per_target": c.per_target}
+
+
+def _table(candidates: list[Candidate], aggregate: str) -> str:
+    targets = list(candidates[0].per_target)
+    header = ["rank", "candidate", f"{aggregate} sim", "P(top-1)", *targets]
+    rows = [[str(r), c.name, f"{c.score:.4f}", "-" if c.top1_probability is None else f"{c.top1_probability:.2f}",
+             *(f"{c.per_target[t]:.4f}" for t in targets)] for r, c in enumerate(candidates, 1)]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.rjust(w) if i != 1 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    return "\n".join([line(header), *(line(r) for r in rows)])

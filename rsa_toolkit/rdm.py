@@ -1,0 +1,221 @@
+"""Representational dissimilarity matrices (RDMs) and kernels from features, one matrix product per teacher.
+
+The RSA recipe (Dwivedi & Roig, CVPR 2019): subtract each feature's mean over the N images, then
+RDM[i, j] = 1 - Pearson(f_i, f_j). Pearson between two images is the dot product of their features after each row
+is centred and scaled to unit norm, so the whole RDM is ``1 - Z @ Z.T`` with Z (N, D) the standardised rows.
+
+Methods (registry ``RDM_METHODS``), for features x_i of image i after normalisation:
+
+=============  ==========  =============================================================
+correlation    dissimilar  1 - Pearson(x_i, x_j)                     (RSA default)
+cosine         dissimilar  1 - x_i.x_j / (|x_i| |x_j|)               (DDS best with zscore)
+euclidean      dissimilar  |x_i - x_j|
+sqeuclidean    dissimilar  |x_i - x_j|^2
+linear         kernel      x_i.x_j                                   (linear CKA)
+rbf            kernel      exp(-|x_i - x_j|^2 / (2 s^2)),  s^2 = 0.5 * median_{i<j} |x_i - x_j|^2
+laplacian      kernel      exp(-|x_i - x_j|_1 / D)                   (scikit-learn's default gamma = 1/D, as DDS)
+=============  ==========  =============================================================
+
+Numerics: normalisation and row scaling in float64; the product in the requested dtype; dissimilarities are clamped
+to their valid range (no tiny negatives) and the diagonal is exactly 0 (kernels: the exact self-similarity).
+Large N: the product runs in blocks of ``chunk_size`` rows, and :func:`compute_condensed_rdm` never holds N x N.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics.pairwise import manhattan_distances
+
+from ._registry import Registry
+from ._validation import check_dtype, check_features, check_positive_int
+from .errors import UserInputError
+from .normalize import normalize_features
+
+__all__ = ["RDM_METHODS", "RDMMethod", "compute_rdm", "compute_condensed_rdm", "condensed_index", "squareform"]
+
+# Block rows are chosen so that one block holds at most this many matrix entries (128 MB in float64).
+_BLOCK_ENTRIES = 1 << 24
+
+
+@dataclass(frozen=True)
+class RDMMethod:
+    name: str
+    kind: str  # "dissimilarity" or "kernel"
+    prepare_rows: Callable[[np.ndarray, str], np.ndarray]  # (N, D) float64 -> rows whose products give the matrix
+    from_products: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (block, norms_i, norms_j) -> values
+    max_value: float = np.inf
+
+
+RDM_METHODS: Registry[RDMMethod] = Registry("RDM method")
+
+
+def compute_rdm(features: np.ndarray, *, method: str = "correlation", normalization: str = "center",
+                dtype: type | str = np.float64, chunk_size: int | None = None, groups: int = 2,
+                name: str = "features") -> np.ndarray:
+    """The (N, N) RDM (or kernel, for kernel methods) of features shaped (N, ...).
+
+    ``name`` is used in error messages (the teacher's name). See the module docstring for the methods.
+    """
+    spec, rows, dt = _prepare(features, method, normalization, dtype, groups, name, chunk_size)
+    if spec.name == "laplacian":
+        return _laplacian(rows, dt)
+    n = rows.shape[0]
+    out = np.empty((n, n), dtype=dt)
+    for i0, i1, block in _blocks(rows, dt, chunk_size, spec):
+        out[i0:i1] = block
+    _mirror_upper(out)  # exact symmetry (entries (i, j) and (j, i) may differ in the last bit otherwise)
+    if spec.name == "rbf":
+        return _rbf_from_sqdist(out, _median_offdiagonal(out))
+    return out
+
+
+def compute_condensed_rdm(features: np.ndarray, *, method: str = "correlation", normalization: str = "center",
+                          dtype: type | str = np.float64, chunk_size: int | None = None, groups: int = 2,
+                          name: str = "features") -> np.ndarray:
+    """The upper triangle (i < j, row by row, as ``scipy.spatial.distance.squareform``) of the RDM: (N(N-1)/2,).
+
+    Only for dissimilarity methods (a kernel's diagonal carries information the condensed form would drop).
+    Memory: one block of ``chunk_size`` x N entries besides the output.
+    """
+    spec, rows, dt = _prepare(features, method, normalization, dtype, groups, name, chunk_size)
+    if spec.kind != "dissimilarity":
+        raise UserInputError(f"method '{method}' is a kernel; condensed RDMs need a dissimilarity "
+                             f"({', '.join(n for n in RDM_METHODS.names() if RDM_METHODS.get(n).kind == 'dissimilarity')}).")
+    n = rows.shape[0]
+    out = np.empty(n * (n - 1) // 2, dtype=dt)
+    for i0, i1, block in _blocks(rows, dt, chunk_size, spec):
+        for i in range(i0, min(i1, n - 1)):
+            start = condensed_index(n, i, i + 1)
+            out[start:start + n - i - 1] = block[i - i0, i + 1:]
+    return out
+
+
+def condensed_index(n: int, i: int | np.ndarray, j: int | np.ndarray) -> int | np.ndarray:
+    """Position of pair (i, j), i < j, in a condensed RDM of n images."""
+    return n * i - i * (i + 1) // 2 + (j - i - 1)
+
+
+def squareform(condensed: np.ndarray, *, diagonal: float = 0.0) -> np.ndarray:
+    """(N(N-1)/2,) -> symmetric (N, N) with the given diagonal (scipy's squareform without its checks)."""
+    m = condensed.shape[0]
+    n = int(round((1 + np.sqrt(1 + 8 * m)) / 2))
+    out = np.empty((n, n), dtype=condensed.dtype)
+    iu = np.triu_indices(n, 1)
+    out[iu] = condensed
+    out.T[iu] = condensed
+    np.fill_diagonal(out, diagonal)
+    return out
+
+
+# --- the methods --------------------------------------------------------------------------------------------------
+
+def _unit_rows(x: np.ndarray, name: str, *, centre: bool) -> np.ndarray:
+    z = x - x.mean(axis=1, keepdims=True) if centre else x
+    norms = np.sqrt(np.einsum("ij,ij->i", z, z))
+    bad = norms <= np.finfo(np.float64).tiny
+    if bad.any():
+        what = "zero variance" if centre else "zero norm"
+        raise UserInputError(f"{name}: image row {int(np.flatnonzero(bad)[0])} has {what} after normalisation, "
+                             "so its correlation/cosine dissimilarity is undefined; try normalization 'none' or "
+                             "check that image's features.")
+    return z / norms[:, None]
+
+
+def _one_minus(block: np.ndarray, _ni: np.ndarray, _nj: np.ndarray) -> np.ndarray:
+    np.subtract(1.0, block, out=block)
+    return block
+
+
+def _sqdist(block: np.ndarray, ni: np.ndarray, nj: np.ndarray) -> np.ndarray:
+    block *= -2.0
+    block += ni[:, None]
+    block += nj[None, :]
+    return block
+
+
+def _dist(block: np.ndarray, ni: np.ndarray, nj: np.ndarray) -> np.ndarray:
+    block = _sqdist(block, ni, nj)
+    np.maximum(block, 0.0, out=block)
+    return np.sqrt(block, out=block)
+
+
+def _identity(block: np.ndarray, _ni: np.ndarray, _nj: np.ndarray) -> np.ndarray:
+    return block
+
+
+def _register(spec: RDMMethod) -> None:
+    RDM_METHODS.register(spec.name)(spec)
+
+
+_register(RDMMethod("correlation", "dissimilarity", lambda x, nm: _unit_rows(x, nm, centre=True), _one_minus, 2.0))
+_register(RDMMethod("cosine", "dissimilarity", lambda x, nm: _unit_rows(x, nm, centre=False), _one_minus, 2.0))
+_register(RDMMethod("euclidean", "dissimilarity", lambda x, nm: x, _dist))
+_register(RDMMethod("sqeuclidean", "dissimilarity", lambda x, nm: x, _sqdist))
+_register(RDMMethod("linear", "kernel", lambda x, nm: x, _identity))
+_register(RDMMethod("rbf", "kernel", lambda x, nm: x, _sqdist))  # squared distances; the kernel needs their median
+_register(RDMMethod("laplacian", "kernel", lambda x, nm: x, _identity))  # computed by _laplacian
+
+
+# --- the engine ---------------------------------------------------------------------------------------------------
+
+def _prepare(features: np.ndarray, method: str, normalization: str, dtype: type | str, groups: int,
+             name: str, chunk_size: int | None) -> tuple[RDMMethod, np.ndarray, np.dtype]:
+    spec = RDM_METHODS.get(method)
+    dt = check_dtype(dtype)
+    if chunk_size is not None:
+        check_positive_int(chunk_size, name="chunk_size")  # 0 or negative would skip every block
+    x = check_features(features, name=name)
+    x = normalize_features(x, normalization=normalization, groups=groups, name=name)
+    rows = spec.prepare_rows(x.reshape(x.shape[0], -1), name)
+    return spec, rows, dt
+
+
+def _blocks(rows: np.ndarray, dt: np.dtype, chunk_size: int | None,
+            spec: RDMMethod) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield (i0, i1, matrix rows i0..i1) computed from row products, with exact diagonal and clamped range."""
+    n = rows.shape[0]
+    z = np.ascontiguousarray(rows, dtype=dt)
+    sq = np.einsum("ij,ij->i", rows, rows).astype(dt)  # squared norms in float64 first, for distance methods
+    step = n if chunk_size is None and n * n <= _BLOCK_ENTRIES else (chunk_size or max(1, _BLOCK_ENTRIES // n))
+    for i0 in range(0, n, step):
+        i1 = min(n, i0 + step)
+        # z @ z.T on the whole matrix lets BLAS use the symmetric rank-k kernel (half the flops).
+        block = z @ z.T if (i0, i1) == (0, n) else z[i0:i1] @ z.T
+        block = spec.from_products(block, sq[i0:i1], sq)
+        if spec.kind == "dissimilarity" or spec.name == "rbf":
+            np.clip(block, 0.0, spec.max_value, out=block)
+            block[np.arange(i1 - i0), np.arange(i0, i1)] = 0.0
+        yield i0, i1, block
+
+
+def _mirror_upper(out: np.ndarray) -> None:
+    """Copy the upper triangle onto the lower one in place, block by block (no N x N temporaries)."""
+    n = out.shape[0]
+    step = max(1, _BLOCK_ENTRIES // n)
+    for i0 in range(0, n, step):
+        i1 = min(n, i0 + step)
+        diag = out[i0:i1, i0:i1]
+        lower = np.tril_indices(i1 - i0, -1)
+        diag[lower] = diag.T[lower]
+        out[i1:, i0:i1] = out[i0:i1, i1:].T
+
+
+def _median_offdiagonal(square: np.ndarray) -> float:
+    return float(np.median(square[np.triu_indices(square.shape[0], 1)]))
+
+
+def _rbf_from_sqdist(sqdist: np.ndarray, median: float) -> np.ndarray:
+    sigma2 = 0.5 * median
+    if sigma2 <= 0:
+        raise UserInputError("rbf kernel: the median squared distance between images is 0 (most images have "
+                             "identical features), so the bandwidth is undefined.")
+    sqdist *= -1.0 / (2.0 * sigma2)
+    return np.exp(sqdist, out=sqdist)
+
+
+def _laplacian(rows: np.ndarray, dt: np.dtype) -> np.ndarray:
+    dist = manhattan_distances(rows)
+    return np.exp(-dist / rows.shape[1]).astype(dt, copy=False)
