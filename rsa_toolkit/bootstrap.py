@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from ._validation import check_positive_int
 from .compare import COMPARISONS, pairwise_similarity, prepare_for
@@ -80,6 +79,8 @@ def pair_multiplicities(counts: np.ndarray) -> np.ndarray:
 
 
 def _row_stability(samples: np.ndarray, full: np.ndarray) -> np.ndarray:
+    from scipy.stats import spearmanr  # imported here: scipy.stats is slow to import
+
     t = full.shape[0]
     stability = np.empty(t)
     for row in range(t):

@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import kendalltau
 
 from ._registry import Registry
 from ._validation import check_square_stack
@@ -145,6 +144,9 @@ def _unit(v: np.ndarray, name: str, what: str) -> np.ndarray:
 
 
 def _standardised(v: np.ndarray, weights: np.ndarray | None, name: str, what: str) -> np.ndarray:
+    kept = v if weights is None else v[weights > 0]
+    if kept.size == 0 or kept.min() == kept.max():  # exactly constant: rounding in the mean would leave ~1e-16 noise
+        raise UserInputError(f"{name}: {what} so the comparison is undefined (all its dissimilarities are equal?).")
     if weights is None:
         return _unit(v - v.mean(), name, what)
     w = weights.astype(np.float64)
@@ -172,6 +174,8 @@ def _repeat(v: np.ndarray, *, weights: np.ndarray | None = None, **_: object) ->
 
 def _kendall_pairwise(variant: str) -> Callable[[np.ndarray], np.ndarray]:
     def pairwise(stack: np.ndarray) -> np.ndarray:
+        from scipy.stats import kendalltau  # imported here: scipy.stats is slow to import and rarely needed
+
         t = len(stack)
         sim = np.eye(t)
         ties = [_tied_pairs(v) for v in stack] if variant == "a" else None

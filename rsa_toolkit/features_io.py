@@ -14,6 +14,9 @@ than memory is read one teacher at a time. Nothing is unpickled (``allow_pickle=
 from __future__ import annotations
 
 import os
+import tokenize
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,8 @@ from .errors import UserInputError
 __all__ = ["FeatureSet", "available_layers", "load_features_dir", "write_features_dir", "IMAGE_IDS_KEY"]
 
 IMAGE_IDS_KEY = "image_ids"
+# What numpy raises on a corrupt or truncated .npy/.npz (a bad zip, a damaged member or header): the user's file.
+READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, tokenize.TokenError)
 
 
 @dataclass(frozen=True)
@@ -131,22 +136,22 @@ def write_features_dir(features: dict[str, np.ndarray], directory: str | os.Path
 def _load_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise UserInputError(f"could not read features file '{path}': {exc}.") from None
+    except READ_ERRORS as exc:
+        raise UserInputError(f"could not read features file '{path}': {str(exc).rstrip('.')}.") from None
 
 
 def _open_npz(path: Path) -> np.lib.npyio.NpzFile:
     try:
         return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise UserInputError(f"could not read features file '{path}': {exc}.") from None
+    except READ_ERRORS as exc:
+        raise UserInputError(f"could not read features file '{path}': {str(exc).rstrip('.')}.") from None
 
 
 def _read_key(archive: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
     try:
         return archive[key]
-    except (ValueError, OSError, EOFError) as exc:
-        raise UserInputError(f"could not read layer '{key}' of '{path}': {exc}.") from None
+    except READ_ERRORS as exc:
+        raise UserInputError(f"could not read layer '{key}' of '{path}': {str(exc).rstrip('.')}.") from None
 
 
 def _check_ids(ids: list[str] | None, arrays: list[np.ndarray]) -> list[str] | None:

@@ -40,8 +40,13 @@ def similarity_output_paths(out: str | os.PathLike[str], *, layer: str | None = 
 
 
 def save_similarity(result: SimilarityResult, out: str | os.PathLike[str], *,
-                    provenance: dict[str, object] | None = None, graph: bool = False, seed: int = 0) -> list[Path]:
-    """Write PNG, HTML, CSV and NPZ (and, with ``graph``, the task graph as PNG, HTML and GraphML); return paths."""
+                    provenance: dict[str, object] | None = None, graph: bool = False, seed: int = 0,
+                    stage: contextlib.ExitStack | None = None) -> list[Path]:
+    """Write PNG, HTML, CSV and NPZ (and, with ``graph``, the task graph as PNG, HTML and GraphML); return paths.
+
+    The files appear together when this returns; with ``stage``, only when the caller closes that ExitStack without
+    an error, so several results (one per layer) appear all together or not at all.
+    """
     from .graph import task_graph, write_graphml
     from .plots import graph_figure, graph_png_figure, save_html, save_png, similarity_heatmap, similarity_png_figure
 
@@ -50,7 +55,8 @@ def save_similarity(result: SimilarityResult, out: str | os.PathLike[str], *,
     title = f"Task similarity ({result.comparison} of {result.method} RDMs" + (
         f", layer {result.layer})" if result.layer else ")")
     ci = dict(ci_low=boot.ci_low, ci_high=boot.ci_high) if boot else {}
-    with contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as own:
+        stack = own if stage is None else stage
         tmp = {key: stack.enter_context(atomic_path(p)) for key, p in paths.items()}
         save_png(similarity_png_figure(result.matrix, result.names, title=title), tmp["png"])
         save_html(similarity_heatmap(result.matrix, result.names, title=title, **ci), tmp["html"])
@@ -78,9 +84,9 @@ def read_matrix_csv(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]
     """Read a CSV written by :func:`write_matrix_csv` (or any square table with names on both axes)."""
     path = Path(path)
     try:
-        rows = list(csv.reader(path.read_text().splitlines()))
+        rows = [r for r in csv.reader(path.read_text().splitlines()) if r]  # blank lines are not rows
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserInputError(f"could not read matrix CSV '{path}': {exc}.") from None
+        raise UserInputError(f"could not read matrix CSV '{path}': {str(exc).rstrip('.')}.") from None
     if len(rows) < 3:
         raise UserInputError(f"matrix CSV '{path}' needs a header row and at least two rows of values.")
     names = rows[0][1:]

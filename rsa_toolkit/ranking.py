@@ -78,6 +78,13 @@ def rank_auxiliaries(similarity: np.ndarray, names: Sequence[str], targets: Sequ
     if sim.ndim != 2 or sim.shape != (len(names), len(names)):
         raise UserInputError(f"similarity must be ({len(names)}, {len(names)}) for {len(names)} names, "
                              f"got shape {sim.shape}.")
+    if not np.isfinite(sim).all():
+        raise UserInputError("similarity has NaN or infinite values; rank from a finite matrix.")
+    if samples is not None:
+        samples = np.asarray(samples, dtype=np.float64)
+        if samples.ndim != 3 or not len(samples) or samples.shape[1:] != sim.shape:
+            raise UserInputError(f"samples must be (B, {len(names)}, {len(names)}) bootstrap matrices, "
+                                 f"got shape {samples.shape}.")
     if not targets:
         raise UserInputError("give at least one target task.")
     target_idx = match_teachers(names, targets)
@@ -89,7 +96,7 @@ def rank_auxiliaries(similarity: np.ndarray, names: Sequence[str], targets: Sequ
     scores = agg(sim[np.ix_(cand_idx, target_idx)], axis=1)
     top1 = None
     if samples is not None:
-        boot = agg(np.asarray(samples)[:, cand_idx][:, :, target_idx], axis=2)  # (B, candidates)
+        boot = agg(samples[:, cand_idx][:, :, target_idx], axis=2)  # (B, candidates)
         winners = [_best(row, [names[i] for i in cand_idx]) for row in boot]
         top1 = np.bincount(winners, minlength=len(cand_idx)) / len(boot)
     order = sorted(range(len(cand_idx)), key=lambda k: (-scores[k], names[cand_idx[k]]))

@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics.pairwise import manhattan_distances
 
 from ._registry import Registry
 from ._validation import check_dtype, check_features, check_positive_int
@@ -217,5 +216,7 @@ def _rbf_from_sqdist(sqdist: np.ndarray, median: float) -> np.ndarray:
 
 
 def _laplacian(rows: np.ndarray, dt: np.dtype) -> np.ndarray:
+    from sklearn.metrics.pairwise import manhattan_distances  # imported here: scikit-learn is slow to import
+
     dist = manhattan_distances(rows)
     return np.exp(-dist / rows.shape[1]).astype(dt, copy=False)

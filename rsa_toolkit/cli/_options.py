@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..compare import COMPARISONS
+from ..errors import UserInputError
 from ..normalize import NORMALIZATIONS
 from ..rdm import RDM_METHODS
 
@@ -35,6 +37,13 @@ def add_comparison_options(parser: argparse.ArgumentParser, *, bootstrap_default
 
 
 def similarity_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    if args.bootstrap < 0:
+        raise UserInputError(f"--bootstrap must be 0 (none) or a positive number of resamples, got {args.bootstrap}.")
     return dict(method=args.method, normalization=args.normalization, comparison=args.comparison, dtype=args.dtype,
                 chunk_size=args.chunk_size, groups=args.groups, n_bootstrap=args.bootstrap,
-                confidence=args.confidence, seed=args.seed, progress=not args.quiet)
+                confidence=args.confidence, seed=args.seed, progress=show_progress(args))
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars only on a terminal: redirected stderr (logs, pipes) gets the error line, not bar fragments."""
+    return not args.quiet and sys.stderr.isatty()

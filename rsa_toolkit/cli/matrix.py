@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from ..features_io import FeatureSet, available_layers, load_features_dir
@@ -32,14 +33,18 @@ def run(args: argparse.Namespace) -> int:
     layers = _layers(args.features, args.layer)
     for layer in layers:  # validate every output path before the first (possibly long) computation
         similarity_output_paths(args.out, layer=layer if args.layer == "all" else None, graph=args.graph)
-    for layer in layers:
-        features = load_features_dir(args.features, layer=layer)
-        result = compute(features, args, layer_label=layer if args.layer == "all" else None)
-        written = save_similarity(result, args.out, provenance=record(features, args), graph=args.graph,
-                                  seed=args.seed)
-        if not args.quiet:
-            print(f"{len(result.names)} teachers x {result.n_images} images"
-                  + (f", layer {layer}" if layer else "") + ": wrote " + ", ".join(str(p) for p in written))
+    reports = []
+    # One stage for all layers: a bad later layer must not leave the earlier layers' files behind.
+    with contextlib.ExitStack() as stage:
+        for layer in layers:
+            features = load_features_dir(args.features, layer=layer)
+            result = compute(features, args, layer_label=layer if args.layer == "all" else None)
+            written = save_similarity(result, args.out, provenance=record(features, args), graph=args.graph,
+                                      seed=args.seed, stage=stage)
+            reports.append(f"{len(result.names)} teachers x {result.n_images} images"
+                           + (f", layer {layer}" if layer else "") + ": wrote " + ", ".join(map(str, written)))
+    if not args.quiet:
+        print("\n".join(reports))
     if not args.quiet:
         print(f"next: rsa-toolkit pick-aux --features {args.features} --targets <task> [<task> ...]", file=sys.stderr)
     return 0

@@ -11,6 +11,7 @@ import numpy as np
 from .._io import atomic_path, check_output_path
 from ..compare import compare_pair
 from ..errors import UserInputError
+from ..features_io import READ_ERRORS
 from ..rdm import compute_rdm
 from ._options import add_common, add_rdm_options
 
@@ -72,8 +73,8 @@ def _read_array(path: Path, layer: str | None) -> np.ndarray:
         raise UserInputError(f"'{path}' is not a file; expected a .npy (or .npz) array file.")
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise UserInputError(f"could not read '{path}': {exc}.") from None
+    except READ_ERRORS as exc:
+        raise UserInputError(f"could not read '{path}': {str(exc).rstrip('.')}.") from None
     if isinstance(loaded, np.ndarray):
         if layer is not None:
             raise UserInputError(f"--layer applies to .npz files; '{path}' holds a single array.")
@@ -84,4 +85,7 @@ def _read_array(path: Path, layer: str | None) -> np.ndarray:
             layer = keys[0]
         if layer not in keys:
             raise UserInputError(f"'{path}' holds arrays {', '.join(keys)}; choose one with --layer.")
-        return loaded[layer]
+        try:
+            return loaded[layer]
+        except READ_ERRORS as exc:
+            raise UserInputError(f"could not read array '{layer}' of '{path}': {str(exc).rstrip('.')}.") from None
