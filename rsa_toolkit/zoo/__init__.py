@@ -1,0 +1,1 @@
+"""Teacher zoos: the real Taskonomy networks (visualpriors port), generic torch teachers and the embedded mini-zoo."""
