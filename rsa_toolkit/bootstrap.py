@@ -51,7 +51,7 @@ def bootstrap_similarity(rdms: np.ndarray, full: np.ndarray, *, comparison: str 
     n = rdms.shape[1] if square else int(round((1 + np.sqrt(1 + 8 * rdms.shape[1])) / 2))
     condensed = None if spec.square_input else (
         np.stack([m[np.triu_indices(n, 1)] for m in rdms]) if square else rdms)
-    orders = [np.argsort(v, kind="stable") for v in condensed] if comparison == "spearman" else [None] * t
+    orders = [np.argsort(v) for v in condensed] if comparison == "spearman" else [None] * t
 
     rng = np.random.default_rng(seed)
     samples = np.empty((n_bootstrap, t, t))
@@ -60,11 +60,12 @@ def bootstrap_similarity(rdms: np.ndarray, full: np.ndarray, *, comparison: str 
         if spec.square_input:
             mats = rdms if square else [squareform(v) for v in rdms]
             prepared = [prepare_for(spec, m[np.ix_(idx, idx)], kind=kind, name=labels[i]) for i, m in enumerate(mats)]
+            samples[b] = pairwise_similarity(spec, prepared)
         else:
             w = pair_multiplicities(np.bincount(idx, minlength=n))
             prepared = [prepare_for(spec, v, kind=kind, weights=w, order=orders[i], name=labels[i])
                         for i, v in enumerate(condensed)]
-        samples[b] = pairwise_similarity(spec, np.stack(prepared))
+            samples[b] = pairwise_similarity(spec, prepared, weights=w)
 
     alpha = (1 - confidence) / 2
     low, high = np.quantile(samples, [alpha, 1 - alpha], axis=0)

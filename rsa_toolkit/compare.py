@@ -21,6 +21,10 @@ normalised features when D is a correlation, cosine or squared-euclidean RDM (th
 Bootstrap weights: ``weights`` (M,) gives each upper-triangle entry a multiplicity (0 drops it). Spearman, Pearson
 and cosine use them exactly as if the entries were repeated (weighted average ranks, weighted moments), so a
 bootstrap resample never materialises repeated entries; Kendall repeats them.
+
+Memory: a prepared vector is stored compactly as u = scale * (values - offset): Spearman keeps doubled average ranks
+as integers (exact, 4 bytes per entry), Pearson and cosine keep a reference to the RDM itself (no copy). The Gram
+matrix is accumulated in float64 over chunks of entries, so T x M float64 unit vectors never exist at once.
 """
 
 from __future__ import annotations
@@ -35,16 +39,29 @@ from ._validation import check_square_stack
 from .errors import UserInputError
 from .rdm import squareform
 
-__all__ = ["COMPARISONS", "Comparison", "compare_rdms", "compare_pair", "prepare_for", "pairwise_similarity",
-           "rank_average"]
+__all__ = ["COMPARISONS", "Comparison", "Prepared", "compare_rdms", "compare_pair", "prepare_for",
+           "pairwise_similarity", "rank_average"]
+
+_GRAM_CHUNK = 1 << 16  # entries per chunk of the Gram accumulation: T x 65,536 float64 = 10 MB for T = 20
+_MOMENT_CHUNK = 1 << 20  # entries per chunk of a mean or norm: 8 MB of float64
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One RDM ready for comparison: the unit vector u = scale * (values - offset), stored compactly."""
+
+    values: np.ndarray  # (K,) integer doubled ranks, the RDM itself, or float64 entries
+    offset: float = 0.0
+    scale: float = 1.0
 
 
 @dataclass(frozen=True)
 class Comparison:
     name: str
     square_input: bool  # needs the full matrix (CKA) rather than the upper triangle
-    prepare: Callable[..., np.ndarray]  # (matrix or condensed, *, kind, weights, name) -> vector
-    pairwise: Callable[[np.ndarray], np.ndarray] | None = None  # (T, K) -> (T, T); None means inner products
+    prepare: Callable[..., Prepared]  # (matrix or condensed, *, kind, weights, order, name) -> Prepared
+    # (prepared list, weights) -> (T, T); None means the inner products of the unit vectors
+    pairwise: Callable[[list[Prepared], np.ndarray | None], np.ndarray] | None = None
 
 
 COMPARISONS: Registry[Comparison] = Registry("comparison")
@@ -64,7 +81,7 @@ def compare_rdms(rdms: np.ndarray, *, method: str = "spearman", kind: str = "dis
     labels = names or [f"rdm {t}" for t in range(len(stack))]
     if len(labels) != len(stack):
         raise UserInputError(f"names has {len(labels)} entries but there are {len(stack)} RDMs.")
-    prepared = np.stack([prepare_for(comparison, m, kind=kind, name=labels[t]) for t, m in enumerate(stack)])
+    prepared = [prepare_for(comparison, m, kind=kind, name=labels[t]) for t, m in enumerate(stack)]
     return pairwise_similarity(comparison, prepared)
 
 
@@ -77,10 +94,11 @@ def compare_pair(a: np.ndarray, b: np.ndarray, *, method: str = "spearman", kind
 
 
 def prepare_for(comparison: Comparison, matrix: np.ndarray, *, kind: str = "dissimilarity",
-                weights: np.ndarray | None = None, order: np.ndarray | None = None, name: str = "rdm") -> np.ndarray:
+                weights: np.ndarray | None = None, order: np.ndarray | None = None, name: str = "rdm") -> Prepared:
     """Turn one RDM (square or condensed) into what ``comparison`` combines; used by streaming pipelines.
 
-    ``weights`` are bootstrap multiplicities of the upper-triangle entries; ``order`` their precomputed argsort.
+    ``weights`` are bootstrap multiplicities of the upper-triangle entries (pass the same to
+    :func:`pairwise_similarity`); ``order`` their precomputed argsort.
     """
     matrix = np.asarray(matrix)
     if comparison.square_input and matrix.ndim == 1:
@@ -92,18 +110,41 @@ def prepare_for(comparison: Comparison, matrix: np.ndarray, *, kind: str = "diss
     return comparison.prepare(matrix, kind=kind, weights=weights, order=order, name=name)
 
 
-def pairwise_similarity(comparison: Comparison, prepared: np.ndarray) -> np.ndarray:
-    """(T, K) prepared vectors -> (T, T) similarities, symmetric, unit diagonal, within [-1, 1]."""
-    if comparison.pairwise is not None:
-        sim = comparison.pairwise(prepared)
-    else:
-        # float64 accumulation even for float32 vectors: M can be tens of millions of entries.
-        p = prepared.astype(np.float64, copy=False)
-        sim = p @ p.T
+def pairwise_similarity(comparison: Comparison, prepared: list[Prepared], *,
+                        weights: np.ndarray | None = None) -> np.ndarray:
+    """T prepared RDMs -> (T, T) similarities, symmetric, unit diagonal, within [-1, 1]."""
+    sim = (comparison.pairwise or _gram)(prepared, weights)
     sim = (sim + sim.T) / 2
     np.clip(sim, -1.0, 1.0, out=sim)
     np.fill_diagonal(sim, 1.0)
     return sim
+
+
+def unit_vectors(prepared: list[Prepared], weights: np.ndarray | None = None) -> np.ndarray:
+    """(T, K) float64 unit vectors of prepared RDMs (for inspection and tests; the Gram never builds them)."""
+    root_w = None if weights is None else np.sqrt(weights.astype(np.float64))
+    out = np.stack([(p.values.astype(np.float64) - p.offset) * p.scale for p in prepared])
+    return out if root_w is None else out * root_w
+
+
+def _gram(prepared: list[Prepared], weights: np.ndarray | None) -> np.ndarray:
+    t, k = len(prepared), len(prepared[0].values)
+    offset = np.array([p.offset for p in prepared])[:, None]
+    scale = np.array([p.scale for p in prepared])[:, None]
+    root_w = None if weights is None else np.sqrt(weights.astype(np.float64))
+    gram = np.zeros((t, t))
+    block = np.empty((t, min(k, _GRAM_CHUNK)))
+    for k0 in range(0, k, _GRAM_CHUNK):
+        k1 = min(k, k0 + _GRAM_CHUNK)
+        chunk = block[:, : k1 - k0]
+        for row, p in zip(chunk, prepared):
+            row[:] = p.values[k0:k1]
+        chunk -= offset
+        chunk *= scale
+        if root_w is not None:
+            chunk *= root_w[k0:k1]
+        gram += chunk @ chunk.T
+    return gram
 
 
 # --- ranks ----------------------------------------------------------------------------------------------------------
@@ -113,73 +154,101 @@ def rank_average(values: np.ndarray, weights: np.ndarray | None = None, *,
     """1-based average ranks of ``values`` (as scipy.stats.rankdata 'average'), each value counted ``weights`` times.
 
     With weights, a value of multiplicity w occupies w consecutive positions and gets their mean; tied values share
-    the mean position of their whole group. Without ties and weights this is one argsort and a scatter; ``order``
-    (``np.argsort(values)``) skips the sort when the same values are ranked under many weightings (bootstrap).
+    the mean position of their whole group. ``order`` (``np.argsort(values)``) skips the sort when the same values
+    are ranked under many weightings (bootstrap).
     """
+    return doubled_ranks(values, weights, order=order) / 2.0
+
+
+def doubled_ranks(values: np.ndarray, weights: np.ndarray | None = None, *,
+                  order: np.ndarray | None = None) -> np.ndarray:
+    """Twice :func:`rank_average`, as exact integers (average ranks are half-integers): int32 when they fit."""
+    n = len(values)
     if order is None:
-        order = np.argsort(values, kind="stable")
+        order = np.argsort(values)  # any order within ties is fine: tied values are averaged below
+    total = n if weights is None else int(weights.sum())
+    dtype = np.int32 if 2 * total + 1 < np.iinfo(np.int32).max else np.int64
     ordered = values[order]
     new_group = np.empty(ordered.shape, dtype=bool)
     new_group[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=new_group[1:])
-    ranks = np.empty(values.shape, dtype=np.float64)
+    ranks = np.empty(n, dtype=dtype)
     if weights is None and new_group.all():
-        ranks[order] = np.arange(1, len(values) + 1, dtype=np.float64)
+        ranks[order] = np.arange(2, 2 * n + 1, 2, dtype=dtype)
         return ranks
     group = np.cumsum(new_group) - 1
-    w = np.ones(len(values)) if weights is None else weights[order].astype(np.float64)
-    group_weight = np.bincount(group, weights=w)
+    w = np.ones(n, dtype=np.int64) if weights is None else weights[order].astype(np.int64)
+    group_weight = np.bincount(group, weights=w).astype(np.int64)
     group_end = np.cumsum(group_weight)
-    ranks[order] = (group_end - (group_weight - 1) / 2)[group]
+    # mean position of a group of weight g ending at e: e - (g - 1) / 2, doubled: 2e - g + 1
+    ranks[order] = (2 * group_end - group_weight + 1)[group]
     return ranks
 
 
 # --- the comparisons ------------------------------------------------------------------------------------------------
 
-def _unit(v: np.ndarray, name: str, what: str) -> np.ndarray:
-    norm = np.sqrt(v @ v)
-    if not norm > 0:
+def _standardised(values: np.ndarray, weights: np.ndarray | None, name: str, what: str, *,
+                  centre: bool = True) -> Prepared:
+    """Prepared form of (values - weighted mean) / weighted norm, moments in float64."""
+    kept = values if weights is None else values[weights > 0]
+    if kept.size == 0 or (centre and kept.min() == kept.max()):
+        # exactly constant: rounding in the mean would otherwise leave ~1e-16 noise to normalise
         raise UserInputError(f"{name}: {what} so the comparison is undefined (all its dissimilarities are equal?).")
-    return v / norm
+    offset = _weighted_sum(values, weights, lambda v: v) / _total_weight(values, weights) if centre else 0.0
+    sq_norm = _weighted_sum(values, weights, lambda v: np.square(v - offset))
+    if not sq_norm > 0:
+        raise UserInputError(f"{name}: {what} so the comparison is undefined (all its dissimilarities are equal?).")
+    return Prepared(values, offset, 1.0 / np.sqrt(sq_norm))
 
 
-def _standardised(v: np.ndarray, weights: np.ndarray | None, name: str, what: str) -> np.ndarray:
-    kept = v if weights is None else v[weights > 0]
-    if kept.size == 0 or kept.min() == kept.max():  # exactly constant: rounding in the mean would leave ~1e-16 noise
-        raise UserInputError(f"{name}: {what} so the comparison is undefined (all its dissimilarities are equal?).")
-    if weights is None:
-        return _unit(v - v.mean(), name, what)
-    w = weights.astype(np.float64)
-    centred = v - (w @ v) / w.sum()
-    return _unit(centred * np.sqrt(w), name, what)
+def _weighted_sum(values: np.ndarray, weights: np.ndarray | None,
+                  fn: Callable[[np.ndarray], np.ndarray]) -> float:
+    """sum_k w_k fn(v_k) in float64, over chunks: no full-length float64 temporaries for tens of millions of entries."""
+    total = 0.0
+    for k0 in range(0, len(values), _MOMENT_CHUNK):
+        chunk = fn(values[k0:k0 + _MOMENT_CHUNK].astype(np.float64))
+        total += float(chunk.sum() if weights is None else weights[k0:k0 + _MOMENT_CHUNK] @ chunk)
+    return total
+
+
+def _total_weight(values: np.ndarray, weights: np.ndarray | None) -> float:
+    return float(len(values) if weights is None else weights.sum())
 
 
 def _spearman(v: np.ndarray, *, weights: np.ndarray | None = None, order: np.ndarray | None = None,
-              name: str = "rdm", **_: object) -> np.ndarray:
-    return _standardised(rank_average(v, weights, order=order), weights, name, "the RDM has zero variance")
+              name: str = "rdm", **_: object) -> Prepared:
+    return _standardised(doubled_ranks(v, weights, order=order), weights, name, "the RDM has zero variance")
 
 
-def _pearson(v: np.ndarray, *, weights: np.ndarray | None = None, name: str = "rdm", **_: object) -> np.ndarray:
-    return _standardised(np.asarray(v, dtype=np.float64), weights, name, "the RDM has zero variance")
+def _pearson(v: np.ndarray, *, weights: np.ndarray | None = None, name: str = "rdm", **_: object) -> Prepared:
+    return _standardised(v, weights, name, "the RDM has zero variance")
 
 
-def _cosine(v: np.ndarray, *, weights: np.ndarray | None = None, name: str = "rdm", **_: object) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float64)
-    return _unit(v if weights is None else v * np.sqrt(weights), name, "the RDM is all zeros")
+def _cosine(v: np.ndarray, *, weights: np.ndarray | None = None, name: str = "rdm", **_: object) -> Prepared:
+    return _standardised(v, weights, name, "the RDM is all zeros", centre=False)
 
 
-def _repeat(v: np.ndarray, *, weights: np.ndarray | None = None, **_: object) -> np.ndarray:
-    return np.asarray(v, dtype=np.float64) if weights is None else np.repeat(v, weights.astype(np.int64))
+def _raw(v: np.ndarray, **_: object) -> Prepared:
+    return Prepared(np.asarray(v))
 
 
-def _kendall_pairwise(variant: str) -> Callable[[np.ndarray], np.ndarray]:
-    def pairwise(stack: np.ndarray) -> np.ndarray:
+def _unit(v: np.ndarray, name: str, what: str) -> Prepared:
+    norm = np.sqrt(v @ v)
+    if not norm > 0:
+        raise UserInputError(f"{name}: {what} so the comparison is undefined (all its dissimilarities are equal?).")
+    return Prepared(v, 0.0, 1.0 / norm)
+
+
+def _kendall_pairwise(variant: str) -> Callable[[list[Prepared], np.ndarray | None], np.ndarray]:
+    def pairwise(prepared: list[Prepared], weights: np.ndarray | None) -> np.ndarray:
         from scipy.stats import kendalltau  # imported here: scipy.stats is slow to import and rarely needed
 
+        # Kendall's tau has no weighted form in scipy: repeat each entry by its multiplicity.
+        stack = [p.values if weights is None else np.repeat(p.values, weights.astype(np.int64)) for p in prepared]
         t = len(stack)
         sim = np.eye(t)
         ties = [_tied_pairs(v) for v in stack] if variant == "a" else None
-        m = stack.shape[1]
+        m = len(stack[0])
         n0 = m * (m - 1) / 2
         for i in range(t):
             for j in range(i + 1, t):
@@ -235,8 +304,8 @@ for _c in (
     Comparison("spearman", False, _spearman),
     Comparison("pearson", False, _pearson),
     Comparison("cosine", False, _cosine),
-    Comparison("kendall_tau_b", False, _repeat, _kendall_pairwise("b")),
-    Comparison("kendall_tau_a", False, _repeat, _kendall_pairwise("a")),
+    Comparison("kendall_tau_b", False, _raw, _kendall_pairwise("b")),
+    Comparison("kendall_tau_a", False, _raw, _kendall_pairwise("a")),
     Comparison("cka", True, _cka),
     Comparison("cka_debiased", True, _cka_debiased),
 ):

