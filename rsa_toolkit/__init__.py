@@ -3,26 +3,46 @@
 Features of T teachers on the same N probe images -> one RDM per teacher -> T x T task-similarity matrix ->
 auxiliary-teacher ranking (Dwivedi & Roig, CVPR 2019). Arrays in, arrays out; the ``rsa-toolkit`` CLI is a thin layer
 over these functions.
+
+Names are imported on first use (PEP 562), so ``import rsa_toolkit`` and the CLI start without loading torch,
+plotly or scikit-learn until a function needs them.
 """
 
-from .bootstrap import BootstrapResult, bootstrap_similarity
-from .compare import COMPARISONS, compare_pair, compare_rdms, rank_average
-from .errors import UserInputError
-from .features_io import FeatureSet, available_layers, load_features_dir, write_features_dir
-from .graph import cluster_order, clusters, linkage_from_similarity, task_graph, write_graphml
-from .normalize import NORMALIZATIONS, normalize_features
-from .outputs import read_matrix_csv, save_similarity, write_matrix_csv
-from .ranking import Candidate, match_teachers, rank_auxiliaries
-from .rdm import RDM_METHODS, compute_condensed_rdm, compute_rdm, squareform
-from .similarity import SimilarityResult, similarity_matrix
-from .synthetic import make_synthetic_features
-from .tasks import TASK_TYPES, Task, get_task, list_tasks, resolve_task
+from __future__ import annotations
 
-__all__ = [
-    "BootstrapResult", "COMPARISONS", "Candidate", "FeatureSet", "NORMALIZATIONS", "RDM_METHODS", "SimilarityResult",
-    "TASK_TYPES", "Task", "UserInputError", "available_layers", "bootstrap_similarity", "cluster_order", "clusters",
-    "compare_pair", "compare_rdms", "compute_condensed_rdm", "compute_rdm", "get_task", "linkage_from_similarity",
-    "list_tasks", "load_features_dir", "make_synthetic_features", "match_teachers", "normalize_features",
-    "rank_auxiliaries", "rank_average", "read_matrix_csv", "resolve_task", "save_similarity", "similarity_matrix",
-    "squareform", "task_graph", "write_features_dir", "write_graphml", "write_matrix_csv",
-]
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "bootstrap": "BootstrapResult bootstrap_similarity",
+    "compare": "COMPARISONS compare_pair compare_rdms rank_average",
+    "errors": "UserInputError",
+    "extract": "extract_features save_features_dir zoo_features",
+    "features_io": "FeatureSet available_layers load_features_dir write_features_dir",
+    "graph": "cluster_order clusters linkage_from_similarity task_graph write_graphml",
+    "normalize": "NORMALIZATIONS normalize_features",
+    "outputs": "read_matrix_csv save_similarity write_matrix_csv",
+    "preprocess": "PlainPreprocessing TaskonomyPreprocessing get_preprocessing",
+    "probe": "ProbeSet probe_by_name probe_from_folder resolve_probe",
+    "ranking": "Candidate match_teachers rank_auxiliaries",
+    "rdm": "RDM_METHODS compute_condensed_rdm compute_rdm squareform",
+    "similarity": "SimilarityResult similarity_matrix",
+    "synthetic": "make_synthetic_features",
+    "tasks": "TASK_TYPES Task get_task list_tasks resolve_task",
+    "zoo": "Teacher build_zoo load_zoo_file module_teacher taskonomy_teacher",
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names.split()}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'rsa_toolkit' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .errors import UserInputError
 
-__all__ = ["check_output_path", "atomic_path"]
+__all__ = ["check_output_path", "atomic_path", "current_umask"]
 
 
 def check_output_path(path: str | os.PathLike[str], *, what: str = "output") -> Path:
@@ -38,13 +38,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
+        os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
-def _umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask

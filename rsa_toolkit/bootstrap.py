@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import check_positive_int
-from .compare import COMPARISONS, pairwise_similarity, prepare_for
+from .compare import COMPARISONS, pairwise_similarity, prepare_for, rank_average
 from .errors import UserInputError
 from .rdm import squareform
 
@@ -80,13 +80,19 @@ def pair_multiplicities(counts: np.ndarray) -> np.ndarray:
 
 
 def _row_stability(samples: np.ndarray, full: np.ndarray) -> np.ndarray:
-    from scipy.stats import spearmanr  # imported here: scipy.stats is slow to import
-
     t = full.shape[0]
     stability = np.empty(t)
     for row in range(t):
         others = np.arange(t) != row
-        rhos = [spearmanr(s[row, others], full[row, others]).statistic if t > 2 else 1.0 for s in samples]
-        # A constant row (e.g. two teachers) has no ranking to be unstable; count it as stable.
-        stability[row] = float(np.mean(np.nan_to_num(rhos, nan=1.0)))
+        stability[row] = np.mean([_rank_agreement(s[row, others], full[row, others]) for s in samples])
     return stability
+
+
+def _rank_agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho of two rankings; a row without any ranking to disagree on (constant, or one entry) counts
+    as stable."""
+    ra, rb = rank_average(a), rank_average(b)
+    ra -= ra.mean()
+    rb -= rb.mean()
+    denominator = np.sqrt((ra @ ra) * (rb @ rb))
+    return float(ra @ rb / denominator) if denominator > 0 else 1.0

@@ -5,7 +5,10 @@ Layout (what ``rsa-toolkit matrix --features DIR`` reads):
 * ``<teacher>.npy`` - one array (N, ...) per teacher: a single layer;
 * ``<teacher>.npz`` - one array (N, ...) per layer, keyed by layer name (e.g. ``block4``, ``encoder_output``);
   the key ``image_ids`` is reserved for the ordered image identifiers.
-* optional ``image_ids.txt`` beside ``.npy`` files: one image identifier per line, in row order.
+* ``<layer>/<teacher>.npy`` - one subdirectory per layer (what ``rsa-toolkit features`` writes for several layers;
+  memory-mappable, unlike ``.npz``);
+* optional ``image_ids.txt`` beside ``.npy`` files (or at the top of a layered directory): one image identifier per
+  line, in row order.
 
 Every teacher must hold the same N images in the same order. ``.npy`` files are memory-mapped, so a directory larger
 than memory is read one teacher at a time. Nothing is unpickled (``allow_pickle=False``).
@@ -17,7 +20,7 @@ import os
 import tokenize
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,21 +42,15 @@ class FeatureSet:
     layers: list[str]  # layers every teacher has (empty for .npy directories)
     image_ids: list[str] | None
     files: list[Path]
+    details: dict[str, object] = field(default_factory=dict)  # provenance of extracted features (weights, probe set)
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return dict(zip(self.names, self.arrays))
 
 
 def feature_files(directory: str | os.PathLike[str]) -> list[Path]:
-    path = Path(directory)
-    if not path.exists():
-        raise UserInputError(f"features directory '{path}' does not exist.")
-    if not path.is_dir():
-        raise UserInputError(f"features path '{path}' is not a directory; expected a directory of <teacher>.npy files.")
-    try:
-        files = sorted(p for p in path.iterdir() if p.suffix in (".npy", ".npz") and p.is_file())
-    except PermissionError:
-        raise UserInputError(f"features directory '{path}' is not readable.") from None
+    path = _check_dir(directory)
+    files = _array_files(path)
     if not files:
         raise UserInputError(f"features directory '{path}' holds no <teacher>.npy or <teacher>.npz files; "
                              "write them with numpy.save (one (N, ...) array per teacher).")
@@ -63,7 +60,11 @@ def feature_files(directory: str | os.PathLike[str]) -> list[Path]:
 
 
 def available_layers(directory: str | os.PathLike[str]) -> list[str]:
-    """The layer names every teacher's ``.npz`` holds, in file order; empty for single-layer ``.npy`` directories."""
+    """The layer names every teacher has (``.npz`` keys in file order, or layer subdirectories sorted by name);
+    empty for single-layer ``.npy`` directories."""
+    layered = _layer_dirs(_check_dir(directory))
+    if layered:
+        return [d.name for d in layered]
     files = feature_files(directory)
     if files[0].suffix == ".npy":
         return []
@@ -79,6 +80,9 @@ def load_features_dir(directory: str | os.PathLike[str], *, layer: str | None = 
 
     ``layer`` is required when ``.npz`` files hold several layers; it must be None for ``.npy`` files.
     """
+    layered = _layer_dirs(_check_dir(directory))
+    if layered:
+        return _load_layered(Path(directory), [d.name for d in layered], layer)
     files = feature_files(directory)
     names = [p.stem for p in files]
     if files[0].suffix == ".npy":
@@ -110,6 +114,47 @@ def load_features_dir(directory: str | os.PathLike[str], *, layer: str | None = 
         raise UserInputError("the teachers' image_ids differ: every teacher must see the same images in the same "
                              "order.")
     return FeatureSet(names, arrays, layer, common, _check_ids(ids[0] if ids else None, arrays), files)
+
+
+def _load_layered(directory: Path, layers: list[str], layer: str | None) -> FeatureSet:
+    if layer is None:
+        if len(layers) > 1:
+            raise UserInputError(f"the features hold several layers ({', '.join(layers)}); choose one with "
+                                 "--layer NAME, or --layer all.")
+        layer = layers[0]
+    if layer not in layers:
+        raise UserInputError(f"Unknown layer '{layer}'. Layers in '{directory}': {', '.join(layers)}.")
+    inner = load_features_dir(directory / layer)
+    ids_file = directory / "image_ids.txt"
+    ids = ids_file.read_text().splitlines() if ids_file.exists() else inner.image_ids
+    return FeatureSet(inner.names, inner.arrays, layer, layers, _check_ids(ids, inner.arrays), inner.files)
+
+
+def _check_dir(directory: str | os.PathLike[str]) -> Path:
+    path = Path(directory)
+    if not path.exists():
+        raise UserInputError(f"features directory '{path}' does not exist.")
+    if not path.is_dir():
+        raise UserInputError(f"features path '{path}' is not a directory; expected a directory of <teacher>.npy files.")
+    return path
+
+
+def _array_files(path: Path) -> list[Path]:
+    try:
+        return sorted(p for p in path.iterdir() if p.suffix in (".npy", ".npz") and p.is_file())
+    except PermissionError:
+        raise UserInputError(f"features directory '{path}' is not readable.") from None
+
+
+def _layer_dirs(path: Path) -> list[Path]:
+    """Subdirectories holding .npy files, when the directory itself holds no arrays (a layered directory)."""
+    if _array_files(path):
+        return []
+    try:
+        subdirs = sorted(p for p in path.iterdir() if p.is_dir())
+    except PermissionError:
+        raise UserInputError(f"features directory '{path}' is not readable.") from None
+    return [d for d in subdirs if any(p.suffix == ".npy" for p in d.iterdir())]
 
 
 def write_features_dir(features: dict[str, np.ndarray], directory: str | os.PathLike[str], *,

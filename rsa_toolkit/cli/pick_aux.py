@@ -4,30 +4,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from ..errors import UserInputError
-from ..features_io import load_features_dir
 from ..outputs import read_matrix_csv
-from ..ranking import AGGREGATES, Candidate, rank_auxiliaries
+from ..ranking import AGGREGATES, Candidate, match_teachers, rank_auxiliaries
 from ..similarity import similarity_matrix
-from ._options import add_common, add_comparison_options, add_rdm_options, similarity_kwargs
+from ._options import add_common, add_comparison_options, add_rdm_options, show_progress, similarity_kwargs
+from ._sources import add_source_options, feature_sets
 
 HELP = "rank auxiliary teachers for target tasks"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pick-aux", help=HELP, description=HELP + " (mean similarity to the targets by default).",
-                       epilog="example: rsa-toolkit pick-aux --features feats/ --targets depth normal --top 5")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--features", metavar="DIR", help="features directory, as for `matrix`")
-    source.add_argument("--matrix", metavar="CSV", help="a similarity CSV written by `matrix` (no bootstrap then)")
+                       epilog="examples: rsa-toolkit pick-aux --features feats/ --targets depth normal --top 5;  "
+                              "rsa-toolkit pick-aux --weights-dir taskonomy/ --images probe/ --targets depth normal")
+    p.add_argument("--matrix", metavar="CSV", help="rank from a similarity CSV written by `matrix` (no bootstrap)")
     p.add_argument("--targets", nargs="+", required=True, metavar="TASK",
                    help="target tasks (task names or aliases such as depth, normal, edge2d) or teacher names")
     p.add_argument("--top", type=int, default=None, metavar="K", help="show the K best candidates")
     p.add_argument("--aggregate", default="mean", help=f"over targets: {', '.join(AGGREGATES.names())}")
-    p.add_argument("--layer", default=None, help="layer of .npz features")
+    p.add_argument("--layer", default=None, help="layer to compare (default: the only one, or each teacher's default)")
     p.add_argument("--json", action="store_true", help="print a JSON list, best first")
+    add_source_options(p)
     add_rdm_options(p)
     add_comparison_options(p, bootstrap_default=100)
     add_common(p)
@@ -38,13 +37,17 @@ def run(args: argparse.Namespace) -> int:
     if args.top is not None and args.top < 1:
         raise UserInputError(f"--top must be at least 1, got {args.top}.")
     AGGREGATES.get(args.aggregate)
+    if args.layer == "all":
+        raise UserInputError("pick-aux ranks on one layer; choose --layer NAME (or leave it out).")
     if args.matrix:
+        if args.features or args.weights_dir or args.zoo:
+            raise UserInputError("give either --matrix CSV or a features source, not both.")
         matrix, names = read_matrix_csv(args.matrix)
         samples = None
     else:
-        features = load_features_dir(args.features, layer=args.layer)
-        # Resolve targets before the (long) similarity computation, so a typo fails at once.
-        rank_auxiliaries_check(features.names, args)
+        (_, features), = feature_sets(args, progress=show_progress(args))
+        # Resolve targets before the similarity computation, so a typo fails at once.
+        match_teachers(features.names, args.targets)
         result = similarity_matrix(features.as_dict(), **similarity_kwargs(args))
         matrix, names = result.matrix, result.names
         samples = result.bootstrap.samples if result.bootstrap else None
@@ -54,15 +57,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([_as_json(c, rank) for rank, c in enumerate(shown, 1)], indent=2))
     else:
         print(_table(shown, args.aggregate))
-        if not args.quiet:
-            print(f"next: amalgamate train --targets {' '.join(args.targets)} --aux {shown[0].name}", file=sys.stderr)
     return 0
-
-
-def rank_auxiliaries_check(names: list[str], args: argparse.Namespace) -> None:
-    from ..ranking import match_teachers
-
-    match_teachers(names, args.targets)
 
 
 def _as_json(c: Candidate, rank: int) -> dict[str, object]:

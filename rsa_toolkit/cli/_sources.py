@@ -1,0 +1,96 @@
+"""Where a command's features come from: a features directory, or a zoo (Taskonomy weights and/or a zoo file)
+run over probe images through the feature cache."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+
+from ..errors import UserInputError
+from ..features_io import FeatureSet, available_layers, load_features_dir
+
+
+def add_source_options(parser: argparse.ArgumentParser, *, features: bool = True) -> None:
+    group = parser.add_argument_group("features source: a features directory, or a zoo run over probe images")
+    if features:
+        group.add_argument("--features", metavar="DIR",
+                           help="directory of <teacher>.npy (N, ...) files, <teacher>.npz with one array per layer, "
+                                "or <layer>/<teacher>.npy subdirectories")
+    group.add_argument("--weights-dir", metavar="DIR",
+                       help="Taskonomy visualpriors checkpoints ({task}_encoder-<sha256>.pth); default "
+                            "$RSA_TOOLKIT_WEIGHTS")
+    group.add_argument("--zoo", metavar="FILE", help="zoo file (TOML/JSON/YAML) listing any PyTorch teachers")
+    group.add_argument("--tasks", nargs="+", metavar="TASK",
+                       help="Taskonomy tasks to load (default: every encoder in --weights-dir)")
+    group.add_argument("--images", metavar="DIR|NAME",
+                       help="probe images: a folder of png/jpg, or a built-in set (skimage, sklearn)")
+    group.add_argument("--groupnorm", action="store_true",
+                       help="Taskonomy encoders with visualpriors' GroupNorm on the representation")
+    group.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
+    group.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
+    group.add_argument("--cache-dir", metavar="DIR", help="feature cache (default $RSA_TOOLKIT_CACHE or "
+                                                          "~/.cache/rsa-toolkit)")
+    group.add_argument("--recompute", action="store_true", help="ignore and replace cached features")
+
+
+def uses_zoo(args: argparse.Namespace) -> bool:
+    if getattr(args, "features", None):
+        if args.weights_dir or args.zoo or args.images:
+            raise UserInputError("give either --features DIR or a zoo (--weights-dir / --zoo with --images), "
+                                 "not both.")
+        return False
+    if not (args.weights_dir or args.zoo or os.environ.get("RSA_TOOLKIT_WEIGHTS")):
+        raise UserInputError("no teachers: give --features DIR, or --weights-dir DIR (or $RSA_TOOLKIT_WEIGHTS) "
+                             "or --zoo FILE, with --images.")
+    if not args.images:
+        raise UserInputError("a zoo needs probe images: --images DIR (a folder of images) or a built-in set "
+                             "(skimage, sklearn).")
+    return True
+
+
+def layers_to_run(args: argparse.Namespace, teachers: list | None) -> list[str | None]:
+    """The layers a command runs: the one asked for, each teacher's default (None), or every common layer."""
+    if args.layer != "all":
+        return [args.layer]
+    if teachers is None:
+        return list(available_layers(args.features)) or [None]
+    common = [name for name in teachers[0].layers if all(name in t.layers for t in teachers)]
+    if not common:
+        raise UserInputError("--layer all: the teachers share no layer name; choose --layer per teacher kind.")
+    return common
+
+
+def build_teachers(args: argparse.Namespace) -> list:
+    from ..zoo.zoo_file import build_zoo
+
+    return build_zoo(weights_dir=args.weights_dir, zoo_file=args.zoo, tasks=args.tasks,
+                     normalize_outputs=args.groupnorm)
+
+
+def open_probe(args: argparse.Namespace):  # noqa: ANN201 - ProbeSet, imported lazily (Pillow is slow to import)
+    from ..probe import resolve_probe
+
+    probe = resolve_probe(args.images)
+    if probe.skipped and not args.quiet:
+        print(f"rsa-toolkit: warning: skipped {len(probe.skipped)} non-image file(s) in {args.images}: "
+              + ", ".join(probe.skipped[:10]) + (" ..." if len(probe.skipped) > 10 else ""), file=sys.stderr)
+    return probe
+
+
+def feature_sets(args: argparse.Namespace, *, progress: bool) -> Iterator[tuple[str | None, FeatureSet]]:
+    """(layer label, features) for every layer the command runs, one layer at a time; labels are None unless
+    --layer all."""
+    if not uses_zoo(args):
+        for layer in layers_to_run(args, None):
+            yield (layer if args.layer == "all" else None), load_features_dir(args.features, layer=layer)
+        return
+    from ..extract import zoo_features
+
+    teachers = build_teachers(args)
+    probe = open_probe(args)
+    for layer in layers_to_run(args, teachers):
+        yield (layer if args.layer == "all" else None), zoo_features(
+            teachers, probe, layer=layer, batch_size=args.batch_size, device=args.device, cache_dir=args.cache_dir,
+            recompute=args.recompute, progress=progress)

@@ -1,0 +1,162 @@
+"""Teachers: a network, the layers it can be tapped at, its preprocessing and a hash of its weights.
+
+Two kinds, one contract (:class:`Teacher`):
+
+* the 20 Taskonomy encoders, loaded from a local directory of visualpriors checkpoints
+  (:func:`taskonomy_teacher`; taps ``block1`` .. ``block4`` and ``encoder_output``);
+* any ``torch.nn.Module`` (:func:`module_teacher`), tapped with forward hooks at named submodules, e.g. from a zoo file
+  (:mod:`rsa_toolkit.zoo.zoo_file`).
+
+The weights hash identifies the teacher in the feature cache and in every output's provenance.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..errors import UserInputError, closest_names
+from ..preprocess import Preprocessing, get_preprocessing, taskonomy_preprocessing
+
+__all__ = ["Teacher", "taskonomy_teacher", "module_teacher", "check_layer_names", "list_layers", "hook_features",
+           "state_dict_sha256"]
+
+Runner = Callable[[nn.Module, torch.Tensor, Sequence[str]], dict[str, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Teacher:
+    name: str
+    layers: tuple[str, ...]  # every tap-able layer name, in network order
+    default_layer: str
+    preprocessing: Preprocessing
+    weights_sha256: str  # sha256 of the checkpoint file, or of the state dict's tensors
+    build: Callable[[], nn.Module] = field(repr=False)  # the network, loaded on first call (a cache hit never loads)
+    run: Runner = field(repr=False)  # (network, preprocessed batch, layer names) -> {layer: (B, ...) tensor}
+    source: str = ""  # where it came from, for provenance
+
+    def extract(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        return self.run(self.build(), x, layers)
+
+    def check_layers(self, layers: Sequence[str] | None) -> list[str]:
+        """The requested layers (default: the teacher's default layer), each checked against :attr:`layers`."""
+        return check_layer_names(self.name, self.layers, layers or [self.default_layer])
+
+
+def taskonomy_teacher(task: str, weights_dir: str | None = None, *, normalize_outputs: bool = False) -> Teacher:
+    """The Taskonomy encoder of ``task`` (any alias) from visualpriors checkpoints in ``weights_dir``.
+
+    Preprocessing follows the RSA paper (centre crop, 256 x 256, [-1, 1], low-saturation clipping for 14 tasks).
+    """
+    from ..tasks import resolve_task
+    from .taskonomy_net import TAP_LAYERS, TaskonomyEncoder
+    from .weights import find_checkpoint, load_into, load_state_dict_file, resolve_weights_dir, verify_hash
+
+    canonical = resolve_task(task)
+    path = find_checkpoint(resolve_weights_dir(weights_dir), canonical, "encoder")
+    digest = verify_hash(path)  # hashing reads the file but unpickles nothing; loading waits for a cache miss
+
+    @functools.cache
+    def build() -> nn.Module:
+        encoder = TaskonomyEncoder(normalize_outputs=normalize_outputs)
+        load_into(encoder, load_state_dict_file(path), what=f"{canonical} encoder ({path.name})")
+        return encoder.eval()
+
+    return Teacher(
+        name=canonical, layers=TAP_LAYERS, default_layer="encoder_output",
+        preprocessing=taskonomy_preprocessing(canonical), weights_sha256=digest, build=build,
+        run=lambda encoder, x, layers: encoder.forward_taps(x, layers),
+        source=f"taskonomy:{canonical}" + (":groupnorm" if normalize_outputs else ""),
+    )
+
+
+def module_teacher(name: str, model: nn.Module, *, layers: Sequence[str] | None = None,
+                   default_layer: str | None = None, preprocessing: str | Preprocessing = "imagenet",
+                   weights_sha256: str | None = None, source: str = "") -> Teacher:
+    """Any module as a teacher, tapped by forward hooks at ``layers`` (default: every named submodule).
+
+    ``default_layer`` defaults to the first of ``layers`` when given, else the last submodule.
+    """
+    if not isinstance(model, nn.Module):
+        raise UserInputError(f"teacher '{name}': expected a torch.nn.Module, got {type(model).__name__}.")
+    model.eval()
+    available = tuple(list_layers(model))
+    if not available:
+        raise UserInputError(f"teacher '{name}': the model has no submodules to tap.")
+    chosen = check_layer_names(name, available, layers) if layers else list(available)
+    default = check_layer_names(name, available, [default_layer or (chosen[0] if layers else available[-1])])[0]
+    return Teacher(
+        name=name, layers=available, default_layer=default, preprocessing=get_preprocessing(preprocessing),
+        weights_sha256=weights_sha256 or state_dict_sha256(model), build=lambda: model, run=hook_features,
+        source=source,
+    )
+
+
+def check_layer_names(teacher: str, available: Sequence[str], layers: Sequence[str]) -> list[str]:
+    """``layers`` without repeats, each one of ``available``; an unknown name lists the valid ones."""
+    wanted = list(dict.fromkeys(layers))
+    for layer in wanted:
+        if layer not in available:
+            hints = closest_names(layer, available)
+            did_you_mean = f" Did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
+            shown = ", ".join(available[:40]) + (" ..." if len(available) > 40 else "")
+            raise UserInputError(f"Unknown layer '{layer}' for teacher '{teacher}'.{did_you_mean} "
+                                 f"Available: {shown} (list them with: rsa-toolkit layers {teacher}).")
+    return wanted
+
+
+def list_layers(model: nn.Module) -> list[str]:
+    """Names of every submodule, in registration order (the names :func:`hook_features` accepts)."""
+    return [name for name, _ in model.named_modules() if name]
+
+
+class _EnoughLayers(Exception):
+    """Raised from the last needed hook: the rest of the forward pass is not needed."""
+
+
+def hook_features(model: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Outputs of the named submodules for input ``x``, from one forward pass that stops after the last of them."""
+    modules = dict(model.named_modules())
+    out: dict[str, torch.Tensor] = {}
+    remaining = set(layers)
+
+    def make_hook(layer: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+            if not isinstance(output, torch.Tensor):
+                raise UserInputError(f"layer '{layer}' outputs a {type(output).__name__}, not a tensor; choose a "
+                                     "layer whose output is one tensor.")
+            out[layer] = output
+            remaining.discard(layer)
+            if not remaining:
+                raise _EnoughLayers
+
+        return hook
+
+    handles = [modules[layer].register_forward_hook(make_hook(layer)) for layer in layers]
+    try:
+        model(x)
+    except _EnoughLayers:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    missing = [layer for layer in layers if layer not in out]
+    if missing:
+        raise UserInputError(f"layers {', '.join(missing)} were not run by the model's forward pass; choose layers "
+                             "that forward() uses.")
+    return {layer: out[layer] for layer in layers}
+
+
+def state_dict_sha256(model: nn.Module) -> str:
+    """sha256 over the state dict's names, shapes, dtypes and bytes: identifies weights without a file."""
+    digest = hashlib.sha256()
+    for key, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{key}|{tuple(t.shape)}|{t.dtype}|".encode())
+        digest.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return digest.hexdigest()
