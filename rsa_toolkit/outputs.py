@@ -33,6 +33,7 @@ def similarity_output_paths(out: str | os.PathLike[str], *, layer: str | None = 
                              f"all four are written beside each other.")
     stem = out.with_suffix("").name + (f".{layer}" if layer else "")
     paths = {ext[1:]: out.with_name(stem + ext) for ext in OUTPUT_FORMATS}
+    paths["json"] = out.with_name(stem + ".json")  # provenance, for the CSV (which has no room for it)
     if graph:
         paths |= {"graph_png": out.with_name(stem + ".graph.png"), "graph_html": out.with_name(stem + ".graph.html"),
                   "graphml": out.with_name(stem + ".graphml")}
@@ -42,7 +43,8 @@ def similarity_output_paths(out: str | os.PathLike[str], *, layer: str | None = 
 def save_similarity(result: SimilarityResult, out: str | os.PathLike[str], *,
                     provenance: dict[str, object] | None = None, graph: bool = False, seed: int = 0,
                     stage: contextlib.ExitStack | None = None) -> list[Path]:
-    """Write PNG, HTML, CSV and NPZ (and, with ``graph``, the task graph as PNG, HTML and GraphML); return paths.
+    """Write PNG, HTML, CSV, NPZ and a provenance JSON (and, with ``graph``, the task graph as PNG, HTML and GraphML);
+    return the paths. The NPZ and the HTML (``layout.meta``) carry the provenance too.
 
     The files appear together when this returns; with ``stage``, only when the caller closes that ExitStack without
     an error, so several results (one per layer) appear all together or not at all.
@@ -59,9 +61,13 @@ def save_similarity(result: SimilarityResult, out: str | os.PathLike[str], *,
         stack = own if stage is None else stage
         tmp = {key: stack.enter_context(atomic_path(p)) for key, p in paths.items()}
         save_png(similarity_png_figure(result.matrix, result.names, title=title), tmp["png"])
-        save_html(similarity_heatmap(result.matrix, result.names, title=title, **ci), tmp["html"])
+        record = _record(result, provenance or {})
+        heatmap = similarity_heatmap(result.matrix, result.names, title=title, **ci)
+        heatmap.update_layout(meta={"provenance": record})
+        save_html(heatmap, tmp["html"])
         write_matrix_csv(result.matrix, result.names, tmp["csv"])
-        _write_npz(result, tmp["npz"], provenance or {})
+        tmp["json"].write_text(json.dumps(record, indent=1, sort_keys=True))
+        _write_npz(result, tmp["npz"], record)
         if graph:
             g = task_graph(result.matrix, result.names)
             save_png(graph_png_figure(g, seed=seed), tmp["graph_png"])
@@ -99,6 +105,12 @@ def read_matrix_csv(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]
     except ValueError as exc:
         raise UserInputError(f"matrix CSV '{path}' has a non-numeric cell ({exc}).") from None
     return matrix, names
+
+
+def _record(result: SimilarityResult, provenance: dict[str, object]) -> dict[str, object]:
+    return {"names": result.names, "n_images": result.n_images, "method": result.method,
+            "normalization": result.normalization, "comparison": result.comparison, "layer": result.layer,
+            **provenance}
 
 
 def _write_npz(result: SimilarityResult, path: Path, provenance: dict[str, object]) -> None:

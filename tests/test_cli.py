@@ -193,7 +193,7 @@ def test_demo_features_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path
 
 
 def test_demo_then_matrix_matches_library(demo_dir: Path, demo_matrix: Path) -> None:
-    assert sorted(p.name for p in demo_matrix.iterdir()) == ["sim.csv", "sim.html", "sim.npz", "sim.png"]
+    assert sorted(p.name for p in demo_matrix.iterdir()) == ["sim.csv", "sim.html", "sim.json", "sim.npz", "sim.png"]
     assert (demo_matrix / "sim.png").read_bytes()[:8] == PNG_MAGIC
     assert "<html" in (demo_matrix / "sim.html").read_text()[:1000].lower()
     matrix, names = read_matrix_csv(demo_matrix / "sim.csv")
@@ -247,7 +247,7 @@ def test_matrix_layer_all(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     code, _, err = run(capsys, "matrix", "--features", features, "--out", out / "sim.png", "--layer", "all", "-q")
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"sim.{layer}.{ext}" for layer in layers for ext in ("png", "html", "csv", "npz"))
+        f"sim.{layer}.{ext}" for layer in layers for ext in ("png", "html", "csv", "npz", "json"))
     for layer in layers:
         matrix, names = read_matrix_csv(out / f"sim.{layer}.csv")
         expected = similarity_matrix(load_features_dir(features, layer=layer).as_dict())
@@ -259,8 +259,8 @@ def test_matrix_layer_all(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     code, _, err = run(capsys, "matrix", "--features", features, "--out", tmp_path / "one.csv", "--layer", "block4",
                        "-q")
     assert code == 0, err
-    assert sorted(p.name for p in tmp_path.glob("one*")) == [f"one.block4.{ext}" for ext in ("csv", "html", "npz",
-                                                                                             "png")]
+    assert sorted(p.name for p in tmp_path.glob("one*")) == [f"one.block4.{ext}" for ext in ("csv", "html", "json",
+                                                                                             "npz", "png")]
     # several layers and no --layer: a user error naming the layers
     code, _, err = run(capsys, "matrix", "--features", features, "--out", tmp_path / "x.png")
     assert_user_error(code, err, r"several layers \(block4, encoder_output\); choose one with --layer")
@@ -274,7 +274,7 @@ def test_matrix_bootstrap_and_graph(capsys: pytest.CaptureFixture[str], small_di
                        "--graph", "-q")
     assert code == 0, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sim.csv", "sim.graph.html", "sim.graph.png",
-                                                          "sim.graphml", "sim.html", "sim.npz", "sim.png"]
+                                                          "sim.graphml", "sim.html", "sim.json", "sim.npz", "sim.png"]
     with np.load(tmp_path / "sim.npz") as npz:
         assert {"ci_low", "ci_high", "bootstrap_samples", "row_stability"} <= set(npz.files)
         assert npz["ci_low"].shape == npz["ci_high"].shape == (5, 5)
@@ -634,7 +634,7 @@ def test_subprocess_matrix(tmp_path: Path) -> None:
     proc = run_subprocess("matrix", "--features", features, "--out", "sim.png", "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "" and proc.stdout == ""
-    assert sorted(p.name for p in tmp_path.glob("sim.*")) == ["sim.csv", "sim.html", "sim.npz", "sim.png"]
+    assert sorted(p.name for p in tmp_path.glob("sim.*")) == ["sim.csv", "sim.html", "sim.json", "sim.npz", "sim.png"]
     matrix, _ = read_matrix_csv(tmp_path / "sim.csv")
     np.testing.assert_array_equal(matrix, similarity_matrix(load_features_dir(features).as_dict()).matrix)
 

@@ -111,8 +111,8 @@ def test_read_matrix_csv_missing_or_binary(tmp_path: Path) -> None:
 def test_save_similarity_writes_every_format(tmp_path: Path, result: SimilarityResult) -> None:
     prov = {"seed": 0, "options": {"method": "correlation"}}
     written = save_similarity(result, tmp_path / "sim.png", provenance=prov)
-    assert [p.name for p in written] == ["sim.png", "sim.html", "sim.csv", "sim.npz"]
-    assert _listing(tmp_path) == ["sim.csv", "sim.html", "sim.npz", "sim.png"]  # no temp files left over
+    assert [p.name for p in written] == ["sim.png", "sim.html", "sim.csv", "sim.npz", "sim.json"]
+    assert _listing(tmp_path) == ["sim.csv", "sim.html", "sim.json", "sim.npz", "sim.png"]  # no temp files left over
     assert (tmp_path / "sim.png").read_bytes()[:8] == PNG_MAGIC
     html = (tmp_path / "sim.html").read_text()
     assert html.lstrip().lower().startswith("<html") or "<html" in html[:500].lower()
@@ -126,7 +126,10 @@ def test_save_similarity_writes_every_format(tmp_path: Path, result: SimilarityR
         np.testing.assert_array_equal(npz["rdms"], result.rdms)
         assert int(npz["n_images"]) == 12
         assert str(npz["rdm_kind"]) == "dissimilarity"
-        assert json.loads(str(npz["provenance"])) == prov
+        record = json.loads(str(npz["provenance"]))
+        assert {k: record[k] for k in prov} == prov
+        assert record["names"] == result.names and record["n_images"] == result.n_images
+        assert json.loads((tmp_path / "sim.json").read_text()) == record
         np.testing.assert_array_equal(npz["ci_low"], result.bootstrap.ci_low)
         np.testing.assert_array_equal(npz["ci_high"], result.bootstrap.ci_high)
         np.testing.assert_array_equal(npz["bootstrap_samples"], result.bootstrap.samples)
@@ -136,16 +139,17 @@ def test_save_similarity_writes_every_format(tmp_path: Path, result: SimilarityR
 
 def test_save_similarity_any_extension_writes_the_same_set(tmp_path: Path, plain_result: SimilarityResult) -> None:
     written = save_similarity(plain_result, tmp_path / "out.csv")
-    assert sorted(p.name for p in written) == ["out.csv", "out.html", "out.npz", "out.png"]
+    assert sorted(p.name for p in written) == ["out.csv", "out.html", "out.json", "out.npz", "out.png"]
     with np.load(tmp_path / "out.npz") as npz:
         assert "ci_low" not in npz.files and "bootstrap_samples" not in npz.files
-        assert json.loads(str(npz["provenance"])) == {}
+        assert set(json.loads(str(npz["provenance"]))) == {"names", "n_images", "method", "normalization",
+                                                           "comparison", "layer"}
 
 
 def test_save_similarity_with_graph(tmp_path: Path, plain_result: SimilarityResult) -> None:
     written = save_similarity(plain_result, tmp_path / "sim.png", graph=True)
     assert sorted(p.name for p in written) == ["sim.csv", "sim.graph.html", "sim.graph.png", "sim.graphml",
-                                               "sim.html", "sim.npz", "sim.png"]
+                                               "sim.html", "sim.json", "sim.npz", "sim.png"]
     assert _listing(tmp_path) == sorted(p.name for p in written)
     assert (tmp_path / "sim.graph.png").read_bytes()[:8] == PNG_MAGIC
     assert "graphml" in (tmp_path / "sim.graphml").read_text()[:500]
@@ -154,7 +158,7 @@ def test_save_similarity_with_graph(tmp_path: Path, plain_result: SimilarityResu
 def test_save_similarity_layer_names_and_permissions(tmp_path: Path) -> None:
     layered = similarity_matrix(_features(n_teachers=3), layer="block4")
     written = save_similarity(layered, tmp_path / "sim.png")
-    assert sorted(p.name for p in written) == ["sim.block4.csv", "sim.block4.html", "sim.block4.npz",
+    assert sorted(p.name for p in written) == ["sim.block4.csv", "sim.block4.html", "sim.block4.json", "sim.block4.npz",
                                                "sim.block4.png"]
     mask = os.umask(0)
     os.umask(mask)
@@ -201,11 +205,11 @@ def test_atomic_path_cleans_up_on_error(tmp_path: Path) -> None:
 
 def test_similarity_output_paths(tmp_path: Path) -> None:
     paths = similarity_output_paths(tmp_path / "res.html")
-    assert paths == {ext[1:]: tmp_path / f"res{ext}" for ext in OUTPUT_FORMATS}
+    assert paths == {ext[1:]: tmp_path / f"res{ext}" for ext in (*OUTPUT_FORMATS, ".json")}
     paths = similarity_output_paths(tmp_path / "res.NPZ", layer="encoder_output", graph=True)
     assert paths["png"] == tmp_path / "res.encoder_output.png"
     assert paths["graphml"] == tmp_path / "res.encoder_output.graphml"
-    assert set(paths) == {"png", "html", "csv", "npz", "graph_png", "graph_html", "graphml"}
+    assert set(paths) == {"png", "html", "csv", "npz", "json", "graph_png", "graph_html", "graphml"}
     assert _listing(tmp_path) == []  # computing paths writes nothing
 
 
