@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "probe": "ProbeSet probe_by_name probe_from_folder resolve_probe",
     "ranking": "Candidate match_teachers rank_auxiliaries",
     "rdm": "RDM_METHODS compute_condensed_rdm compute_rdm squareform",
+    "scenes": "render sample_scene",
     "similarity": "SimilarityResult similarity_matrix",
     "synthetic": "make_synthetic_features",
     "tasks": "TASK_TYPES Task get_task list_tasks resolve_task",
