@@ -35,8 +35,9 @@ from .normalize import normalize_features
 
 __all__ = ["RDM_METHODS", "RDMMethod", "compute_rdm", "compute_condensed_rdm", "condensed_index", "squareform"]
 
-# Block rows are chosen so that one block holds at most this many matrix entries (128 MB in float64).
-_BLOCK_ENTRIES = 1 << 24
+# Block rows are chosen so that one block holds at most this many matrix entries (32 MB in float64); up to
+# N = 2048 the whole matrix is one symmetric product.
+_BLOCK_ENTRIES = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,8 @@ def compute_rdm(features: np.ndarray, *, method: str = "correlation", normalizat
     n = rows.shape[0]
     out = np.empty((n, n), dtype=dt)
     for i0, i1, block in _blocks(rows, dt, chunk_size, spec):
-        out[i0:i1] = block
-    _mirror_upper(out)  # exact symmetry (entries (i, j) and (j, i) may differ in the last bit otherwise)
+        out[i0:i1, i0:] = block
+    _mirror_upper(out)  # blocks hold columns j >= i0 only: the lower triangle is their mirror image
     if spec.name == "rbf":
         return _rbf_from_sqdist(out, _median_offdiagonal(out))
     return out
@@ -92,7 +93,7 @@ def compute_condensed_rdm(features: np.ndarray, *, method: str = "correlation", 
     for i0, i1, block in _blocks(rows, dt, chunk_size, spec):
         for i in range(i0, min(i1, n - 1)):
             start = condensed_index(n, i, i + 1)
-            out[start:start + n - i - 1] = block[i - i0, i + 1:]
+            out[start:start + n - i - 1] = block[i - i0, i + 1 - i0:]
     return out
 
 
@@ -178,7 +179,11 @@ def _prepare(features: np.ndarray, method: str, normalization: str, dtype: type 
 
 def _blocks(rows: np.ndarray, dt: np.dtype, chunk_size: int | None,
             spec: RDMMethod) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield (i0, i1, matrix rows i0..i1) computed from row products, with exact diagonal and clamped range."""
+    """Yield (i0, i1, block) with block[k, j - i0] = matrix[i0 + k, j] for j >= i0 (the upper part of rows i0..i1),
+    computed from row products, with exact diagonal and clamped range.
+
+    Only columns j >= i0 are computed, so blocked products cost what the symmetric product does: half of N x N.
+    """
     n = rows.shape[0]
     z = np.ascontiguousarray(rows, dtype=dt)
     sq = np.einsum("ij,ij->i", rows, rows).astype(dt)  # squared norms in float64 first, for distance methods
@@ -186,11 +191,12 @@ def _blocks(rows: np.ndarray, dt: np.dtype, chunk_size: int | None,
     for i0 in range(0, n, step):
         i1 = min(n, i0 + step)
         # z @ z.T on the whole matrix lets BLAS use the symmetric rank-k kernel (half the flops).
-        block = z @ z.T if (i0, i1) == (0, n) else z[i0:i1] @ z.T
-        block = spec.from_products(block, sq[i0:i1], sq)
+        block = z @ z.T if (i0, i1) == (0, n) else z[i0:i1] @ z[i0:].T
+        block = spec.from_products(block, sq[i0:i1], sq[i0:])
         if spec.kind == "dissimilarity" or spec.name == "rbf":
             np.clip(block, 0.0, spec.max_value, out=block)
-            block[np.arange(i1 - i0), np.arange(i0, i1)] = 0.0
+            diagonal = np.arange(i1 - i0)
+            block[diagonal, diagonal] = 0.0
         yield i0, i1, block
 
 

@@ -6,6 +6,7 @@ matrix plus the T prepared vectors, never T full N x N matrices.
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -78,6 +79,7 @@ def similarity_matrix(features: Mapping[str, np.ndarray] | Sequence[np.ndarray],
             rdm_stack[t] = compute_rdm(arrays[t], **kwargs)
         else:
             compute_condensed_rdm(arrays[t], out=rdm_stack[t], **kwargs)
+        _release_pages(arrays[t])
         return prepare_for(comp, rdm_stack[t], kind=spec.kind, name=names[t])
 
     prepared = list(tqdm(_map(one_teacher, range(len(names)), n_jobs), total=len(names), desc="RDMs",
@@ -90,6 +92,21 @@ def similarity_matrix(features: Mapping[str, np.ndarray] | Sequence[np.ndarray],
                                     confidence=confidence, seed=seed, names=names, progress=progress)
     return SimilarityResult(names, matrix, rdm_stack, arrays[0].shape[0], method, normalization, comparison, layer,
                             boot)
+
+
+def _release_pages(x: np.ndarray) -> None:
+    """Drop a read-only memory-mapped teacher's pages from this process once its RDM is done.
+
+    The pages stay in the OS page cache (a later read costs no disk access) but leave this process's resident set,
+    so peak memory holds the teachers being processed, not every teacher read so far.
+    """
+    if not (isinstance(x, np.memmap) and x.mode == "r" and hasattr(mmap, "MADV_DONTNEED")):
+        return
+    base = x.base
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is not None:
+        base.madvise(mmap.MADV_DONTNEED)
 
 
 def _map(fn: Callable[[int], Prepared], items: range, n_jobs: int | None) -> Iterator[Prepared]:

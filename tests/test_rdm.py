@@ -378,3 +378,19 @@ def test_rbf_with_mostly_identical_images():
     x[0] = [3.0, 1.0, 2.0, 0.0]
     with pytest.raises(UserInputError, match=r"rbf kernel: the median squared distance between images is 0"):
         compute_rdm(x, method="rbf", normalization="none")
+
+
+def test_memory_mapped_teachers_stay_intact_after_their_pages_are_released(tmp_path):
+    """similarity_matrix drops each memory-mapped teacher's pages once its RDM is done; the data must not change."""
+    from rsa_toolkit.similarity import similarity_matrix
+
+    rng = np.random.default_rng(40)
+    arrays = {f"t{i}": rng.normal(size=(30, 12)).astype(np.float32) for i in range(3)}
+    for name, a in arrays.items():
+        np.save(tmp_path / f"{name}.npy", a)
+    mapped = {name: np.load(tmp_path / f"{name}.npy", mmap_mode="r") for name in arrays}
+    first = similarity_matrix(mapped).matrix
+    for name, a in arrays.items():
+        np.testing.assert_array_equal(mapped[name], a)
+    np.testing.assert_array_equal(similarity_matrix(mapped).matrix, first)
+    np.testing.assert_array_equal(similarity_matrix(arrays).matrix, first)
