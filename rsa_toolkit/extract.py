@@ -13,8 +13,9 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -28,6 +29,8 @@ from .zoo.teachers import Teacher
 
 __all__ = ["CACHE_ENV", "default_cache_dir", "cache_key", "extract_features", "zoo_features", "save_features_dir",
            "resolve_device"]
+
+_T = TypeVar("_T")
 
 CACHE_ENV = "RSA_TOOLKIT_CACHE"
 CACHE_FORMAT = 1
@@ -159,7 +162,7 @@ def _compute(teacher: Teacher, probe: ProbeSet, layers: list[str], paths: dict[s
         tmp = {layer: stage.enter_context(atomic_path(paths[layer])) for layer in layers}
         files = {layer: stage.enter_context(tmp[layer].open("wb")) for layer in layers}
         written = dict.fromkeys(layers, 0)
-        batches = probe.batches(batch_size, teacher.preprocessing)
+        batches = _prefetched(probe.batches(batch_size, teacher.preprocessing))
         bar = tqdm(total=n, desc=f"{teacher.name}", unit="img", disable=not progress, leave=False)
         with torch.inference_mode():
             for _, batch in batches:
@@ -179,6 +182,19 @@ def _compute(teacher: Teacher, probe: ProbeSet, layers: list[str], paths: dict[s
             if written[layer] != n:
                 raise RuntimeError(f"{teacher.name}/{layer}: wrote {written[layer]} rows for {n} images")
             _write_sidecar(paths[layer], teacher, layer, probe)
+
+
+def _prefetched(items: Iterator[_T]) -> Iterator[_T]:
+    """``items`` in order, the next one produced in a background thread while the caller uses the current one, so
+    image decoding and preprocessing overlap the forward pass (which releases the GIL). One item ahead at most;
+    an exception is re-raised in order; closing early waits for the item in flight. ``items`` never yields None."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rsa-toolkit-prefetch") as pool:
+        pending = pool.submit(next, items, None)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(next, items, None)
+            yield item
 
 
 def _write_sidecar(path: Path, teacher: Teacher, layer: str, probe: ProbeSet) -> None:
