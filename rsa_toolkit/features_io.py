@@ -97,13 +97,7 @@ def load_features_dir(directory: str | os.PathLike[str], *, layer: str | None = 
     common = available_layers(directory)
     if not common:
         raise UserInputError(f"features directory '{directory}': the .npz files share no layer name.")
-    if layer is None:
-        if len(common) > 1:
-            raise UserInputError(f"the features hold several layers ({', '.join(common)}); choose one with "
-                                 "--layer NAME, or --layer all.")
-        layer = common[0]
-    if layer not in common:
-        raise UserInputError(f"Unknown layer '{layer}'. Layers every teacher has: {', '.join(common)}.")
+    layer = _choose_layer(layer, common, "Layers every teacher has")
     arrays, ids = [], []
     for path in files:
         with _open_npz(path) as archive:
@@ -116,14 +110,20 @@ def load_features_dir(directory: str | os.PathLike[str], *, layer: str | None = 
     return FeatureSet(names, arrays, layer, common, _check_ids(ids[0] if ids else None, arrays), files)
 
 
-def _load_layered(directory: Path, layers: list[str], layer: str | None) -> FeatureSet:
+def _choose_layer(layer: str | None, layers: list[str], listing: str) -> str:
+    """The requested layer, or the only one; several layers and no choice, or an unknown name, is an error."""
     if layer is None:
         if len(layers) > 1:
             raise UserInputError(f"the features hold several layers ({', '.join(layers)}); choose one with "
                                  "--layer NAME, or --layer all.")
-        layer = layers[0]
+        return layers[0]
     if layer not in layers:
-        raise UserInputError(f"Unknown layer '{layer}'. Layers in '{directory}': {', '.join(layers)}.")
+        raise UserInputError(f"Unknown layer '{layer}'. {listing}: {', '.join(layers)}.")
+    return layer
+
+
+def _load_layered(directory: Path, layers: list[str], layer: str | None) -> FeatureSet:
+    layer = _choose_layer(layer, layers, f"Layers in '{directory}'")
     inner = load_features_dir(directory / layer)
     ids_file = directory / "image_ids.txt"
     ids = ids_file.read_text().splitlines() if ids_file.exists() else inner.image_ids
