@@ -384,9 +384,17 @@ def _sklearn_probe() -> ProbeSet:
     return _builtin("sklearn", "sklearn", "scikit-learn", "datasets/images")
 
 
+@PROBE_SETS.register("mini")
+def _mini_probe() -> ProbeSet:
+    from .mini.zoo import mini_probe  # rendering needs the scene package, imported only when asked for
+
+    return mini_probe()
+
+
 def probe_by_name(name: str) -> ProbeSet:
-    """A built-in probe set: ``skimage`` (10 photos from scikit-image) or ``sklearn`` (2 photos from scikit-learn).
-    Nothing is downloaded: the files are read from the installed package."""
+    """A built-in probe set: ``mini`` (500 rendered mini-Taskonomy frames, the default), ``skimage`` (10 photos from
+    scikit-image) or ``sklearn`` (2 photos from scikit-learn). Nothing is downloaded: the photos are read from the
+    installed package, the frames rendered."""
     return PROBE_SETS.get(name)()
 
 

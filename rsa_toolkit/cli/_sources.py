@@ -1,5 +1,6 @@
-"""Where a command's features come from: a features directory, or a zoo (Taskonomy weights and/or a zoo file)
-run over probe images through the feature cache."""
+"""Where a command's features come from: a features directory, or a zoo run over probe images through the feature
+cache. The zoo is Taskonomy weights and/or a zoo file, or, when no teachers are named, the embedded mini-Taskonomy
+zoo on its rendered probe set."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from ..errors import UserInputError
 from ..features_io import FeatureSet, available_layers, load_features_dir
@@ -21,11 +23,14 @@ def add_source_options(parser: argparse.ArgumentParser, *, features: bool = True
     group.add_argument("--weights-dir", metavar="DIR",
                        help="Taskonomy visualpriors checkpoints ({task}_encoder-<sha256>.pth); default "
                             "$RSA_TOOLKIT_WEIGHTS")
-    group.add_argument("--zoo", metavar="FILE", help="zoo file (TOML/JSON/YAML) listing any PyTorch teachers")
+    group.add_argument("--zoo", metavar="FILE|mini",
+                       help="zoo file (TOML/JSON/YAML) listing any PyTorch teachers, or 'mini': the embedded "
+                            "mini-Taskonomy zoo (the default when no teachers are given)")
     group.add_argument("--tasks", nargs="+", metavar="TASK",
-                       help="Taskonomy tasks to load (default: every encoder in --weights-dir)")
+                       help="tasks to load (default: every encoder in --weights-dir, or all 20 mini teachers)")
     group.add_argument("--images", metavar="DIR|NAME",
-                       help="probe images: a folder of png/jpg, or a built-in set (skimage, sklearn)")
+                       help="probe images: a folder of png/jpg, or a built-in set: mini (500 rendered frames, the "
+                            "mini zoo's default), skimage, sklearn")
     group.add_argument("--groupnorm", action="store_true",
                        help="Taskonomy encoders with visualpriors' GroupNorm on the representation")
     group.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
@@ -41,13 +46,22 @@ def uses_zoo(args: argparse.Namespace) -> bool:
             raise UserInputError("give either --features DIR or a zoo (--weights-dir / --zoo with --images), "
                                  "not both.")
         return False
-    if not (args.weights_dir or args.zoo or os.environ.get("RSA_TOOLKIT_WEIGHTS")):
-        raise UserInputError("no teachers: give --features DIR, or --weights-dir DIR (or $RSA_TOOLKIT_WEIGHTS) "
-                             "or --zoo FILE, with --images.")
+    if uses_mini_zoo(args):
+        return True
     if not args.images:
         raise UserInputError("a zoo needs probe images: --images DIR (a folder of images) or a built-in set "
                              "(skimage, sklearn).")
     return True
+
+
+def uses_mini_zoo(args: argparse.Namespace) -> bool:
+    """The embedded zoo: asked for by name, or the default when neither features nor teachers are given."""
+    if args.zoo == "mini" and not Path("mini").is_file():
+        if args.weights_dir:
+            raise UserInputError("--zoo mini is the embedded zoo on its own; it cannot be mixed with --weights-dir.")
+        return True
+    return not (getattr(args, "features", None) or args.weights_dir or args.zoo
+                or os.environ.get("RSA_TOOLKIT_WEIGHTS"))
 
 
 def layers_to_run(args: argparse.Namespace, teachers: list | None) -> list[str | None]:
@@ -63,6 +77,10 @@ def layers_to_run(args: argparse.Namespace, teachers: list | None) -> list[str |
 
 
 def build_teachers(args: argparse.Namespace) -> list:
+    if uses_mini_zoo(args):
+        from ..mini.zoo import mini_zoo
+
+        return mini_zoo(args.tasks)
     from ..zoo.zoo_file import build_zoo
 
     return build_zoo(weights_dir=args.weights_dir, zoo_file=args.zoo, tasks=args.tasks,
@@ -72,7 +90,7 @@ def build_teachers(args: argparse.Namespace) -> list:
 def open_probe(args: argparse.Namespace):  # noqa: ANN201 - ProbeSet, imported lazily (Pillow is slow to import)
     from ..probe import resolve_probe
 
-    probe = resolve_probe(args.images)
+    probe = resolve_probe(args.images or "mini")  # only the mini zoo runs without --images
     if probe.skipped and not args.quiet:
         print(f"rsa-toolkit: warning: skipped {len(probe.skipped)} non-image file(s) in {args.images}: "
               + ", ".join(probe.skipped[:10]) + (" ..." if len(probe.skipped) > 10 else ""), file=sys.stderr)

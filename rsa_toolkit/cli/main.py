@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import UserInputError
-from . import features, info, matrix, pick_aux, rdm
+from . import features, info, matrix, mini, pick_aux, rdm
 
 PROG = "rsa-toolkit"
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_parsers(sub)
     rdm.add_parsers(sub)
     info.add_parsers(sub)
+    mini.add_parsers(sub)
     return parser
 
 

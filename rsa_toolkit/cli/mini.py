@@ -1,0 +1,123 @@
+"""``rsa-toolkit mini``: render mini-Taskonomy shards, train the 20 teachers, show the shipped zoo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..errors import UserInputError
+from ._options import add_common
+
+_DEFAULT_SHARDS = "~/.cache/rsa-toolkit/mini-shards"
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    mini = sub.add_parser("mini", help="mini-Taskonomy: render shards, train the teacher zoo, show it",
+                          description="The embedded mini-Taskonomy: rendered scenes with exact labels for the 20 "
+                                      "tasks and one small teacher per task (docs/mini_taskonomy.md).")
+    mini_sub = mini.add_subparsers(title="mini commands", metavar="COMMAND")
+
+    r = mini_sub.add_parser("render", help="render one split's frames and labels into a shard directory",
+                            description="Render COUNT frames of SPLIT (train, val, test, probe) with all 20 labels.",
+                            epilog="example: rsa-toolkit mini render shards/test --split test --count 1000")
+    r.add_argument("directory", help="shard directory (created; replaced if present)")
+    r.add_argument("--split", default="train", help="train (default), val, test or probe")
+    r.add_argument("--count", type=int, default=1000, help="frames (default 1000)")
+    r.add_argument("--size", type=int, default=64, help="pixels per side (default 64, the teachers' input)")
+    r.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
+    add_common(r)
+    r.set_defaults(run=run_render)
+
+    t = mini_sub.add_parser("train", help="train teachers from scratch (renders the shards first if missing)",
+                            description="Train one teacher per task on the train shard, score it on the test "
+                                        "shard against the trivial baseline, write <task>.pt (fp16) and "
+                                        "manifest.json into OUT.",
+                            epilog="example (the shipped zoo): rsa-toolkit mini train data/mini_zoo")
+    t.add_argument("out", help="zoo directory to write (created; other teachers' entries are kept)")
+    t.add_argument("--tasks", nargs="+", metavar="TASK", help="tasks to train (default all 20; aliases work)")
+    t.add_argument("--shards", default=_DEFAULT_SHARDS, help=f"where the train/test shards live (default "
+                                                              f"{_DEFAULT_SHARDS})")
+    t.add_argument("--train-frames", type=int, default=8000, help="training frames (default 8000)")
+    t.add_argument("--test-frames", type=int, default=1000, help="held-out frames (default 1000)")
+    t.add_argument("--steps", type=int, default=None, help="optimiser steps per teacher (default 500)")
+    t.add_argument("--batch-size", type=int, default=None, help="frames per step (default 32)")
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate, one-cycle schedule (default 2e-3)")
+    t.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="teachers trained at once, one thread each (default: all cores)")
+    add_common(t)
+    t.set_defaults(run=run_train)
+
+    s = mini_sub.add_parser("show", help="the zoo's teachers: parameters, steps, held-out loss vs baseline",
+                            description="Print the manifest of a mini zoo (default: the shipped one).")
+    s.add_argument("directory", nargs="?", default=None, help="zoo directory (default: the shipped data/mini_zoo)")
+    s.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    s.set_defaults(run=run_show)
+
+
+def run_render(args: argparse.Namespace) -> int:
+    from ..mini.shards import write_shard
+
+    directory = _new_dir(args.directory)
+    write_shard(directory, args.split, args.count, size=args.size, jobs=args.jobs)
+    if not args.quiet:
+        print(f"wrote {args.count} {args.split} frames ({args.size} px, all 20 labels) to {directory}")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..mini.shards import write_shard
+    from ..mini.train import TrainConfig, train_zoo
+
+    out = _new_dir(args.out)
+    shards = Path(args.shards).expanduser()
+    paths = {}
+    for split, count in (("train", args.train_frames), ("test", args.test_frames)):
+        paths[split] = shards / f"{split}-{count}"
+        if not (paths[split] / "meta.json").is_file():
+            if not args.quiet:
+                print(f"rendering {count} {split} frames into {paths[split]}", file=sys.stderr)
+            write_shard(paths[split], split, count, jobs=args.jobs)
+    defaults = TrainConfig()
+    config = TrainConfig(steps=args.steps or defaults.steps, batch_size=args.batch_size or defaults.batch_size,
+                         lr=args.lr or defaults.lr, seed=args.seed)
+    manifest = train_zoo(out, train_shard=paths["train"], test_shard=paths["test"], tasks=args.tasks, config=config,
+                         jobs=args.jobs, log_every=0 if args.quiet else 100)
+    if not args.quiet:
+        _print_table(manifest)
+        print(f"wrote {len(manifest['teachers'])} teachers to {out} in {manifest['wall_seconds']:.0f} s")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from ..mini.zoo import read_manifest
+
+    manifest = read_manifest(args.directory)
+    if args.json:
+        print(json.dumps(manifest, indent=2))
+    else:
+        _print_table(manifest)
+    return 0
+
+
+def _print_table(manifest: dict) -> None:
+    print(f"{'task':18s} {'params':>8s} {'loss':8s} {'held-out':>9s} {'baseline':>9s} {'ratio':>6s}  other")
+    for task, r in manifest["teachers"].items():
+        other = []
+        if "input_loss" in r:
+            other.append(f"input itself {r['input_loss']:.4g}")
+        if "accuracy" in r:
+            other.append(f"{r['accuracy_name']} {r['accuracy']:.3f} (baseline {r['baseline_accuracy']:.3f})")
+        print(f"{task:18s} {r['parameters']:8d} {r['loss_name']:8s} {r['loss']:9.4g} {r['baseline_loss']:9.4g} "
+              f"{r['loss_ratio']:6.3f}  {'; '.join(other)}")
+
+
+def _new_dir(path: str) -> Path:
+    directory = Path(path).expanduser()
+    if directory.exists() and not directory.is_dir():
+        raise UserInputError(f"'{directory}' exists and is not a directory.")
+    if not directory.parent.is_dir():
+        raise UserInputError(f"cannot create '{directory}': its parent directory does not exist.")
+    return directory
