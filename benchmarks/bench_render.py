@@ -34,8 +34,10 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling helper below, when run as a script
+from _doc_section import write_section  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- bench_render:start -->", "<!-- bench_render:end -->"
 TARGET_FPS = 30.0
 SKIMAGE_TASKS = ("edge_texture", "keypoints2d", "segment_unsup2d")
 
@@ -93,7 +95,7 @@ def measure(size: int, frames: int, repeats: int, loop_frames: int) -> dict[str,
 
 
 def report(results: dict[int, dict[str, float]], args: argparse.Namespace) -> list[str]:
-    lines = [START, "", f"Produced by `{' '.join(['python benchmarks/bench_render.py', *sys.argv[1:]])}`; do not edit by hand.", "",
+    lines = ["", f"Produced by `{' '.join(['python benchmarks/bench_render.py', *sys.argv[1:]])}`; do not edit by hand.", "",
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, one thread used; "
              f"Python {platform.python_version()}, numpy {version('numpy')}, scikit-image {version('scikit-image')}. "
              f"Best of {args.repeats} passes over seeds 0–{args.frames - 1}.", ""]
@@ -114,19 +116,7 @@ def report(results: dict[int, dict[str, float]], args: argparse.Namespace) -> li
         if loop:
             lines.append(f"Vectorisation: the per-pixel loop casts a 128 × 128 frame's depth "
                          f"{loop / results[128]['vectorised depth (cast)']:.0f}× slower than `cast`.")
-    lines += ["", END]
-    return lines
-
-
-def write_doc(path: Path, block: list[str]) -> None:
-    text = path.read_text() if path.exists() else f"{START}\n{END}\n"
-    if START not in text or END not in text:
-        raise SystemExit(f"{path}: the markers {START} / {END} are missing; add them where the results go.")
-    head, rest = text.split(START, 1)
-    tail = rest.split(END, 1)[1]
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(head + "\n".join(block) + tail)
-    os.replace(tmp, path)
+    return lines + [""]
 
 
 def write_sheet(path: Path) -> None:
@@ -168,7 +158,7 @@ def main() -> None:
         results[size] = measure(size, args.frames, args.repeats, args.loop_frames if size <= 128 else 0)
         print(f"{size}: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in results[size].items()), file=sys.stderr)
     block = report(results, args)
-    write_doc(out, block)
+    write_section(out, "bench_render", block)
     write_sheet(sheet)
     print("\n".join(block))
     print(f"wrote {out} and {sheet}", file=sys.stderr)

@@ -10,28 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import TINY_CONFIG, TINY_TASKS  # tests/ is on sys.path under pytest
 from rsa_toolkit.cli.main import main
 from rsa_toolkit.errors import UserInputError
-from rsa_toolkit.mini.shards import write_shard
 from rsa_toolkit.mini.train import TrainConfig, file_sha256, train_zoo
 from rsa_toolkit.mini.zoo import mini_probe, mini_teacher, mini_zoo, read_manifest
 
-TASKS = ["depth_zbuffer", "normal", "class_scene"]
-CONFIG = TrainConfig(steps=3, batch_size=4, seed=1)
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    root = tmp_path_factory.mktemp("shards")
-    return write_shard(root / "train", "train", 12), write_shard(root / "test", "test", 6)
-
-
-@pytest.fixture(scope="module")
-def tiny_zoo(tmp_path_factory, shards):
-    out = tmp_path_factory.mktemp("zoo")
-    train_zoo(out, train_shard=shards[0], test_shard=shards[1], tasks=["depth", "normals", "scene_class"],
-              config=CONFIG)
-    return out
+TASKS = TINY_TASKS
+CONFIG = TINY_CONFIG
 
 
 def test_manifest_records_each_teacher(tiny_zoo):
@@ -48,15 +34,15 @@ def test_manifest_records_each_teacher(tiny_zoo):
     assert "accuracy" in manifest["teachers"]["class_scene"]
 
 
-def test_training_is_deterministic(tmp_path, shards, tiny_zoo):
-    train_zoo(tmp_path, train_shard=shards[0], test_shard=shards[1], tasks=["depth_zbuffer"], config=CONFIG)
+def test_training_is_deterministic(tmp_path, tiny_shards, tiny_zoo):
+    train_zoo(tmp_path, train_shard=tiny_shards[0], test_shard=tiny_shards[1], tasks=["depth_zbuffer"], config=CONFIG)
     assert file_sha256(tmp_path / "depth_zbuffer.pt") == file_sha256(tiny_zoo / "depth_zbuffer.pt")
 
 
-def test_retraining_one_task_keeps_the_others(tmp_path, shards, tiny_zoo):
+def test_retraining_one_task_keeps_the_others(tmp_path, tiny_shards, tiny_zoo):
     for f in tiny_zoo.iterdir():
         (tmp_path / f.name).write_bytes(f.read_bytes())
-    train_zoo(tmp_path, train_shard=shards[0], test_shard=shards[1], tasks=["normal"],
+    train_zoo(tmp_path, train_shard=tiny_shards[0], test_shard=tiny_shards[1], tasks=["normal"],
               config=TrainConfig(steps=2, batch_size=4, seed=2))
     manifest = read_manifest(tmp_path)
     assert list(manifest["teachers"]) == TASKS and manifest["teachers"]["normal"]["steps"] == 2

@@ -50,6 +50,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_common(t)
     t.set_defaults(run=run_train)
 
+    x = mini_sub.add_parser("transfer", help="measure transfer: a readout on every frozen teacher for every task",
+                            description="For every (source, target) pair, train a small readout on the frozen "
+                                        "source encoder to predict the target, and the same readout from pixels; "
+                                        "write the held-out losses, the gain over pixels (transfer.csv) and the win "
+                                        "rate into OUT (docs/mini_taskonomy.md).",
+                            epilog="example (the shipped ground truth): rsa-toolkit mini transfer data/mini_transfer")
+    x.add_argument("out", help="directory to write (created)")
+    x.add_argument("--tasks", nargs="+", metavar="TASK", help="tasks, as sources and targets (default all 20)")
+    x.add_argument("--shards", default=_DEFAULT_SHARDS, help=f"train/test shards (default {_DEFAULT_SHARDS})")
+    x.add_argument("--train-frames", type=int, default=None, help="readout training frames (default 4000)")
+    x.add_argument("--test-frames", type=int, default=None, help="held-out frames (default 500)")
+    x.add_argument("--steps", type=int, default=None, help="readout steps per pair (default 200)")
+    x.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
+    add_common(x)
+    x.set_defaults(run=run_transfer)
+
     s = mini_sub.add_parser("show", help="the zoo's teachers: parameters, steps, held-out loss vs baseline",
                             description="Print the manifest of a mini zoo (default: the shipped one).")
     s.add_argument("directory", nargs="?", default=None, help="zoo directory (default: the shipped data/mini_zoo)")
@@ -68,18 +84,10 @@ def run_render(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..mini.shards import write_shard
     from ..mini.train import TrainConfig, train_zoo
 
     out = _new_dir(args.out)
-    shards = Path(args.shards).expanduser()
-    paths = {}
-    for split, count in (("train", args.train_frames), ("test", args.test_frames)):
-        paths[split] = shards / f"{split}-{count}"
-        if not (paths[split] / "meta.json").is_file():
-            if not args.quiet:
-                print(f"rendering {count} {split} frames into {paths[split]}", file=sys.stderr)
-            write_shard(paths[split], split, count, jobs=args.jobs)
+    paths = _shards(args, train=args.train_frames, test=args.test_frames)
     defaults = TrainConfig()
     config = TrainConfig(steps=args.steps or defaults.steps, batch_size=args.batch_size or defaults.batch_size,
                          lr=args.lr or defaults.lr, seed=args.seed)
@@ -89,6 +97,38 @@ def run_train(args: argparse.Namespace) -> int:
         _print_table(manifest)
         print(f"wrote {len(manifest['teachers'])} teachers to {out} in {manifest['wall_seconds']:.0f} s")
     return 0
+
+
+def run_transfer(args: argparse.Namespace) -> int:
+    from ..mini.transfer import TransferConfig, transfer_matrix, write_transfer
+
+    out = _new_dir(args.out)
+    d = TransferConfig()
+    config = TransferConfig(train_frames=args.train_frames or d.train_frames, test_frames=args.test_frames or d.test_frames,
+                            steps=args.steps or d.steps, seed=args.seed)
+    # The teachers' own shards: readouts train on frames the teachers trained on, and are scored on test frames.
+    paths = _shards(args, train=max(config.train_frames, 8000), test=max(config.test_frames, 1000))
+    result = transfer_matrix(paths["train"], paths["test"], tasks=args.tasks, config=config, jobs=args.jobs)
+    write_transfer(result, out, config, train_shard=str(paths["train"]), test_shard=str(paths["test"]), jobs=args.jobs)
+    if not args.quiet:
+        print(f"wrote the {len(result['sources'])} x {len(result['targets'])} transfer matrices to {out} in "
+              f"{result['seconds'] / 60:.1f} min")
+    return 0
+
+
+def _shards(args: argparse.Namespace, *, train: int, test: int) -> dict[str, Path]:
+    """The train and test shards of these sizes under --shards, rendered first if missing."""
+    from ..mini.shards import write_shard
+
+    root = Path(args.shards).expanduser()
+    paths = {}
+    for split, count in (("train", train), ("test", test)):
+        paths[split] = root / f"{split}-{count}"
+        if not (paths[split] / "meta.json").is_file():
+            if not args.quiet:
+                print(f"rendering {count} {split} frames into {paths[split]}", file=sys.stderr)
+            write_shard(paths[split], split, count, jobs=args.jobs)
+    return paths
 
 
 def run_show(args: argparse.Namespace) -> int:

@@ -1,0 +1,25 @@
+"""Fixtures shared by the mini-Taskonomy tests: tiny shards and a tiny zoo trained in seconds."""
+
+from __future__ import annotations
+
+import pytest
+
+from rsa_toolkit.mini.shards import write_shard
+from rsa_toolkit.mini.train import TrainConfig, train_zoo
+
+TINY_TASKS = ["depth_zbuffer", "normal", "class_scene"]
+TINY_CONFIG = TrainConfig(steps=3, batch_size=4, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shards")
+    return write_shard(root / "train", "train", 12), write_shard(root / "test", "test", 6)
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory, tiny_shards):
+    out = tmp_path_factory.mktemp("zoo")
+    train_zoo(out, train_shard=tiny_shards[0], test_shard=tiny_shards[1], tasks=["depth", "normals", "scene_class"],
+              config=TINY_CONFIG)
+    return out
