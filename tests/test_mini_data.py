@@ -130,3 +130,22 @@ def test_log_depth_targets():
     ds = MiniTaskonomy("depth_euclidean", "test", count=1, size=16)
     frame = render(sample_scene(2_000_000), 16, tasks=["depth_euclidean"])
     torch.testing.assert_close(ds[0][1][0], torch.log(torch.from_numpy(frame["depth_euclidean"][..., 0])))
+
+
+def test_frame_size_must_suit_the_encoder(tmp_path):
+    with pytest.raises(UserInputError, match="not divisible by the encoder's stride 4"):
+        write_shard(tmp_path / "s", "test", 2, size=30)
+    with pytest.raises(UserInputError, match="not divisible"):
+        MiniTaskonomy("depth", "test", count=2, size=66)
+    from rsa_toolkit.mini.train import train_teacher
+
+    shard = write_shard(tmp_path / "s32", "train", 3, size=32)
+    with pytest.raises(UserInputError, match="take 64 x 64 frames"):
+        train_teacher("depth", shard)
+
+
+def test_probe_needs_three_frames():
+    from rsa_toolkit.mini.zoo import mini_probe
+
+    with pytest.raises(UserInputError, match="at least 3 frames"):
+        mini_probe(2)

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from ..errors import UserInputError
 from ..tasks import resolve_task
+from .net import check_frame_size
 from .objectives import make_inputs, make_targets
 from .shards import load_shard, render_frames, split_seeds
 
@@ -32,13 +33,13 @@ class MiniTaskonomy(Dataset):
         self.task = resolve_task(task)
         if shard is not None:
             meta, arrays = load_shard(shard, [self.task])
-            self.split, self.size = meta["split"], meta["size"]
+            self.split, self.size = meta["split"], check_frame_size(meta["size"])
             self.seeds = meta["first_seed"] + np.arange(meta["count"])
             self._rgb, self._label = arrays["rgb"], arrays[self.task]
         else:
             if count is None:
                 raise UserInputError("MiniTaskonomy needs a shard directory or a frame count to render.")
-            self.split, self.size = split, size
+            self.split, self.size = split, check_frame_size(size)
             self.seeds = split_seeds(split, count, start=start)
             self._rgb = self._label = None  # rendered per item
 

@@ -19,7 +19,7 @@ from ..scenes import LABEL_SPECS
 from ..tasks import resolve_task
 
 __all__ = ["MiniEncoder", "PixelDecoder", "VectorHead", "MiniTeacherNet", "build_teacher_net", "output_channels",
-           "INPUT_SIZE", "REPRESENTATION_SHAPE", "EMBEDDING_DIM"]
+           "check_frame_size", "ENCODER_STRIDE", "INPUT_SIZE", "REPRESENTATION_SHAPE", "EMBEDDING_DIM"]
 
 INPUT_SIZE = 64
 REPRESENTATION_SHAPE = (8, 16, 16)
@@ -85,6 +85,25 @@ class MiniTeacherNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decoder(self.encoder(x))
+
+
+ENCODER_STRIDE = 4
+
+
+def check_frame_size(size: object, *, teacher_input: bool = False) -> int:
+    """A frame size the teachers' encoder can take: a multiple of its stride (4); exactly 64 for training, whose
+    image-level heads expect the 16 x 16 representation."""
+    from .._validation import check_positive_int
+    from ..errors import UserInputError
+
+    size = check_positive_int(size, name="size", minimum=16)
+    if size % ENCODER_STRIDE:
+        raise UserInputError(f"frame size {size} is not divisible by the encoder's stride {ENCODER_STRIDE}; "
+                             f"use e.g. {size - size % ENCODER_STRIDE} or {INPUT_SIZE}.")
+    if teacher_input and size != INPUT_SIZE:
+        raise UserInputError(f"the mini teachers take {INPUT_SIZE} x {INPUT_SIZE} frames, got a shard of {size} px; "
+                             f"render it with --size {INPUT_SIZE}.")
+    return size
 
 
 def output_channels(task: str) -> int:

@@ -32,6 +32,7 @@ from .._validation import check_positive_int
 from ..errors import UserInputError, closest_names
 from ..scenes import ALL_TASKS, LABEL_SPECS, render, sample_scene
 from ..tasks import resolve_task
+from .net import check_frame_size
 
 __all__ = ["SPLIT_SEEDS", "STORAGE", "RGB_TASKS", "SHARD_VERSION", "split_seeds", "quantize_rgb", "render_frames", "write_shard",
            "load_shard"]
@@ -101,7 +102,7 @@ def write_shard(directory: str | os.PathLike[str], split: str, count: int, *, si
     """
     directory = Path(directory)
     seeds = split_seeds(split, count, start=start)
-    arrays = render_frames(seeds, size, jobs=jobs)
+    arrays = render_frames(seeds, check_frame_size(size), jobs=jobs)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "meta.json").unlink(missing_ok=True)
     for key, array in arrays.items():

@@ -28,7 +28,7 @@ from .._io import atomic_path
 from .._validation import check_positive_int
 from ..scenes import ALL_TASKS
 from ..tasks import resolve_task
-from .net import MiniTeacherNet, build_teacher_net
+from .net import MiniTeacherNet, build_teacher_net, check_frame_size
 from .dataset import MiniTaskonomy
 from .objectives import objective
 from .shards import load_shard
@@ -61,6 +61,7 @@ def train_teacher(task: str, train_shard: str | os.PathLike[str], config: TrainC
     torch.manual_seed(_task_seed(config.seed, task))
     rng = np.random.default_rng([config.seed, ALL_TASKS.index(task)])
     data = MiniTaskonomy(task, shard=train_shard)
+    check_frame_size(data.size, teacher_input=True)
     net = build_teacher_net(task)
     goal = objective(task)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)

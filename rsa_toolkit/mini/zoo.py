@@ -27,7 +27,7 @@ from ..preprocess import PlainPreprocessing
 from ..probe import ProbeSet
 from ..tasks import resolve_task
 from ..zoo.teachers import Teacher, hook_features, list_layers
-from .net import INPUT_SIZE, build_teacher_net
+from .net import INPUT_SIZE, build_teacher_net, check_frame_size
 from .shards import render_frames, split_seeds
 from .train import MANIFEST, file_sha256
 
@@ -105,8 +105,10 @@ class RenderedProbe(ProbeSet):
 def mini_probe(count: int = PROBE_SIZE, *, size: int = INPUT_SIZE, jobs: int = 1) -> RenderedProbe:
     """``count`` frames of the probe split (seeds 3,000,000 + i), rendered at ``size`` and quantised to uint8; the
     content hash covers the seeds, the size and every pixel, so a renderer change is a new probe set."""
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 3:
+        raise UserInputError(f"a probe set needs at least 3 frames for an RDM comparison, got {count!r}.")
     seeds = split_seeds("probe", count)
-    frames = render_frames(seeds, size, tasks=(), jobs=jobs)["rgb"]
+    frames = render_frames(seeds, check_frame_size(size), tasks=(), jobs=jobs)["rgb"]
     digest = hashlib.sha256(f"mini-probe:{size}:{seeds[0]}:{count}".encode())
     digest.update(frames.tobytes())
     return RenderedProbe(ids=[f"seed-{s}" for s in seeds], source=f"builtin:mini ({count} frames, {size} px)",
