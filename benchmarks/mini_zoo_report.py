@@ -28,16 +28,13 @@ MARGIN = 0.8  # a teacher "learned" when its held-out loss is at most this fract
 
 
 def teacher_table(manifest: dict) -> list[str]:
+    from rsa_toolkit.mini.zoo import other_figures
+
     lines = ["| task | loss | held-out | trivial baseline | ratio | other figure | parameters |",
              "|---|---|---:|---:|---:|---|---:|"]
     for task, r in manifest["teachers"].items():
-        other = []
-        if "input_loss" in r:
-            other.append(f"the input itself: {r['input_loss']:.4g}")
-        if "accuracy" in r:
-            other.append(f"{r['accuracy_name']} {r['accuracy']:.3f} (baseline {r['baseline_accuracy']:.3f})")
         lines.append(f"| {task} | {r['loss_name']} | {r['loss']:.4g} | {r['baseline_loss']:.4g} | "
-                     f"{r['loss_ratio']:.3f} | {'; '.join(other) or '—'} | {r['parameters']:,} |")
+                     f"{r['loss_ratio']:.3f} | {other_figures(r) or '—'} | {r['parameters']:,} |")
     return lines
 
 

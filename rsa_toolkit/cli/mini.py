@@ -143,15 +143,12 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def _print_table(manifest: dict) -> None:
-    print(f"{'task':18s} {'params':>8s} {'loss':8s} {'held-out':>9s} {'baseline':>9s} {'ratio':>6s}  other")
+    from ..mini.zoo import other_figures
+
+    print(f"{'task':18s} {'params':>8s} {'loss':14s} {'held-out':>9s} {'baseline':>9s} {'ratio':>6s}  other")
     for task, r in manifest["teachers"].items():
-        other = []
-        if "input_loss" in r:
-            other.append(f"input itself {r['input_loss']:.4g}")
-        if "accuracy" in r:
-            other.append(f"{r['accuracy_name']} {r['accuracy']:.3f} (baseline {r['baseline_accuracy']:.3f})")
-        print(f"{task:18s} {r['parameters']:8d} {r['loss_name']:8s} {r['loss']:9.4g} {r['baseline_loss']:9.4g} "
-              f"{r['loss_ratio']:6.3f}  {'; '.join(other)}")
+        print(f"{task:18s} {r['parameters']:8d} {r['loss_name']:14s} {r['loss']:9.4g} {r['baseline_loss']:9.4g} "
+              f"{r['loss_ratio']:6.3f}  {other_figures(r)}")
 
 
 def _new_dir(path: str) -> Path:

@@ -31,7 +31,8 @@ from .net import INPUT_SIZE, build_teacher_net, check_frame_size
 from .shards import render_frames, split_seeds
 from .train import MANIFEST, file_sha256
 
-__all__ = ["MINI_PREPROCESSING", "PROBE_SIZE", "default_zoo_dir", "read_manifest", "mini_teacher", "mini_zoo",
+__all__ = ["MINI_PREPROCESSING", "PROBE_SIZE", "default_zoo_dir", "read_manifest", "other_figures", "mini_teacher",
+           "mini_zoo",
            "mini_probe", "RenderedProbe"]
 
 #: Frames in [0, 1] -> [-1, 1] at 64 x 64 (other images: centre crop and resize first).
@@ -53,6 +54,17 @@ def read_manifest(zoo_dir: str | os.PathLike[str] | None = None) -> dict:
     manifest = json.loads(path.read_text())
     manifest["directory"] = str(directory)
     return manifest
+
+
+def other_figures(entry: dict) -> str:
+    """A manifest entry's figures beside its loss: the input's own loss (image-to-image tasks with a corrupted
+    input) and the accuracy with its baseline (class-like tasks); empty when there are none."""
+    other = []
+    if "input_loss" in entry:
+        other.append(f"the input itself: {entry['input_loss']:.4g}")
+    if "accuracy" in entry:
+        other.append(f"{entry['accuracy_name']} {entry['accuracy']:.3f} (baseline {entry['baseline_accuracy']:.3f})")
+    return "; ".join(other)
 
 
 def mini_teacher(task: str, zoo_dir: str | os.PathLike[str] | None = None, *, manifest: dict | None = None) -> Teacher:
