@@ -17,9 +17,12 @@ _EXPORTS: dict[str, str] = {
     "bootstrap": "BootstrapResult bootstrap_similarity",
     "compare": "COMPARISONS compare_pair compare_rdms rank_average",
     "errors": "UserInputError",
+    "evaluation": "Evaluation evaluate_similarity",
     "extract": "extract_features save_features_dir zoo_features",
     "features_io": "FeatureSet available_layers load_features_dir write_features_dir",
+    "ground_truth": "GroundTruth load_ground_truth",
     "graph": "cluster_order clusters linkage_from_similarity task_graph write_graphml",
+    "mini.zoo": "mini_probe mini_zoo",
     "normalize": "NORMALIZATIONS normalize_features",
     "outputs": "read_matrix_csv save_similarity write_matrix_csv",
     "preprocess": "PlainPreprocessing TaskonomyPreprocessing get_preprocessing",
@@ -30,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "similarity": "SimilarityResult similarity_matrix",
     "synthetic": "make_synthetic_features",
     "tasks": "TASK_TYPES Task get_task list_tasks resolve_task",
+    "taxonomy": "nearest_neighbours pattern_checks type_contrast",
     "zoo": "Teacher build_zoo load_zoo_file module_teacher taskonomy_teacher",
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names.split()}

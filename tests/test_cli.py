@@ -124,12 +124,15 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.startswith("rsa-toolkit ")
 
 
-def test_matrix_without_teachers_says_where_they_come_from(capsys: pytest.CaptureFixture[str],
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_matrix_without_teachers_uses_the_mini_zoo(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
     monkeypatch.delenv("RSA_TOOLKIT_WEIGHTS", raising=False)
+    monkeypatch.setenv("RSA_TOOLKIT_MINI_ZOO", str(tmp_path))  # an empty directory: no zoo there
+    monkeypatch.chdir(tmp_path)
     assert main(["matrix"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--features DIR" in err and "--weights-dir" in err and "--zoo" in err
+    assert err.count("\n") == 1 and "no mini-Taskonomy zoo" in err and "rsa-toolkit mini train" in err
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("argv", [["frobnicate"], ["pick-aux", "--features", "x"],

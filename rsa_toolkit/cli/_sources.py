@@ -27,7 +27,8 @@ def add_source_options(parser: argparse.ArgumentParser, *, features: bool = True
                        help="zoo file (TOML/JSON/YAML) listing any PyTorch teachers, or 'mini': the embedded "
                             "mini-Taskonomy zoo (the default when no teachers are given)")
     group.add_argument("--tasks", nargs="+", metavar="TASK",
-                       help="tasks to load (default: every encoder in --weights-dir, or all 20 mini teachers)")
+                       help="only these teachers (default: every encoder in --weights-dir, or all 20 mini "
+                            "teachers)")
     group.add_argument("--images", metavar="DIR|NAME",
                        help="probe images: a folder of png/jpg, or a built-in set: mini (500 rendered frames, the "
                             "mini zoo's default), skimage, sklearn")

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import UserInputError
-from . import features, info, matrix, mini, pick_aux, rdm
+from . import evaluate, features, info, matrix, mini, pick_aux, rdm
 
 PROG = "rsa-toolkit"
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     matrix.add_parser(sub)
     pick_aux.add_parser(sub)
+    evaluate.add_parser(sub)
     features.add_parsers(sub)
     rdm.add_parsers(sub)
     info.add_parsers(sub)

@@ -11,7 +11,7 @@ from ..outputs import save_similarity, similarity_output_paths
 from ..provenance import file_sha256, provenance
 from ..similarity import SimilarityResult, similarity_matrix
 from ._options import add_common, add_comparison_options, add_rdm_options, show_progress, similarity_kwargs
-from ._sources import add_source_options, feature_sets
+from ._sources import add_source_options, feature_sets, uses_mini_zoo
 
 HELP = "task-similarity matrix of a zoo (PNG + interactive HTML + CSV + NPZ)"
 
@@ -45,8 +45,9 @@ def run(args: argparse.Namespace) -> int:
                            + ", ".join(map(str, written)))
     if not args.quiet:
         print("\n".join(reports))
-        source = f"--features {args.features}" if args.features else "<same teachers and --images>"
-        print(f"next: rsa-toolkit pick-aux {source} --targets <task> [<task> ...]", file=sys.stderr)
+        source = (f"--features {args.features} " if args.features else "" if uses_mini_zoo(args)
+                  else "<same teachers and --images> ")
+        print(f"next: rsa-toolkit pick-aux {source}--targets <task> [<task> ...]", file=sys.stderr)
     return 0
 
 
