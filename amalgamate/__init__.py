@@ -1,4 +1,46 @@
 """amalgamate: training one multi-talent student from a zoo of teachers (SOKA-Net, Luo et al., ECCV 2020).
 
-Built in its own issue; the package exists now so that packaging and imports are settled early.
+The RSA ranking of :mod:`rsa_toolkit` picks the auxiliary teacher; the student (a shared encoder and one head per
+target task) learns from the target teachers' outputs without labels, its shared representation guided by the
+teachers' and the auxiliary's representations, with self-coordinated loss weights. docs/amalgamate.md has the
+method, the commands and the files.
+
+    >>> from amalgamate import train, evaluate_run
+    >>> train("runs/dn", {"targets": ["depth", "normal"], "auto_aux": True, "steps": 2000})
+    >>> metrics = evaluate_run("runs/dn")
+
+Names are imported on first use (PEP 562), so ``import amalgamate`` does not load torch.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "config": "AmalgamateConfig load_config_file",
+    "evaluate": "evaluate_run load_student",
+    "knowledge": "build_knowledge CachedKnowledge LiveKnowledge",
+    "losses": "distillation_loss guidance_loss mixing_weights",
+    "metrics": "regression_sums angular_sums accuracy_sums",
+    "report": "write_report",
+    "student": "Student StudentEnsemble build_student count_parameters",
+    "teachers": "mini_source taskonomy_source",
+    "trainer": "train TrainResult TrainingDiverged",
+    "weighting": "WEIGHTINGS Weighting GradNorm build_weighting",
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names.split()}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'amalgamate' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

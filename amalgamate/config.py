@@ -1,0 +1,225 @@
+"""The configuration of an amalgamation run: one dataclass, read from a TOML or YAML file, then command-line overrides.
+
+A config file holds the fields of :class:`AmalgamateConfig` at the top level or under an ``[amalgamate]`` table;
+dashes and underscores are interchangeable (``batch-size`` = ``batch_size``)::
+
+    targets = ["depth", "normal", "edge2d"]
+    auto_aux = true
+    steps = 2000
+    batch_size = 32
+    weighting = "gradnorm"
+    [gradnorm]          # options of the weighting, by its name
+    alpha = 1.5
+
+YAML needs PyYAML (only read if it is installed); TOML uses the standard library's ``tomllib`` (``tomli`` on Python 3.10).
+Precedence: the defaults below < the file < the command line. :func:`check_config` validates everything once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from rsa_toolkit.errors import UserInputError, closest_names
+
+__all__ = ["AmalgamateConfig", "METHODS", "load_config_file", "merge_config", "check_config", "config_to_dict"]
+
+METHODS = ("soka", "kd", "kd-n-to-n")
+_WEIGHTING_OPTION_TABLES = ("gradnorm", "uncertainty", "dwa", "equal")
+
+
+@dataclass(frozen=True)
+class AmalgamateConfig:
+    # what to train
+    targets: tuple[str, ...] = ()
+    aux: str | None = None  # the auxiliary teacher's name; None with auto_aux (or for kd baselines)
+    auto_aux: bool = False  # rank the zoo with RSA and take the best candidate
+    method: str = "soka"  # soka | kd (n-to-1, equal weights, no auxiliary) | kd-n-to-n
+    weighting: str | None = None  # default: gradnorm for soka, equal for the kd baselines
+    weighting_options: dict[str, Any] = field(default_factory=dict)
+    architecture: str | None = None  # compact | taskonomy; default: the zoo's
+    # teachers and images
+    zoo_dir: str | None = None  # a mini zoo directory (default $RSA_TOOLKIT_MINI_ZOO or data/mini_zoo)
+    weights_dir: str | None = None  # Taskonomy checkpoints: use the Taskonomy teachers instead of the mini zoo
+    images: str | None = None  # a folder of training images (default: mini-Taskonomy train frames)
+    train_frames: int = 4000  # mini train-split frames, when no images folder is given
+    train_shard: str | None = None  # or the frames of an existing shard
+    live_teachers: bool = False
+    cache_dir: str | None = None
+    # auto-aux ranking
+    probe_frames: int = 500  # mini probe frames for the RSA ranking (the default probe set)
+    probe: str | None = None  # or a folder / built-in probe set
+    aux_bootstrap: int = 100
+    # optimisation
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup: float = 0.05  # fraction of the steps with a linear warm-up, then cosine decay
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None  # torch threads (default: torch's)
+    # losses
+    distill: str = "l1"  # l1 | l2
+    temperature: float = 1.0
+    guide_weight: float = 0.1  # lambda of the representation guidance (soka only)
+    aux_share: float = 0.5  # the auxiliary's share of the fixed guidance mixture
+    gan_start: int | None = None  # step after which the GAN term joins (None: no GAN)
+    gan_width: int = 32
+    # self-coordination
+    balance_threshold: float = 1e-3  # mean |delta w| per step below which the competition counts as balanced
+    balance_window: int = 50
+    stop_competition_when_balanced: bool = False
+    # runs
+    checkpoint_every: int = 200
+    eval_frames: int = 500
+    eval_shard: str | None = None
+    eval_images: str | None = None
+
+
+def _key(name: str) -> str:
+    return name.strip().replace("-", "_")
+
+
+def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The settings in a TOML (.toml) or YAML (.yaml/.yml) file, as a dict of field names."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"--config '{path}' does not exist; give a TOML or YAML file.")
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10: the backport the package depends on there
+            import tomli as tomllib  # type: ignore[no-redef]
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise UserInputError(f"--config '{path}': not valid TOML ({exc}).") from None
+    elif suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise UserInputError(f"--config '{path}': reading YAML needs PyYAML (pip install pyyaml); or write the "
+                                 "same settings as TOML.") from None
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise UserInputError(f"--config '{path}': not valid YAML ({exc}).") from None
+    else:
+        raise UserInputError(f"--config '{path}': expected a .toml, .yaml or .yml file, got '{suffix or 'no suffix'}'.")
+    if not isinstance(data, dict):
+        raise UserInputError(f"--config '{path}': expected a table of settings at the top level.")
+    if isinstance(data.get("amalgamate"), dict):
+        data = {**{k: v for k, v in data.items() if k != "amalgamate"}, **data["amalgamate"]}
+    out: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    valid = {f.name for f in fields(AmalgamateConfig)}
+    for raw_key, value in data.items():
+        key = _key(str(raw_key))
+        if key in _WEIGHTING_OPTION_TABLES and isinstance(value, dict):
+            options[key] = {_key(k): v for k, v in value.items()}
+        elif key in valid:
+            out[key] = value
+        else:
+            hints = closest_names(key, valid)
+            did_you_mean = f" Did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
+            raise UserInputError(f"--config '{path}': unknown setting '{raw_key}'.{did_you_mean} Settings: "
+                                 f"{', '.join(sorted(valid))}.")
+    if options:
+        out["weighting_options"] = options
+    return out
+
+
+def merge_config(*layers: Mapping[str, Any]) -> AmalgamateConfig:
+    """Defaults, then each layer of settings in order (None values leave a setting as it was)."""
+    values: dict[str, Any] = {}
+    for layer in layers:
+        values.update({k: v for k, v in layer.items() if v is not None})
+    if "targets" in values and not isinstance(values["targets"], str):
+        values["targets"] = tuple(values["targets"])
+    try:
+        return AmalgamateConfig(**values)
+    except TypeError as exc:
+        raise UserInputError(f"configuration: {exc}.") from None
+
+
+def _int(config: AmalgamateConfig, name: str, minimum: int) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserInputError(f"{name.replace('_', '-')} must be an integer >= {minimum}, got {value!r}.")
+
+
+def _number(config: AmalgamateConfig, name: str, low: float, *, strict: bool = True) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > low if strict else value >= low):
+        raise UserInputError(f"{name.replace('_', '-')} must be a number {'>' if strict else '>='} {low}, got "
+                             f"{value!r}.")
+
+
+def check_config(config: AmalgamateConfig) -> AmalgamateConfig:
+    """Validate every setting once (targets and teachers are checked against the zoo later); fill the defaults that
+    depend on the method. Returns the completed config."""
+    from .losses import NORMS
+    from .student import ARCHITECTURES
+    from .teachers import check_auxiliary, resolve_targets
+    from .weighting import WEIGHTINGS
+
+    if config.method not in METHODS:
+        hints = closest_names(str(config.method), METHODS)
+        did_you_mean = f" Did you mean {hints[0]!r}?" if hints else ""
+        raise UserInputError(f"Unknown method '{config.method}'.{did_you_mean} Available: {', '.join(METHODS)}.")
+    targets = tuple(resolve_targets(list(config.targets)))
+    for name in ("steps", "batch_size", "checkpoint_every", "eval_frames", "balance_window", "gan_width"):
+        _int(config, name, 1)
+    for name in ("train_frames", "probe_frames"):
+        _int(config, name, 3)
+    _int(config, "aux_bootstrap", 0)
+    for name in ("lr", "temperature"):
+        _number(config, name, 0.0)
+    for name in ("weight_decay", "guide_weight", "balance_threshold", "warmup"):
+        _number(config, name, 0.0, strict=False)
+    if config.warmup >= 1:
+        raise UserInputError(f"warmup is a fraction of the steps in [0, 1), got {config.warmup!r}.")
+    if config.threads is not None:
+        _int(config, "threads", 1)
+    if config.gan_start is not None:
+        _int(config, "gan_start", 0)
+    if config.distill not in NORMS:
+        raise UserInputError(f"distill must be one of {', '.join(NORMS)}, got {config.distill!r}.")
+    if config.architecture is not None:
+        ARCHITECTURES.get(config.architecture)
+    weighting = config.weighting or ("gradnorm" if config.method == "soka" else "equal")
+    WEIGHTINGS.get(weighting)
+    if config.method != "soka":
+        if weighting != "equal":
+            raise UserInputError(f"--method {config.method} is KD with equal fixed weights; drop --weighting "
+                                 f"{weighting} (or use --method soka).")
+        if config.aux or config.auto_aux:
+            raise UserInputError(f"--method {config.method} uses no auxiliary teacher; drop --aux/--auto-aux (or use "
+                                 "--method soka).")
+    if config.aux and config.auto_aux:
+        raise UserInputError("give either --aux NAME or --auto-aux, not both.")
+    aux = check_auxiliary(config.aux, targets) if config.aux else None
+    if config.images and config.train_shard:
+        raise UserInputError("give either --images DIR or a train shard, not both.")
+    return dataclasses.replace(config, targets=targets, aux=aux, weighting=weighting)
+
+
+def config_to_dict(config: AmalgamateConfig) -> dict[str, Any]:
+    out = dataclasses.asdict(config)
+    out["targets"] = list(config.targets)
+    return out
+
+
+def config_from_dict(data: Mapping[str, Any]) -> AmalgamateConfig:
+    """The config stored in a run directory (unknown keys from a newer version are an error)."""
+    valid = {f.name for f in fields(AmalgamateConfig)}
+    unknown = sorted(set(data) - valid)
+    if unknown:
+        raise UserInputError(f"the run's config.json has settings this version does not know: {', '.join(unknown)}.")
+    return merge_config(data)

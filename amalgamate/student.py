@@ -1,0 +1,195 @@
+"""The multi-talent student: one shared encoder -> 8 x 16 x 16 shared representation -> one head per target task.
+
+SOKA-Net (Luo et al., "Collaboration by Competition: Self-coordinated Knowledge Amalgamation for Multi-talent
+Student Learning", ECCV 2020): the student keeps the teachers' contract (an 8-channel 16 x 16 representation) so that
+the teachers' and the auxiliary's representations can guide it, and it has one decoder per pixel task (a head per
+image-level task). Two architectures, one interface (:data:`ARCHITECTURES`):
+
+===========  ===================================================  =============================================
+name         encoder                                              heads
+===========  ===================================================  =============================================
+compact      :class:`rsa_toolkit.mini.net.MiniEncoder`             PixelDecoder (C x 64 x 64) / VectorHead (K),
+             (3 x 64 x 64 -> 8 x 16 x 16; the mini teachers')      as the mini teachers
+taskonomy    :class:`rsa_toolkit.zoo.taskonomy_net.TaskonomyEncoder`  the visualpriors decoders
+             (3 x 256 x 256 -> 8 x 16 x 16; the seed's student)    (:func:`~rsa_toolkit.zoo.taskonomy_net.build_decoder`)
+===========  ===================================================  =============================================
+
+``forward(x)`` returns ``(z, {task: output})``. For GradNorm the encoder is split into :meth:`Student.trunk` (every
+shared layer but the last) and :meth:`Student.represent` (the last shared layer, whose weight
+:meth:`Student.shared_weight` the per-task gradient norms are taken on).
+
+:class:`StudentEnsemble` is the KD n-to-n baseline: one single-task student per target, narrower so that the total
+number of parameters matches the n-to-1 student.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from rsa_toolkit._registry import Registry
+from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.tasks import resolve_task
+
+__all__ = ["ARCHITECTURES", "Student", "StudentEnsemble", "build_student", "count_parameters", "input_size",
+           "COMPACT_WIDTHS"]
+
+COMPACT_WIDTHS = (16, 32, 64, 96)  # the mini teachers' encoder widths
+
+ARCHITECTURES: Registry[Callable[..., "_Parts"]] = Registry("student architecture")
+
+
+class _Parts:
+    """What an architecture provides: the encoder, its trunk/last-layer split, one head per task, the input size."""
+
+    def __init__(self, encoder: nn.Module, trunk: Callable[[Tensor], Tensor], represent: Callable[[Tensor], Tensor],
+                 shared_weight: Callable[[], nn.Parameter], heads: dict[str, nn.Module], size: int) -> None:
+        self.encoder, self.trunk, self.represent = encoder, trunk, represent
+        self.shared_weight, self.heads, self.size = shared_weight, heads, size
+
+
+@ARCHITECTURES.register("compact")
+def _compact(tasks: Sequence[str], widths: tuple[int, int, int, int] = COMPACT_WIDTHS) -> _Parts:
+    from rsa_toolkit.mini.net import INPUT_SIZE, MiniEncoder, PixelDecoder, VectorHead, output_channels
+    from rsa_toolkit.scenes import LABEL_SPECS
+
+    encoder = MiniEncoder(widths)
+    heads = {t: (PixelDecoder if LABEL_SPECS[t].per_pixel else VectorHead)(output_channels(t)) for t in tasks}
+    body = list(encoder.children())[:-1]  # stem .. block3; the encoder ends in the linear 1 x 1 "representation"
+
+    def trunk(x: Tensor) -> Tensor:
+        for module in body:
+            x = module(x)
+        return x
+
+    return _Parts(encoder, trunk, lambda h: encoder.representation(h), lambda: encoder.representation.weight,
+                  heads, INPUT_SIZE)
+
+
+@ARCHITECTURES.register("taskonomy")
+def _taskonomy(tasks: Sequence[str], widths: object = None) -> _Parts:
+    from rsa_toolkit.zoo.taskonomy_net import TaskonomyEncoder, build_decoder
+
+    if widths is not None:
+        raise UserInputError("the taskonomy student has the fixed ResNet-50 widths; narrower students (the n-to-n "
+                             "baseline) exist for the compact architecture only.")
+    encoder = TaskonomyEncoder(normalize_outputs=False)
+
+    def trunk(x: Tensor) -> Tensor:
+        x = encoder.maxpool(encoder.relu(encoder.bn1(encoder.conv1(x))))
+        for i in range(1, 5):
+            x = getattr(encoder, f"layer{i}")(x)
+        return x
+
+    def represent(h: Tensor) -> Tensor:
+        return encoder.relu1(encoder.compress_bn(encoder.compress1(h)))
+
+    return _Parts(encoder, trunk, represent, lambda: encoder.compress1.weight,
+                  {t: build_decoder(t) for t in tasks}, 256)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+class Student(nn.Module):
+    """Shared encoder and one head per task in ``tasks`` (canonical names), architecture ``architecture``."""
+
+    def __init__(self, tasks: Sequence[str], *, architecture: str = "compact",
+                 widths: tuple[int, int, int, int] | None = None) -> None:
+        super().__init__()
+        build = ARCHITECTURES.get(architecture)
+        self.tasks = tuple(resolve_task(t) for t in tasks)
+        self.architecture = architecture
+        parts = build(self.tasks) if widths is None else build(self.tasks, widths)
+        self.encoder = parts.encoder
+        self.heads = nn.ModuleDict(parts.heads)
+        # plain functions over the registered encoder (not modules: the parameters stay registered once)
+        self._trunk, self._represent, self._shared_weight = parts.trunk, parts.represent, parts.shared_weight
+        self.input_size = parts.size
+        self.train()
+
+    def trunk(self, x: Tensor) -> Tensor:
+        """Every shared layer but the last: (B, 3, S, S) -> hidden features."""
+        return self._trunk(x)
+
+    def represent(self, h: Tensor) -> Tensor:
+        """The last shared layer: hidden features -> (B, 8, 16, 16) shared representation."""
+        return self._represent(h)
+
+    def shared_weight(self) -> nn.Parameter:
+        """The weight of the last shared layer (GradNorm's W)."""
+        return self._shared_weight()
+
+    def decode(self, z: Tensor) -> dict[str, Tensor]:
+        return {task: self.heads[task](z) for task in self.tasks}
+
+    def forward(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        z = self.represent(self.trunk(x))
+        return z, self.decode(z)
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        return self.encoder.parameters()
+
+    def head_parameters(self) -> Iterator[nn.Parameter]:
+        return self.heads.parameters()
+
+
+class StudentEnsemble(nn.Module):
+    """KD n-to-n: one single-task :class:`Student` per task, each with encoder ``widths``; ``forward`` returns
+    ``(None, {task: output})`` (there is no shared representation)."""
+
+    def __init__(self, tasks: Sequence[str], *, architecture: str = "compact",
+                 widths: tuple[int, int, int, int] | None = None) -> None:
+        super().__init__()
+        self.tasks = tuple(resolve_task(t) for t in tasks)
+        self.architecture = architecture
+        self.widths = tuple(widths) if widths is not None else COMPACT_WIDTHS
+        self.students = nn.ModuleDict({t: Student([t], architecture=architecture, widths=widths)
+                                       for t in self.tasks})
+        self.input_size = self.students[self.tasks[0]].input_size
+
+    def forward(self, x: Tensor) -> tuple[None, dict[str, Tensor]]:
+        return None, {t: self.students[t](x)[1][t] for t in self.tasks}
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        for student in self.students.values():
+            yield from student.shared_parameters()
+
+    def head_parameters(self) -> Iterator[nn.Parameter]:
+        for student in self.students.values():
+            yield from student.head_parameters()
+
+
+def matched_widths(tasks: Sequence[str], budget: int) -> tuple[int, int, int, int]:
+    """Compact encoder widths (the teachers' widths times one factor) whose n single-task students have in total the
+    number of parameters closest to ``budget`` (the n-to-1 student's)."""
+    best: tuple[int, tuple[int, int, int, int]] | None = None
+    for percent in range(10, 101):
+        widths = tuple(max(4, round(w * percent / 100)) for w in COMPACT_WIDTHS)
+        total = count_parameters(StudentEnsemble(tasks, widths=widths))  # type: ignore[arg-type]
+        if best is None or abs(total - budget) < best[0]:
+            best = (abs(total - budget), widths)  # type: ignore[assignment]
+        if total > budget:
+            break
+    return best[1]  # type: ignore[index]
+
+
+def build_student(tasks: Sequence[str], *, architecture: str = "compact", method: str = "soka") -> nn.Module:
+    """The student of ``method``: one :class:`Student` for soka and kd; for kd-n-to-n a :class:`StudentEnsemble`
+    whose total size matches the n-to-1 student's. Initialisation follows the caller's torch seed."""
+    if method != "kd-n-to-n":
+        return Student(tasks, architecture=architecture)
+    if architecture != "compact":
+        raise UserInputError("--method kd-n-to-n needs the compact architecture (its single-task students are "
+                             "narrower encoders, which the fixed ResNet-50 has no version of).")
+    with torch.random.fork_rng():  # sizing builds throw-away networks; they must not move the seed
+        budget = count_parameters(Student(tasks, architecture=architecture))
+        widths = matched_widths(tasks, budget)
+    return StudentEnsemble(tasks, architecture=architecture, widths=widths)
+
+
+def input_size(model: nn.Module) -> int:
+    return int(model.input_size)

@@ -1,0 +1,185 @@
+"""The teachers of an amalgamation run, from the mini zoo or from Taskonomy checkpoints, behind one contract.
+
+A target teacher gives two things for every image: its task output (the soft target the student distils) and its
+8 x 16 x 16 representation (which guides the student's shared representation); the auxiliary teacher gives only its
+representation. Both are :class:`rsa_toolkit.zoo.Teacher` objects tapped at named layers, so the knowledge cache is
+the toolkit's feature cache (one entry per teacher, layer, image set and preprocessing):
+
+=============  ==================================  =============================================================
+zoo            target teacher (layers)             auxiliary (layer)
+=============  ==================================  =============================================================
+``mini``       mini teacher: ``encoder``,          any mini teacher: ``encoder``
+               ``decoder`` (the task output)
+``taskonomy``  visualpriors encoder + decoder:     a Taskonomy encoder: ``encoder_output``
+               ``encoder``, ``decoder``
+=============  ==================================  =============================================================
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import Tensor, nn
+
+from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.preprocess import Preprocessing, TaskonomyPreprocessing, taskonomy_preprocessing
+from rsa_toolkit.tasks import resolve_task, try_resolve_task
+from rsa_toolkit.zoo.teachers import Teacher, hook_features
+
+from .spaces import OutputSpace, output_space
+
+__all__ = ["AmalgamationTeacher", "TeacherZoo", "mini_source", "taskonomy_source", "resolve_targets"]
+
+
+@dataclass(frozen=True)
+class AmalgamationTeacher:
+    """One teacher as amalgamation uses it: ``teacher`` tapped at ``representation`` (8 x 16 x 16) and, for a target,
+    at ``output`` (the task output, in ``space``)."""
+
+    name: str
+    teacher: Teacher = field(repr=False)
+    representation: str
+    output: str | None = None  # None: an auxiliary, whose output is not distilled
+    space: OutputSpace | None = None
+
+    @property
+    def layers(self) -> list[str]:
+        return [self.representation] + ([self.output] if self.output else [])
+
+
+@dataclass(frozen=True)
+class TeacherZoo:
+    """Where the teachers come from: ``family`` "mini" (a mini-Taskonomy zoo directory) or "taskonomy" (a directory
+    of visualpriors checkpoints)."""
+
+    family: str
+    location: str
+    student_preprocessing: Preprocessing = field(repr=False)
+    default_architecture: str = "compact"
+
+    def available(self) -> list[str]:
+        """Names of every teacher in the zoo (targets and auxiliary candidates)."""
+        if self.family == "mini":
+            from rsa_toolkit.mini.zoo import read_manifest
+
+            return list(read_manifest(self.location)["teachers"])
+        from rsa_toolkit.zoo.weights import available_taskonomy_tasks
+
+        return available_taskonomy_tasks(self.location)
+
+    def ranking_teachers(self) -> list[Teacher]:
+        """Every teacher of the zoo at its RSA layer (the representation), for ``--auto-aux``."""
+        if self.family == "mini":
+            from rsa_toolkit.mini.zoo import mini_zoo
+
+            return mini_zoo(zoo_dir=self.location)
+        from rsa_toolkit.zoo.zoo_file import build_zoo
+
+        return build_zoo(weights_dir=self.location)
+
+    def target(self, task: str) -> AmalgamationTeacher:
+        """The teacher of target ``task`` (any alias); a missing teacher is a user error naming the zoo."""
+        task = resolve_task(task)
+        if self.family == "mini":
+            from rsa_toolkit.mini.zoo import mini_teacher
+
+            teacher = mini_teacher(task, self.location)
+        else:
+            teacher = _taskonomy_target(task, self.location)
+        return AmalgamationTeacher(task, teacher, "encoder", "decoder", output_space(task, self.family))
+
+    def auxiliary(self, name: str) -> AmalgamationTeacher:
+        task = resolve_task(name)
+        if self.family == "mini":
+            from rsa_toolkit.mini.zoo import mini_teacher
+
+            teacher = mini_teacher(task, self.location)
+        else:
+            from rsa_toolkit.zoo.teachers import taskonomy_teacher
+
+            teacher = taskonomy_teacher(task, self.location)
+        return AmalgamationTeacher(task, teacher, teacher.default_layer)
+
+    def describe(self) -> dict[str, str]:
+        return {"family": self.family, "location": self.location}
+
+
+def mini_source(zoo_dir: str | os.PathLike[str] | None = None) -> TeacherZoo:
+    """The mini-Taskonomy zoo (default: ``$RSA_TOOLKIT_MINI_ZOO`` or the shipped ``data/mini_zoo``)."""
+    from rsa_toolkit.mini.zoo import MINI_PREPROCESSING, default_zoo_dir, read_manifest
+
+    location = str(Path(zoo_dir) if zoo_dir is not None else default_zoo_dir())
+    read_manifest(location)  # a missing zoo fails here, with the fix
+    return TeacherZoo("mini", location, MINI_PREPROCESSING, "compact")
+
+
+def taskonomy_source(weights_dir: str | os.PathLike[str] | None = None) -> TeacherZoo:
+    """Taskonomy teachers from a local directory of visualpriors checkpoints (default ``$RSA_TOOLKIT_WEIGHTS``);
+    the student sees the RSA recipe's 256 x 256 crop without the low-saturation clip."""
+    from rsa_toolkit.zoo.weights import resolve_weights_dir
+
+    location = str(resolve_weights_dir(weights_dir))
+    return TeacherZoo("taskonomy", location, TaskonomyPreprocessing(low_saturation=False), "taskonomy")
+
+
+def resolve_targets(names: Sequence[str]) -> list[str]:
+    """Canonical task names of the targets: at least two, each a task name or alias, no task twice."""
+    if isinstance(names, str) or len(names) < 2:
+        got = [names] if isinstance(names, str) else list(names)
+        raise UserInputError(f"--targets: a multi-talent student needs at least two target tasks, got {len(got)} "
+                             f"({', '.join(map(str, got)) or 'none'}); e.g. --targets depth normal.")
+    tasks = [resolve_task(n) for n in names]
+    for i, task in enumerate(tasks):
+        if task in tasks[:i]:
+            raise UserInputError(f"--targets: '{names[i]}' names task {task} again (given as "
+                                 f"'{names[tasks.index(task)]}'); give each task once.")
+    return tasks
+
+
+def check_auxiliary(name: str, targets: Sequence[str]) -> str:
+    """The auxiliary's canonical name; it must not be one of the targets."""
+    task = try_resolve_task(name)
+    canonical = task.name if task else name
+    if canonical in targets:
+        raise UserInputError(f"--aux '{name}' is one of the targets ({canonical}); the auxiliary must be another "
+                             f"teacher. Choose one outside {', '.join(targets)}, or let --auto-aux rank them.")
+    return resolve_task(name)
+
+
+class _EncoderDecoder(nn.Module):
+    """A Taskonomy encoder and decoder run in sequence; hooks on ``encoder`` and ``decoder`` tap both."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decoder(self.encoder(x))
+
+
+def _taskonomy_target(task: str, weights_dir: str) -> Teacher:
+    """A Taskonomy target teacher (encoder + decoder); files are found and hashed now, loaded on a cache miss."""
+    from rsa_toolkit.zoo.taskonomy_net import ENCODER_ONLY_TASKS
+    from rsa_toolkit.zoo.weights import find_checkpoint, load_taskonomy_decoder, load_taskonomy_encoder, verify_hash
+
+    if task in ENCODER_ONLY_TASKS:
+        raise UserInputError(f"target '{task}' has no Taskonomy decoder (visualpriors released only its encoder), "
+                             "so there is no output to distil; it can still be the auxiliary (--aux).")
+    digests = [verify_hash(find_checkpoint(weights_dir, task, part)) for part in ("encoder", "decoder")]
+
+    @functools.cache
+    def build() -> nn.Module:
+        encoder, _ = load_taskonomy_encoder(task, weights_dir)
+        decoder, _ = load_taskonomy_decoder(task, weights_dir)
+        return _EncoderDecoder(encoder, decoder).eval()
+
+    return Teacher(name=task, layers=("encoder", "decoder"), default_layer="encoder",
+                   preprocessing=taskonomy_preprocessing(task),
+                   weights_sha256=hashlib.sha256("+".join(digests).encode()).hexdigest(), build=build,
+                   run=hook_features, source=f"taskonomy:{task}:encoder+decoder")
