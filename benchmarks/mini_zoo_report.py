@@ -42,18 +42,22 @@ def summary(manifest: dict, zoo: Path) -> list[str]:
     teachers = manifest["teachers"].values()
     size = sum((zoo / r["file"]).stat().st_size for r in teachers)
     worst = max(teachers, key=lambda r: r["loss_ratio"])
-    cfg, tr, te = manifest["config"], manifest["train_shard"], manifest["test_shard"]
     n_ok = sum(r["loss_ratio"] <= MARGIN for r in teachers)
-    return [f"- {len(manifest['teachers'])} teachers, {sum(r['parameters'] for r in teachers):,} parameters in all, "
-            f"{size / 1e6:.1f} MB of fp16 weights.",
-            f"- Training: {cfg['steps']} steps × {cfg['batch_size']} frames per teacher (AdamW, one-cycle, peak lr "
-            f"{cfg['lr']:g}, seed {cfg['seed']}), on {tr['count']} train frames (seeds {tr['first_seed']}…) at "
-            f"{tr['size']} px; {manifest['jobs']} training process(es) of one thread each; "
-            f"{manifest['wall_seconds'] / 60:.0f} min wall-clock for the zoo ({manifest['machine']}, "
-            f"torch {manifest['torch']}).",
-            f"- Held out: {te['count']} test frames (seeds {te['first_seed']}…). {n_ok} of "
-            f"{len(manifest['teachers'])} teachers reach a held-out loss ≤ {MARGIN:g} × the trivial baseline's; the "
-            f"weakest is {worst['task']} at {worst['loss_ratio']:.3f}."]
+    lines = [f"- {len(manifest['teachers'])} teachers, {sum(r['parameters'] for r in teachers):,} parameters in all, "
+             f"{size / 1e6:.1f} MB of fp16 weights."]
+    for run in manifest["runs"]:
+        cfg, tr = run["config"], run["train_shard"]
+        steps = sorted({manifest["teachers"][t]["steps"] for t in run["tasks"] if t in manifest["teachers"]})
+        lines.append(f"- Run ({len(run['tasks'])} teachers: {', '.join(run['tasks'])}): "
+                     f"{' or '.join(map(str, steps))} steps × {cfg['batch_size']} frames per teacher (AdamW, "
+                     f"one-cycle, peak lr {cfg['lr']:g}, seed {cfg['seed']}) on {tr['count']} train frames (seeds "
+                     f"{tr['first_seed']}…) at {tr['size']} px; {run['jobs']} process(es) of one thread; "
+                     f"{run['wall_seconds'] / 60:.0f} min wall-clock ({run['machine']}, torch {run['torch']}).")
+    te = manifest["runs"][-1]["test_shard"]
+    lines.append(f"- Held out: {te['count']} test frames (seeds {te['first_seed']}…). {n_ok} of "
+                 f"{len(manifest['teachers'])} teachers reach a held-out loss ≤ {MARGIN:g} × the trivial baseline's; "
+                 f"the weakest is {worst['task']} at {worst['loss_ratio']:.3f}.")
+    return lines
 
 
 def similarity(zoo: Path, cache: Path):

@@ -149,3 +149,11 @@ def test_probe_needs_three_frames():
 
     with pytest.raises(UserInputError, match="at least 3 frames"):
         mini_probe(2)
+
+
+def test_vector_scales_match_the_label_spread():
+    from rsa_toolkit.mini.objectives import VECTOR_SCALES
+
+    for task, scale in VECTOR_SCALES.items():
+        labels = MiniTaskonomy(task, "val", count=300).targets().numpy()
+        np.testing.assert_allclose(labels.std(axis=0), scale, rtol=0.3, err_msg=task)

@@ -22,7 +22,7 @@ CONFIG = TINY_CONFIG
 
 def test_manifest_records_each_teacher(tiny_zoo):
     manifest = read_manifest(tiny_zoo)
-    assert list(manifest["teachers"]) == TASKS and manifest["config"]["steps"] == 3
+    assert list(manifest["teachers"]) == TASKS and manifest["runs"][-1]["config"]["steps"] == 3
     for task, entry in manifest["teachers"].items():
         path = tiny_zoo / entry["file"]
         assert entry["sha256"] == file_sha256(path)

@@ -348,13 +348,13 @@ def test_resolve_probe_folder_name_and_errors(folder, tmp_path, monkeypatch):
     with pytest.raises(UserInputError, match=r"Probe set 'skimag' is neither an existing folder nor a built-in "
                                              r"probe set\. Did you mean 'skimage'\? Built-in probe sets: skimage"):
         resolve_probe("skimag")
-    with pytest.raises(UserInputError, match=r"Unknown probe set 'imagenet'\..*Available: skimage, sklearn\."):
+    with pytest.raises(UserInputError, match=r"Unknown probe set 'imagenet'\..*Available: skimage, sklearn, mini\."):
         probe_by_name("imagenet")
     # an existing folder wins over a built-in name
     monkeypatch.chdir(tmp_path)
     shutil.copytree(folder, tmp_path / "sklearn")
     assert resolve_probe("sklearn") == probe_from_folder(folder)[0]
-    assert set(PROBE_SETS.names()) == {"skimage", "sklearn"}
+    assert set(PROBE_SETS.names()) == {"mini", "skimage", "sklearn"}
 
 
 def test_probe_set_is_frozen(folder):
