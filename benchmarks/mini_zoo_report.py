@@ -45,10 +45,16 @@ def summary(manifest: dict, zoo: Path) -> list[str]:
     n_ok = sum(r["loss_ratio"] <= MARGIN for r in teachers)
     lines = [f"- {len(manifest['teachers'])} teachers, {sum(r['parameters'] for r in teachers):,} parameters in all, "
              f"{size / 1e6:.1f} MB of fp16 weights."]
-    for run in manifest["runs"]:
+    # A teacher's entry comes from the last run that trained it; earlier runs' copies were replaced.
+    owner = {t: i for i, run in enumerate(manifest["runs"]) for t in run["tasks"]}
+    for i, run in enumerate(manifest["runs"]):
         cfg, tr = run["config"], run["train_shard"]
-        steps = sorted({manifest["teachers"][t]["steps"] for t in run["tasks"] if t in manifest["teachers"]})
-        lines.append(f"- Run ({len(run['tasks'])} teachers: {', '.join(run['tasks'])}): "
+        kept = [t for t in run["tasks"] if owner.get(t) == i and t in manifest["teachers"]]
+        replaced = [t for t in run["tasks"] if owner.get(t) != i]
+        steps = sorted({manifest["teachers"][t]["steps"] for t in kept})
+        lines.append(f"- Run {i + 1}, {len(run['tasks'])} teacher(s)"
+                     + (f", of which {', '.join(replaced)} were retrained later" if replaced else "")
+                     + f" ({', '.join(kept)}): "
                      f"{' or '.join(map(str, steps))} steps × {cfg['batch_size']} frames per teacher (AdamW, "
                      f"one-cycle, peak lr {cfg['lr']:g}, seed {cfg['seed']}) on {tr['count']} train frames (seeds "
                      f"{tr['first_seed']}…) at {tr['size']} px; {run['jobs']} process(es) of one thread; "
