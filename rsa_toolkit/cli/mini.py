@@ -110,7 +110,8 @@ def run_transfer(args: argparse.Namespace) -> int:
                             steps=args.steps or d.steps, seed=args.seed)
     # The teachers' own shards: readouts train on frames the teachers trained on, and are scored on test frames.
     paths = _shards(args, train=max(config.train_frames, 8000), test=max(config.test_frames, 1000))
-    result = transfer_matrix(paths["train"], paths["test"], tasks=args.tasks, config=config, jobs=args.jobs)
+    result = transfer_matrix(paths["train"], paths["test"], tasks=args.tasks, config=config, jobs=args.jobs,
+                             verbose=not args.quiet)
     write_transfer(result, out, config, train_shard=str(paths["train"]), test_shard=str(paths["test"]), jobs=args.jobs)
     if not args.quiet:
         print(f"wrote the {len(result['sources'])} x {len(result['targets'])} transfer matrices to {out} in "

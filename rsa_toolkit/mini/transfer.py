@@ -116,9 +116,10 @@ def _fit_readout(task: str, z_train: Tensor, y_train: Tensor, config: TransferCo
 
 
 def _source_row(source: str, targets: Sequence[str], train_shard: str, test_shard: str,
-                config: TransferConfig) -> dict[str, np.ndarray]:
+                config: TransferConfig, verbose: bool = False) -> dict[str, np.ndarray]:
     """Per-frame held-out losses of every target from ``source``: {target: (test_frames,)}."""
     torch.set_num_threads(1)
+    t0 = time.perf_counter()
     rows: dict[str, np.ndarray] = {}
     by_kind: dict[str, list[str]] = {}
     for t in targets:
@@ -136,18 +137,20 @@ def _source_row(source: str, targets: Sequence[str], train_shard: str, test_shar
             with torch.inference_mode():
                 pred = torch.cat([readout(z_test[i:i + 250]) for i in range(0, len(z_test), 250)])
                 rows[target] = _per_frame_losses(target, pred, y_test).numpy()
+    if verbose:
+        print(f"transfer: source {source} done in {time.perf_counter() - t0:.0f} s", flush=True)
     return rows
 
 
 def transfer_matrix(train_shard: str | os.PathLike[str], test_shard: str | os.PathLike[str], *,
                     tasks: Sequence[str] | None = None, config: TransferConfig = TransferConfig(),
-                    jobs: int = 1) -> dict[str, object]:
+                    jobs: int = 1, verbose: bool = False) -> dict[str, object]:
     """Held-out losses of every (source, target) readout and the pixels baseline; returns ``{"sources", "targets",
     "loss" (S+1, T), "gain" (S, T), "winrate" (S, T), "seconds"}`` with the pixels row last in ``loss``."""
     tasks = list(dict.fromkeys(resolve_task(t) for t in (tasks or ALL_TASKS)))
     jobs = check_positive_int(jobs, name="jobs")
     sources = [*tasks, PIXELS]
-    args = [(s, tasks, str(train_shard), str(test_shard), config) for s in sources]
+    args = [(s, tasks, str(train_shard), str(test_shard), config, verbose) for s in sources]
     t0 = time.perf_counter()
     if jobs == 1:
         rows = [_source_row(*a) for a in args]
