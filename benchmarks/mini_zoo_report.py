@@ -9,7 +9,6 @@ embedded default command (cold feature cache, then cached).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess

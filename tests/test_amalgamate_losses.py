@@ -4,7 +4,6 @@ losses that decrease when the student trains on one fixed batch of cached teache
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -20,12 +19,7 @@ from amalgamate.teachers import mini_source
 from rsa_toolkit.errors import UserInputError
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 VALUE, BINARY, CLASSES = SPACES.get("log_depth"), SPACES.get("edge_logits"), SPACES.get("class_logits")

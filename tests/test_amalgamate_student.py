@@ -3,7 +3,6 @@ the n-to-n baseline's parameter matching."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -13,12 +12,7 @@ from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.mini.net import build_teacher_net
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_compact_student_shapes_for_pixel_and_image_level_tasks():

@@ -39,7 +39,7 @@ from .._validation import check_positive_int
 from ..scenes import ALL_TASKS, LABEL_SPECS
 from ..tasks import resolve_task
 from .dataset import MiniTaskonomy
-from .net import REPRESENTATION_SHAPE, output_channels
+from .net import output_channels
 from .objectives import objective
 from .zoo import mini_teacher
 
