@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from rsa_toolkit.cli._run import run_command
 from rsa_toolkit.errors import UserInputError
 
 PROG = "amalgamate"
@@ -213,23 +214,8 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv:
-        parser.print_help()
-        return 0
-    args = parser.parse_args(argv)  # usage errors exit 2 inside argparse
-    if not hasattr(args, "run"):
-        parser.print_help()
-        return 2
-    try:
-        return args.run(args)
-    except UserInputError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; a run continues from its last checkpoint with --resume", file=sys.stderr)
-        return 130
+    return run_command(build_parser(), argv, prog=PROG,
+                       interrupted="interrupted; a run continues from its last checkpoint with --resume")
 
 
 if __name__ == "__main__":

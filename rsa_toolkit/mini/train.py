@@ -63,6 +63,12 @@ def _task_seed(seed: int, task: str) -> int:
     return seed * 1000 + ALL_TASKS.index(task)
 
 
+def one_cycle_adamw(parameters, *, lr: float, steps: int, weight_decay: float = 1e-4):  # noqa: ANN001, ANN201
+    """AdamW under a one-cycle schedule (10% warm-up to ``lr``, then annealing): the recipe of every mini network."""
+    opt = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+
+
 def train_teacher(task: str, train_shard: str | os.PathLike[str], config: TrainConfig = TrainConfig(), *,
                   log_every: int = 0) -> tuple[MiniTeacherNet, dict]:
     """Train ``task``'s teacher from scratch; returns the network (eval mode) and a record of the run."""
@@ -74,8 +80,7 @@ def train_teacher(task: str, train_shard: str | os.PathLike[str], config: TrainC
     net = build_teacher_net(task)
     goal = objective(task)
     steps = steps_for(task, config)
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps, pct_start=0.1)
+    opt, sched = one_cycle_adamw(net.parameters(), lr=config.lr, steps=steps, weight_decay=config.weight_decay)
     order, cursor, losses = rng.permutation(len(data)), 0, []
     net.train()
     t0 = time.perf_counter()

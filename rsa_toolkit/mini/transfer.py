@@ -41,6 +41,7 @@ from ..tasks import resolve_task
 from .dataset import MiniTaskonomy
 from .net import output_channels
 from .objectives import objective
+from .train import one_cycle_adamw
 from .zoo import mini_teacher
 
 __all__ = ["TransferConfig", "PIXELS", "Readout", "transfer_matrix", "write_transfer"]
@@ -84,11 +85,11 @@ def _input_kind(target: str) -> str:
 
 
 @torch.inference_mode()
-def _encode(source: str, inputs: Tensor, batch: int = 250) -> Tensor:
-    """(N, 8, 16, 16) representations of a source teacher, or the space-to-depth frames for the pixels baseline."""
-    if source == PIXELS:
+def _encode(encoder: nn.Module | None, inputs: Tensor, batch: int = 250) -> Tensor:
+    """(N, 8, 16, 16) representations of a source encoder, or (``None``, the pixels baseline) the space-to-depth
+    frames."""
+    if encoder is None:
         return F.pixel_unshuffle(inputs, 4)
-    encoder = mini_teacher(source).build().encoder
     return torch.cat([encoder(inputs[i:i + batch]) for i in range(0, len(inputs), batch)])
 
 
@@ -102,8 +103,7 @@ def _fit_readout(task: str, z_train: Tensor, y_train: Tensor, config: TransferCo
     rng = np.random.default_rng(seed)
     readout = Readout(z_train.shape[1], task)
     goal = objective(task)
-    opt = torch.optim.AdamW(readout.parameters(), lr=config.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.1)
+    opt, sched = one_cycle_adamw(readout.parameters(), lr=config.lr, steps=config.steps)
     readout.train()
     for _ in range(config.steps):
         idx = torch.from_numpy(rng.choice(len(z_train), config.batch_size, replace=False))
@@ -124,11 +124,13 @@ def _source_row(source: str, targets: Sequence[str], train_shard: str, test_shar
     by_kind: dict[str, list[str]] = {}
     for t in targets:
         by_kind.setdefault(_input_kind(t), []).append(t)
+    # Loaded (and its weights' hash checked) once per source, not once per input kind.
+    encoder = None if source == PIXELS else mini_teacher(source).build().encoder
     for kind, kind_targets in by_kind.items():
         data_task = kind if kind != "rgb" else "autoencoding"
         x_train, _ = MiniTaskonomy(data_task, shard=train_shard).batch(np.arange(config.train_frames))
         x_test, _ = MiniTaskonomy(data_task, shard=test_shard).batch(np.arange(config.test_frames))
-        z_train, z_test = _encode(source, x_train), _encode(source, x_test)
+        z_train, z_test = _encode(encoder, x_train), _encode(encoder, x_test)
         for target in kind_targets:
             _, y_train = MiniTaskonomy(target, shard=train_shard).batch(np.arange(config.train_frames))
             _, y_test = MiniTaskonomy(target, shard=test_shard).batch(np.arange(config.test_frames))
