@@ -39,7 +39,7 @@ from .run_dir import RunDir
 from .student import count_parameters
 from .trainer import build_from_spec, setup_run
 
-__all__ = ["evaluate_run", "load_student", "EXAMPLES"]
+__all__ = ["evaluate_run", "load_student", "time_per_image", "EXAMPLES"]
 
 EXAMPLES = 4  # frames kept in examples.npz
 
@@ -60,7 +60,7 @@ def load_student(run: RunDir) -> tuple[nn.Module, dict[str, Any]]:
     return model.eval(), origin
 
 
-def _time_per_image(fn: Callable[[], object], n_images: int, repeats: int = 3) -> float:
+def time_per_image(fn: Callable[[], object], n_images: int, repeats: int = 3) -> float:
     """Milliseconds per image of ``fn`` (one batch of ``n_images``), best of ``repeats`` after one warm-up call."""
     fn()
     best = math.inf
@@ -131,9 +131,9 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = N
                 examples["image"] = np.stack([images.load(int(i)) for i in idx[:EXAMPLES]])
         timing_idx = np.arange(min(batch_size, n))
         timing_x = image_batch(images, timing_idx, prep)
-        student_ms = _time_per_image(lambda: model(timing_x), len(timing_idx))
+        student_ms = time_per_image(lambda: model(timing_x), len(timing_idx))
         teacher_x = {t.name: image_batch(images, timing_idx, t.teacher.preprocessing) for t in setup.targets}
-        teacher_ms = {t.name: _time_per_image(lambda t=t: teachers[t.name](teacher_x[t.name]), len(timing_idx))
+        teacher_ms = {t.name: time_per_image(lambda t=t: teachers[t.name](teacher_x[t.name]), len(timing_idx))
                       for t in setup.targets}
     result: dict[str, Any] = {
         "run": str(run.path), "method": config.method, "targets": tasks, "aux": run.read_json("aux.json")["chosen"],

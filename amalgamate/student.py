@@ -8,11 +8,16 @@ image-level task). Two architectures, one interface (:data:`ARCHITECTURES`):
 ===========  ===================================================  =============================================
 name         encoder                                              heads
 ===========  ===================================================  =============================================
-compact      :class:`rsa_toolkit.mini.net.MiniEncoder`             PixelDecoder (C x 64 x 64) / VectorHead (K),
-             (3 x 64 x 64 -> 8 x 16 x 16; the mini teachers')      as the mini teachers
+compact      :class:`rsa_toolkit.mini.net.MiniEncoder`             PixelDecoder (C x 64 x 64), slimmer than the
+             (3 x 64 x 64 -> 8 x 16 x 16; the mini teachers')      teachers' / VectorHead (K), as the teachers
 taskonomy    :class:`rsa_toolkit.zoo.taskonomy_net.TaskonomyEncoder`  the visualpriors decoders
              (3 x 256 x 256 -> 8 x 16 x 16; the seed's student)    (:func:`~rsa_toolkit.zoo.taskonomy_net.build_decoder`)
 ===========  ===================================================  =============================================
+
+Why slimmer decoders: a mini teacher's decoder costs as much compute as its encoder (both ~0.19 GFLOP per 64 px
+frame, most of it at full resolution), so a student with the teachers' decoders could never run in half the time of
+its n teachers, which is the point of one multi-talent student (the seed's Table 3: 0.51 for 3 tasks, where the
+ResNet-50 encoder dominates). :data:`COMPACT_DECODER_WIDTHS` cuts a decoder to ~0.41 of a teacher's compute.
 
 ``forward(x)`` returns ``(z, {task: output})``. For GradNorm the encoder is split into :meth:`Student.trunk` (every
 shared layer but the last) and :meth:`Student.represent` (the last shared layer, whose weight
@@ -34,9 +39,10 @@ from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.tasks import resolve_task
 
 __all__ = ["ARCHITECTURES", "Student", "StudentEnsemble", "build_student", "count_parameters", "input_size",
-           "COMPACT_WIDTHS"]
+           "COMPACT_WIDTHS", "COMPACT_DECODER_WIDTHS"]
 
 COMPACT_WIDTHS = (16, 32, 64, 96)  # the mini teachers' encoder widths
+COMPACT_DECODER_WIDTHS = (48, 32, 16)  # the teachers' are (64, 48, 32); see the module docstring
 
 ARCHITECTURES: Registry[Callable[..., "_Parts"]] = Registry("student architecture")
 
@@ -56,7 +62,8 @@ def _compact(tasks: Sequence[str], widths: tuple[int, int, int, int] = COMPACT_W
     from rsa_toolkit.scenes import LABEL_SPECS
 
     encoder = MiniEncoder(widths)
-    heads = {t: (PixelDecoder if LABEL_SPECS[t].per_pixel else VectorHead)(output_channels(t)) for t in tasks}
+    heads = {t: PixelDecoder(output_channels(t), COMPACT_DECODER_WIDTHS) if LABEL_SPECS[t].per_pixel
+             else VectorHead(output_channels(t)) for t in tasks}
     body = list(encoder.children())[:-1]  # stem .. block3; the encoder ends in the linear 1 x 1 "representation"
 
     def trunk(x: Tensor) -> Tensor:

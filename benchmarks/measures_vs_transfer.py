@@ -39,24 +39,6 @@ MEASURES = (
 )
 
 
-def kernel_rank_similarity(features: dict, norm: str, method: str, comparison: str, n_bootstrap: int):
-    """A kernel compared by a rank or linear correlation, as DDS does: the off-diagonal upper triangle of 1 - K
-    (the library compares kernels only by CKA, where the diagonal matters; here it is not used)."""
-    from types import SimpleNamespace
-
-    from rsa_toolkit.bootstrap import bootstrap_similarity
-    from rsa_toolkit.compare import compare_rdms
-    from rsa_toolkit.rdm import compute_rdm
-
-    names = list(features)
-    kernels = [compute_rdm(x, method=method, normalization=norm, name=k) for k, x in features.items()]
-    upper = np.triu_indices(len(kernels[0]), 1)
-    rdms = np.stack([1.0 - k[upper] for k in kernels])
-    matrix = compare_rdms(rdms, method=comparison, names=names)
-    boot = bootstrap_similarity(rdms, matrix, comparison=comparison, n_bootstrap=n_bootstrap, seed=0, names=names)
-    return SimpleNamespace(matrix=matrix, names=names, bootstrap=boot)
-
-
 def score(result, truth, names) -> tuple[float, float, float, float, float]:
     """(mean Spearman with diagonal, its CI low, high, mean without diagonal, top-1 hit rate)."""
     from rsa_toolkit.evaluation import evaluate_similarity
@@ -83,11 +65,8 @@ def main() -> None:
         features = zoo_features(mini_zoo(), mini_probe(), cache_dir=Path(tmp)).as_dict()
         rows = []
         for label, norm, method, comparison in MEASURES:
-            if method == "laplacian":
-                result = kernel_rank_similarity(features, norm, method, comparison, args.bootstrap)
-            else:
-                result = similarity_matrix(features, normalization=norm, method=method, comparison=comparison,
-                                           n_bootstrap=args.bootstrap, seed=0)
+            result = similarity_matrix(features, normalization=norm, method=method, comparison=comparison,
+                                       n_bootstrap=args.bootstrap, seed=0)
             rows.append((label, norm, method, comparison, *score(result, truth, result.names)))
             print(f"{label}: {rows[-1][4]:.3f} [{rows[-1][5]:.3f}, {rows[-1][6]:.3f}]", file=sys.stderr)
     best = max(rows, key=lambda r: r[4])
@@ -98,8 +77,7 @@ def main() -> None:
              "| measure | options | mean Spearman, diagonal included [95% CI] | without diagonal | top-1 hit rate |",
              "|---|---|---:|---:|---:|"]
     for label, norm, method, comparison, mean, low, high, no_diag, top1 in rows:
-        options = (f"`--normalization {norm} --method {method}`, 1 − K by {comparison} (this script only)"
-                   if method == "laplacian" else f"`--normalization {norm} --method {method} --comparison {comparison}`")
+        options = f"`--normalization {norm} --method {method} --comparison {comparison}`"
         lines.append(f"| {label} | {options} | "
                      f"{mean:.3f} [{low:.3f}, {high:.3f}] | {no_diag:.3f} | {top1:.2f} |")
     lines += ["", f"Best: {best[0]}, {best[4]:.3f} (goal: ≥ 0.8) — {'met' if best[4] >= 0.8 else 'NOT met'}.", ""]

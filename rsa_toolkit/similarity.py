@@ -28,7 +28,7 @@ __all__ = ["SimilarityResult", "similarity_matrix"]
 class SimilarityResult:
     names: list[str]
     matrix: np.ndarray  # (T, T), symmetric, unit diagonal
-    rdms: np.ndarray  # (T, N(N-1)/2) condensed RDMs, or (T, N, N) for kernel methods
+    rdms: np.ndarray  # (T, N(N-1)/2) condensed RDMs (a kernel K as 1 - K), or (T, N, N) for CKA
     n_images: int
     method: str
     normalization: str
@@ -38,7 +38,9 @@ class SimilarityResult:
 
     @property
     def kind(self) -> str:
-        return RDM_METHODS.get(self.method).kind
+        """What ``rdms`` holds: "kernel" (square kernels for CKA) or "dissimilarity"."""
+        kernel = RDM_METHODS.get(self.method).kind == "kernel"
+        return "kernel" if kernel and COMPARISONS.get(self.comparison).square_input else "dissimilarity"
 
 
 def similarity_matrix(features: Mapping[str, np.ndarray] | Sequence[np.ndarray], *, names: Sequence[str] | None = None,
@@ -63,11 +65,11 @@ def similarity_matrix(features: Mapping[str, np.ndarray] | Sequence[np.ndarray],
     dt = check_dtype(dtype)
     if n_jobs is not None:
         check_positive_int(n_jobs, name="n_jobs")
-    if comp.square_input is False and spec.kind == "kernel":
-        raise UserInputError(f"method '{method}' is a kernel; compare kernels with cka or cka_debiased, or pick a "
-                             "dissimilarity method (correlation, cosine, euclidean, sqeuclidean) for "
-                             f"'{comparison}'.")
-    square = spec.kind == "kernel" or comp.square_input
+    square = comp.square_input
+    # A kernel under a correlation comparison is compared as the dissimilarity 1 - K off the diagonal, as DDS does
+    # (Dwivedi et al. 2020, z-score + Laplacian kernel); CKA reads the whole kernel, diagonal included.
+    kernel_as_rdm = spec.kind == "kernel" and not square
+    kind = "dissimilarity" if kernel_as_rdm else spec.kind
     n = arrays[0].shape[0]
     # One preallocated stack, filled teacher by teacher; prepared vectors reference it or are compact (see compare).
     rdm_stack = np.empty((len(names), n, n) if square else (len(names), n * (n - 1) // 2), dtype=dt)
@@ -77,10 +79,12 @@ def similarity_matrix(features: Mapping[str, np.ndarray] | Sequence[np.ndarray],
                       name=names[t])
         if square:
             rdm_stack[t] = compute_rdm(arrays[t], **kwargs)
+        elif kernel_as_rdm:
+            rdm_stack[t] = 1.0 - compute_rdm(arrays[t], **kwargs)[np.triu_indices(n, 1)]
         else:
             compute_condensed_rdm(arrays[t], out=rdm_stack[t], **kwargs)
         _release_pages(arrays[t])
-        return prepare_for(comp, rdm_stack[t], kind=spec.kind, name=names[t])
+        return prepare_for(comp, rdm_stack[t], kind=kind, name=names[t])
 
     prepared = list(tqdm(_map(one_teacher, range(len(names)), n_jobs), total=len(names), desc="RDMs",
                          disable=not progress, leave=False))
@@ -88,7 +92,7 @@ def similarity_matrix(features: Mapping[str, np.ndarray] | Sequence[np.ndarray],
     del prepared
     boot = None
     if n_bootstrap:
-        boot = bootstrap_similarity(rdm_stack, matrix, comparison=comparison, kind=spec.kind, n_bootstrap=n_bootstrap,
+        boot = bootstrap_similarity(rdm_stack, matrix, comparison=comparison, kind=kind, n_bootstrap=n_bootstrap,
                                     confidence=confidence, seed=seed, names=names, progress=progress)
     return SimilarityResult(names, matrix, rdm_stack, arrays[0].shape[0], method, normalization, comparison, layer,
                             boot)

@@ -362,3 +362,24 @@ def test_pearson_prepared_references_the_rdm_without_copy():
     v = _rdm_stack(t=1, n=12, seed=23)[0]
     prepared = prepare_for(COMPARISONS.get("pearson"), v)
     assert np.shares_memory(prepared.values, v)
+
+
+@pytest.mark.parametrize("comparison", ["spearman", "pearson"])
+def test_kernel_under_a_correlation_is_compared_as_one_minus_k_off_the_diagonal(comparison):
+    """DDS's z-score + Laplacian kernel + Spearman, against sklearn's kernel and scipy's correlation."""
+    from sklearn.metrics.pairwise import laplacian_kernel
+    from sklearn.preprocessing import StandardScaler
+
+    from rsa_toolkit.similarity import similarity_matrix
+
+    rng = np.random.default_rng(5)
+    shared = rng.normal(size=(12, 6))
+    features = [shared + s * rng.normal(size=(12, 6)) for s in (0.3, 1.0, 3.0)]
+    result = similarity_matrix(features, method="laplacian", normalization="zscore", comparison=comparison)
+    upper = np.triu_indices(12, 1)
+    rdms = [1.0 - laplacian_kernel(StandardScaler().fit_transform(f))[upper] for f in features]
+    corr = spearmanr if comparison == "spearman" else pearsonr
+    for i in range(3):
+        for j in range(3):
+            assert result.matrix[i, j] == pytest.approx(corr(rdms[i], rdms[j])[0], abs=1e-12)
+    assert result.kind == "dissimilarity" and result.rdms.shape == (3, len(upper[0]))
