@@ -25,6 +25,7 @@ _SETTINGS = {
     "targets": "targets", "aux": "aux", "auto_aux": "auto_aux", "method": "method", "weighting": "weighting",
     "architecture": "architecture", "steps": "steps", "batch_size": "batch_size", "lr": "lr", "seed": "seed",
     "device": "device", "threads": "threads", "live_teachers": "live_teachers", "images": "images",
+    "masks": "masks",
     "weights_dir": "weights_dir", "zoo_dir": "zoo_dir", "train_frames": "train_frames", "train_shard": "train_shard",
     "cache_dir": "cache_dir", "checkpoint_every": "checkpoint_every", "distill": "distill",
     "guide_weight": "guide_weight", "aux_share": "aux_share", "gan_start": "gan_start",
@@ -78,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                            "zoo; needs --images)")
     data.add_argument("--images", metavar="DIR", help="a folder of training images (default: mini-Taskonomy train "
                                                       "frames)")
+    data.add_argument("--masks", metavar="DIR", help="validity masks, one PNG per training image (e.g. Taskonomy's "
+                                                     "mask_valid): pixel losses count valid pixels only")
     data.add_argument("--train-frames", type=int, help="mini train frames (default 4000)")
     data.add_argument("--train-shard", metavar="DIR", help="train on the frames of this shard instead")
     data.add_argument("--live-teachers", action="store_true", default=None,

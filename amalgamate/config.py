@@ -46,6 +46,7 @@ class AmalgamateConfig:
     zoo_dir: str | None = None  # a mini zoo directory (default $RSA_TOOLKIT_MINI_ZOO or data/mini_zoo)
     weights_dir: str | None = None  # Taskonomy checkpoints: use the Taskonomy teachers instead of the mini zoo
     images: str | None = None  # a folder of training images (default: mini-Taskonomy train frames)
+    masks: str | None = None  # a folder of validity masks, one per training image (amalgamate.masks)
     train_frames: int = 4000  # mini train-split frames, when no images folder is given
     train_shard: str | None = None  # or the frames of an existing shard
     live_teachers: bool = False

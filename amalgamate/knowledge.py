@@ -39,14 +39,17 @@ STATS_IMAGES = 512
 @dataclass
 class KnowledgeBatch:
     """``outputs``: target task -> the teacher's raw output (B, ...); ``representations``: the target teachers'
-    representations in target order, then the auxiliary's (B, 8, 16, 16)."""
+    representations in target order, then the auxiliary's (B, 8, 16, 16); ``masks``: pixel task -> validity mask
+    (B, 1, H, W), when the run has masks (:mod:`amalgamate.masks`)."""
 
     outputs: dict[str, Tensor]
     representations: list[Tensor]
+    masks: dict[str, Tensor] = dataclasses.field(default_factory=dict)
 
     def to(self, device: torch.device) -> KnowledgeBatch:
         return KnowledgeBatch({k: v.to(device) for k, v in self.outputs.items()},
-                              [r.to(device) for r in self.representations])
+                              [r.to(device) for r in self.representations],
+                              {k: v.to(device) for k, v in self.masks.items()})
 
 
 class Knowledge(abc.ABC):

@@ -48,6 +48,7 @@ from .auxiliary import AuxChoice, given_auxiliary, rank_zoo
 from .config import AmalgamateConfig, check_config, config_from_dict, config_to_dict, merge_config
 from .images import folder_images, image_batch, mini_frames, shard_frames
 from .knowledge import Knowledge, KnowledgeBatch, build_knowledge
+from .masks import load_masks, mask_files
 from .run_dir import RunDir
 from .student import Student, build_student, count_parameters
 from .teachers import AmalgamationTeacher, TeacherZoo, mini_source, taskonomy_source
@@ -163,8 +164,8 @@ def _schedule(steps: int, warmup: float):  # noqa: ANN202 - a LambdaLR factor fu
 
 class _Trainer:
     def __init__(self, config: AmalgamateConfig, setup: RunSetup, knowledge: Knowledge, run: RunDir,
-                 device: torch.device) -> None:
-        self.config, self.knowledge, self.run, self.device = config, knowledge, run, device
+                 device: torch.device, masks: list[Path] | None = None) -> None:
+        self.config, self.knowledge, self.run, self.device, self.masks = config, knowledge, run, device, masks
         self.tasks = list(config.targets)
         self.spaces = {t.name: t.space for t in setup.targets}
         self.prep = setup.zoo.student_preprocessing
@@ -265,7 +266,21 @@ class _Trainer:
 
     def _task_losses(self, outputs: dict[str, Tensor], kb: KnowledgeBatch) -> Tensor:
         return torch.stack([L.distillation_loss(outputs[t], kb.outputs[t], self.spaces[t], norm=self.config.distill,
-                                                temperature=self.config.temperature) for t in self.tasks])
+                                                temperature=self.config.temperature, mask=kb.masks.get(t))
+                            for t in self.tasks])
+
+    def _with_masks(self, kb: KnowledgeBatch, idx: np.ndarray) -> KnowledgeBatch:
+        """Attach the validity masks of this batch, at each pixel task's output size."""
+        if self.masks is None:
+            return kb
+        by_size: dict[int, Tensor] = {}
+        for t, out in kb.outputs.items():
+            if out.dim() == 4:
+                size = int(out.shape[-1])
+                if size not in by_size:
+                    by_size[size] = load_masks(self.masks, idx, size).to(self.device)
+                kb.masks[t] = by_size[size]
+        return kb
 
     def _gan_active(self) -> bool:
         return self.config.gan_start is not None and self.step >= self.config.gan_start and len(self.discriminators) > 0
@@ -368,7 +383,7 @@ class _Trainer:
     def train_step(self) -> dict[str, Any]:
         idx = self._next_indices()
         x = image_batch(self.knowledge.images, idx, self.prep).to(self.device)
-        kb = self.knowledge.batch(idx).to(self.device)
+        kb = self._with_masks(self.knowledge.batch(idx).to(self.device), idx)
         self.model.train()
         lr = self.optimizers["shared"].param_groups[0]["lr"]  # the rate this step uses
         parts = self._soka_step(x, kb) if self.config.method == "soka" else self._kd_step(x, kb)
@@ -443,6 +458,7 @@ def train(run_dir: str | os.PathLike[str], config: AmalgamateConfig | Mapping[st
     device = resolve_device(config.device)
     setup = setup_run(config)
     images = _training_images(config, setup.zoo)
+    masks = mask_files(images, config.masks) if config.masks else None
     if config.batch_size > len(images):
         raise UserInputError(f"--batch-size {config.batch_size} is larger than the {len(images)} training images; "
                              "lower it or give more images.")
@@ -461,7 +477,7 @@ def train(run_dir: str | os.PathLike[str], config: AmalgamateConfig | Mapping[st
         run.write_json("aux.json", aux.record)
     knowledge = build_knowledge(setup.targets, aux_teacher, images, live=config.live_teachers,
                                 cache_dir=_cache_dir(config), device=device, progress=progress)
-    trainer = _Trainer(config, setup, knowledge, run, device)
+    trainer = _Trainer(config, setup, knowledge, run, device, masks)
     trainer.check_shapes()
     if resume:
         if run.file("checkpoint.pt").is_file():
