@@ -25,7 +25,7 @@ _SETTINGS = {
     "targets": "targets", "aux": "aux", "auto_aux": "auto_aux", "method": "method", "weighting": "weighting",
     "architecture": "architecture", "steps": "steps", "batch_size": "batch_size", "lr": "lr", "seed": "seed",
     "device": "device", "threads": "threads", "live_teachers": "live_teachers", "images": "images",
-    "masks": "masks",
+    "masks": "masks", "zoo": "zoo_file",
     "weights_dir": "weights_dir", "zoo_dir": "zoo_dir", "train_frames": "train_frames", "train_shard": "train_shard",
     "cache_dir": "cache_dir", "checkpoint_every": "checkpoint_every", "distill": "distill",
     "guide_weight": "guide_weight", "aux_share": "aux_share", "gan_start": "gan_start",
@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--zoo-dir", metavar="DIR", help="a mini zoo (default $RSA_TOOLKIT_MINI_ZOO or data/mini_zoo)")
     data.add_argument("--weights-dir", metavar="DIR", help="Taskonomy visualpriors checkpoints (instead of the mini "
                                                            "zoo; needs --images)")
+    data.add_argument("--zoo", metavar="FILE", help="a zoo file (rsa-toolkit's format) whose teachers join the "
+                                                    "auxiliary candidates of --auto-aux and --aux")
     data.add_argument("--images", metavar="DIR", help="a folder of training images (default: mini-Taskonomy train "
                                                       "frames)")
     data.add_argument("--masks", metavar="DIR", help="validity masks, one PNG per training image (e.g. Taskonomy's "

@@ -45,6 +45,7 @@ class AmalgamateConfig:
     # teachers and images
     zoo_dir: str | None = None  # a mini zoo directory (default $RSA_TOOLKIT_MINI_ZOO or data/mini_zoo)
     weights_dir: str | None = None  # Taskonomy checkpoints: use the Taskonomy teachers instead of the mini zoo
+    zoo_file: str | None = None  # a zoo file whose teachers join the auxiliary candidates
     images: str | None = None  # a folder of training images (default: mini-Taskonomy train frames)
     masks: str | None = None  # a folder of validity masks, one per training image (amalgamate.masks)
     train_frames: int = 4000  # mini train-split frames, when no images folder is given

@@ -13,6 +13,10 @@ zoo            target teacher (layers)             auxiliary (layer)
 ``taskonomy``  visualpriors encoder + decoder:     a Taskonomy encoder: ``encoder_output``
                ``encoder``, ``decoder``
 =============  ==================================  =============================================================
+
+A zoo file (:mod:`rsa_toolkit.zoo.zoo_file`, ``--zoo FILE``) adds its teachers to either zoo as auxiliary candidates,
+tapped at their default layer: ``--auto-aux`` ranks them with the rest, and ``--aux NAME`` can name one. Guidance
+needs the auxiliary's representation to have the student's shape (8 x 16 x 16), checked before training.
 """
 
 from __future__ import annotations
@@ -61,26 +65,45 @@ class TeacherZoo:
     location: str
     student_preprocessing: Preprocessing = field(repr=False)
     default_architecture: str = "compact"
+    zoo_file: str | None = None  # extra auxiliary candidates
+
+    def file_teachers(self) -> list[Teacher]:
+        """The zoo file's teachers (none without a zoo file)."""
+        if self.zoo_file is None:
+            return []
+        from rsa_toolkit.zoo.zoo_file import load_zoo_file
+
+        return load_zoo_file(self.zoo_file)
 
     def available(self) -> list[str]:
         """Names of every teacher in the zoo (targets and auxiliary candidates)."""
         if self.family == "mini":
             from rsa_toolkit.mini.zoo import read_manifest
 
-            return list(read_manifest(self.location)["teachers"])
-        from rsa_toolkit.zoo.weights import available_taskonomy_tasks
+            names = list(read_manifest(self.location)["teachers"])
+        else:
+            from rsa_toolkit.zoo.weights import available_taskonomy_tasks
 
-        return available_taskonomy_tasks(self.location)
+            names = available_taskonomy_tasks(self.location)
+        return names + [t.name for t in self.file_teachers()]
 
     def ranking_teachers(self) -> list[Teacher]:
         """Every teacher of the zoo at its RSA layer (the representation), for ``--auto-aux``."""
         if self.family == "mini":
             from rsa_toolkit.mini.zoo import mini_zoo
 
-            return mini_zoo(zoo_dir=self.location)
-        from rsa_toolkit.zoo.zoo_file import build_zoo
+            teachers = mini_zoo(zoo_dir=self.location)
+        else:
+            from rsa_toolkit.zoo.zoo_file import build_zoo
 
-        return build_zoo(weights_dir=self.location)
+            teachers = build_zoo(weights_dir=self.location)
+        teachers += self.file_teachers()
+        names = [t.name for t in teachers]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise UserInputError(f"--zoo '{self.zoo_file}' names teachers the {self.family} zoo already has: "
+                                 f"{', '.join(repeated)}; rename them in the zoo file.")
+        return teachers
 
     def target(self, task: str) -> AmalgamationTeacher:
         """The teacher of target ``task`` (any alias); a missing teacher is a user error naming the zoo."""
@@ -94,6 +117,9 @@ class TeacherZoo:
         return AmalgamationTeacher(task, teacher, "encoder", "decoder", output_space(task, self.family))
 
     def auxiliary(self, name: str) -> AmalgamationTeacher:
+        for teacher in self.file_teachers():
+            if teacher.name == name:
+                return AmalgamationTeacher(name, teacher, teacher.default_layer)
         task = resolve_task(name)
         if self.family == "mini":
             from rsa_toolkit.mini.zoo import mini_teacher
@@ -105,8 +131,8 @@ class TeacherZoo:
             teacher = taskonomy_teacher(task, self.location)
         return AmalgamationTeacher(task, teacher, teacher.default_layer)
 
-    def describe(self) -> dict[str, str]:
-        return {"family": self.family, "location": self.location}
+    def describe(self) -> dict[str, str | None]:
+        return {"family": self.family, "location": self.location, "zoo_file": self.zoo_file}
 
 
 def mini_source(zoo_dir: str | os.PathLike[str] | None = None) -> TeacherZoo:
@@ -142,13 +168,14 @@ def resolve_targets(names: Sequence[str]) -> list[str]:
 
 
 def check_auxiliary(name: str, targets: Sequence[str]) -> str:
-    """The auxiliary's canonical name; it must not be one of the targets."""
+    """The auxiliary's canonical name (a task's, or a zoo-file teacher's name as given); it must not be a target.
+    Whether the zoo has it is checked with the zoo (:meth:`TeacherZoo.auxiliary`)."""
     task = try_resolve_task(name)
     canonical = task.name if task else name
     if canonical in targets:
         raise UserInputError(f"--aux '{name}' is one of the targets ({canonical}); the auxiliary must be another "
                              f"teacher. Choose one outside {', '.join(targets)}, or let --auto-aux rank them.")
-    return resolve_task(name)
+    return canonical
 
 
 class _EncoderDecoder(nn.Module):

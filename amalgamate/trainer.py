@@ -28,6 +28,7 @@ good checkpoint named.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 import os
 import time
@@ -90,6 +91,7 @@ class RunSetup:
 def setup_run(config: AmalgamateConfig) -> RunSetup:
     """The zoo and the target teachers of a (checked) config; a target without a teacher fails here."""
     zoo = taskonomy_source(config.weights_dir) if config.weights_dir else mini_source(config.zoo_dir)
+    zoo = dataclasses.replace(zoo, zoo_file=config.zoo_file)
     targets = []
     for task in config.targets:
         try:
@@ -471,14 +473,14 @@ def train(run_dir: str | os.PathLike[str], config: AmalgamateConfig | Mapping[st
         aux_teacher = setup.zoo.auxiliary(aux.name) if aux.name else None
     except UserInputError as exc:
         raise UserInputError(f"auxiliary '{aux.name}': {exc}") from None
-    if not resume:  # every check has passed: only now does the directory change
-        run.start(overwrite=overwrite)
-        run.write_json("config.json", config_to_dict(config))
-        run.write_json("aux.json", aux.record)
     knowledge = build_knowledge(setup.targets, aux_teacher, images, live=config.live_teachers,
                                 cache_dir=_cache_dir(config), device=device, progress=progress)
     trainer = _Trainer(config, setup, knowledge, run, device, masks)
     trainer.check_shapes()
+    if not resume:  # every check has passed: only now does the directory change
+        run.start(overwrite=overwrite)
+        run.write_json("config.json", config_to_dict(config))
+        run.write_json("aux.json", aux.record)
     if resume:
         if run.file("checkpoint.pt").is_file():
             trainer.load(run.load_torch("checkpoint.pt"))

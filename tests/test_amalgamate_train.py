@@ -347,3 +347,29 @@ def test_bad_settings(tmp_path, settings):
         train(tmp_path / "r", settings(batch_size=0))
     with pytest.raises(UserInputError, match="--batch-size 32 is larger than the 12 training images"):
         train(tmp_path / "r2", settings(batch_size=32))
+
+
+def test_a_zoo_file_adds_auxiliary_candidates(tmp_path, settings):
+    """--zoo FILE: its teachers are ranked with the zoo's and can guide, when their representation fits."""
+    (tmp_path / "zoo").mkdir()
+    (tmp_path / "zoo" / "my_aux.py").write_text(
+        "from torch import nn\n\n"
+        "class Patches(nn.Module):\n"
+        "    def __init__(self, channels=8):\n"
+        "        super().__init__()\n"
+        "        self.patches = nn.Conv2d(3, channels, 14, stride=14)  # 224 px ImageNet input -> 16 x 16\n\n"
+        "    def forward(self, x):\n"
+        "        return self.patches(x)\n")
+    (tmp_path / "zoo" / "zoo.toml").write_text(
+        '[[teacher]]\nname = "patches"\nmodel = "my_aux:Patches"\nlayers = ["patches"]\n\n'
+        '[[teacher]]\nname = "wide"\nmodel = "my_aux:Patches"\nkwargs = { channels = 4 }\nlayers = ["patches"]\n')
+    zoo = str(tmp_path / "zoo" / "zoo.toml")
+    result = train(tmp_path / "auto", settings(aux=None, auto_aux=True, zoo_file=zoo, steps=1))
+    record = json.loads((tmp_path / "auto" / "aux.json").read_text())
+    assert {c["name"] for c in record["ranking"]} == {"class_scene", "patches", "wide"}
+    assert record["zoo"]["zoo_file"] == zoo and result.aux.name == record["chosen"]
+    assert train(tmp_path / "named", settings(aux="patches", zoo_file=zoo, steps=1)).aux.name == "patches"
+    with pytest.raises(UserInputError, match="teacher 'wide' has a \\(4, 16, 16\\) representation, the student "
+                                             "\\(8, 16, 16\\)"):
+        train(tmp_path / "wide", settings(aux="wide", zoo_file=zoo, steps=1))
+    assert not (tmp_path / "wide").exists()  # found before the run directory was made
