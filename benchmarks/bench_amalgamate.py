@@ -39,7 +39,7 @@ from amalgamate.student import build_student, count_parameters  # noqa: E402
 from rsa_toolkit.mini.net import INPUT_SIZE, build_teacher_net  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET_SETS = (("depth_euclidean", "normal"), ("depth_euclidean", "edge_texture", "normal"))
+TARGET_SETS = (("depth_zbuffer", "normal"), ("depth_zbuffer", "edge_texture", "normal"))  # --targets depth normal [edge2d]
 
 
 def step_seconds(tmp: Path, *, live: bool, targets: tuple[str, ...], aux: str, steps: int, batch: int,

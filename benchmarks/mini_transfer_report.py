@@ -36,14 +36,14 @@ def read_table(path: Path) -> tuple[list[str], list[str], np.ndarray]:
 def heatmap(gain: np.ndarray, sources: list[str], targets: list[str], path: Path) -> None:
     fig = Figure(figsize=(9.5, 8.5))
     ax = fig.add_subplot()
-    limit = float(np.nanmax(np.abs(gain)))
-    image = ax.imshow(gain, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    # gain <= 1 by definition, unbounded below: the scale stops at -1 so that a few large losses do not wash it out
+    image = ax.imshow(gain, cmap="RdBu_r", vmin=-1.0, vmax=1.0)
     ax.set_xticks(range(len(targets)), targets, rotation=90, fontsize=8)
     ax.set_yticks(range(len(sources)), sources, fontsize=8)
     ax.set_xlabel("target")
     ax.set_ylabel("source (frozen encoder)")
     ax.set_title("mini-Taskonomy transfer: gain over pixels, 1 − loss / loss(pixels)")
-    fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.colorbar(image, ax=ax, shrink=0.8, extend="min")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         FigureCanvasAgg(fig).print_png(str(tmp))

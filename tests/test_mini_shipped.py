@@ -89,3 +89,29 @@ def test_default_pick_aux(default_matrix, capsys):
     mean = {n: matrix[i, targets].mean() for i, n in enumerate(names) if i not in targets}
     assert [r["name"] for r in ranking] == sorted(mean, key=lambda n: -mean[n])
     assert "depth_euclidean" in [r["name"] for r in ranking[:3]]
+
+
+def test_shipped_transfer_was_measured_on_the_shipped_zoo():
+    from rsa_toolkit.ground_truth import load_ground_truth
+
+    root = default_zoo_dir().parent / "mini_transfer"
+    recipe = json.loads((root / "recipe.json").read_text())
+    assert recipe["zoo_manifest_sha256"] == file_sha256(default_zoo_dir() / "manifest.json")
+    truth = load_ground_truth("mini-transfer")
+    assert truth.sources == truth.targets == list(ALL_TASKS)
+    assert np.isfinite(truth.values).all() and (truth.values <= 1.0).all()  # gain = 1 - loss / loss(pixels)
+    with open(root / "loss.csv") as fh:
+        rows = list(csv.reader(fh))
+    loss = np.array([[float(v) for v in row[1:]] for row in rows[1:]])
+    assert [r[0] for r in rows[1:]] == [*ALL_TASKS, "pixels"]
+    np.testing.assert_allclose(truth.values, 1.0 - loss[:-1] / loss[-1], atol=1e-6)  # gains from float32 losses
+
+
+def test_default_matrix_against_the_shipped_transfer(default_matrix, capsys):
+    """The figures docs/evaluate.md reports for the default recipe (mean per-target Spearman 0.503, top-3 9/20)."""
+    out, _, _ = default_matrix
+    capsys.readouterr()
+    assert main(["evaluate", "--matrix", str(out / "sim.csv"), "--truth", "mini-transfer", "--json"]) == 0
+    evaluation = json.loads(capsys.readouterr().out)["evaluations"][0]
+    assert evaluation["mean_spearman_with_diagonal"] == pytest.approx(0.503, abs=5e-4)
+    assert round(evaluation["top3_hit_rate"] * 20) == 9
