@@ -33,9 +33,11 @@ WEIGHTINGS: Registry[type["Weighting"]] = Registry("weighting")
 
 class Weighting(nn.Module, metaclass=abc.ABCMeta):
     """n task weights and the rule that moves them. ``needs_grad_norms``: :meth:`update` wants the per-task gradient
-    norms ``||grad_W L_i||`` on the last shared layer's weight W."""
+    norms ``||grad_W L_i||`` on the last shared layer's weight W. ``linear``: :meth:`combine` is ``sum_i w_i L_i``
+    (the trainer may then form the heads' gradients from per-task gradients)."""
 
     needs_grad_norms = False
+    linear = True
 
     def __init__(self, n: int) -> None:
         super().__init__()
@@ -118,6 +120,8 @@ class UncertaintyWeighting(Weighting):
     """Kendall, Gal & Cipolla, "Multi-Task Learning Using Uncertainty to Weigh Losses", CVPR 2018: learned
     log-variances s (n,), loss ``sum_i exp(-s_i) L_i + s_i``; the weights are exp(-s_i). The s are parameters,
     trained with the task heads."""
+
+    linear = False
 
     def __init__(self, n: int) -> None:
         super().__init__(n)

@@ -134,6 +134,20 @@ def test_soka_step_uses_first_order_gradient_norms_and_never_toggles_requires_gr
     assert sum(entry["weights"].values()) == pytest.approx(2.0)
 
 
+def test_fused_competition_equals_a_separate_backward_of_the_weighted_loss(tmp_path, settings, monkeypatch):
+    """One backward per task (norms and head gradients together) takes the same steps as norms first, then
+    ``combine(L).backward()``."""
+    from amalgamate.weighting import GradNorm
+
+    fused = train(tmp_path / "fused", settings(steps=4))
+    monkeypatch.setattr(GradNorm, "linear", False)  # the general path
+    separate = train(tmp_path / "separate", settings(steps=4))
+    a, b = _state(tmp_path / "fused" / "student.pt"), _state(tmp_path / "separate" / "student.pt")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-5)  # rounding, amplified by Adam
+    assert fused.last["weights"] == pytest.approx(separate.last["weights"], rel=1e-4)
+
+
 def test_balance_criterion_can_end_the_competition(tmp_path, settings):
     result = train(tmp_path / "run", settings(steps=5, balance_window=2, balance_threshold=1.0,
                                               stop_competition_when_balanced=True))
