@@ -70,6 +70,7 @@ def run_one(run_dir: str, config: dict[str, Any]) -> str:
     from amalgamate import evaluate_run, train
 
     path = Path(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not (path / "metrics.json").is_file():
         train(path, config, overwrite=True)
         evaluate_run(path)
@@ -125,7 +126,7 @@ def metric_table(groups: dict[str, list[dict[str, Any]]], targets: tuple[str, ..
     first = next(iter(groups.values()))
     if with_teachers:
         params = first[0]["parameters"]["teachers_total"]
-        rows.append([LABELS["teachers"], *(mean_std(values(first, "teachers", t, m)) for t, m, _ in cols),
+        rows.append([LABELS["teachers"], *(mean_std(values(first[:1], "teachers", t, m)) for t, m, _ in cols),
                      f"{params:,}"])
     for kind, runs in groups.items():
         rows.append([LABELS[kind], *(mean_std(values(runs, "student", t, m, reference)) for t, m, _ in cols),
@@ -272,7 +273,7 @@ def print_or_write(args: argparse.Namespace, metrics: dict[str, dict[str, list[d
     from amalgamate import write_report
 
     report = write_report([run, args.out / "3-tasks" / "kd" / "seed0"], args.out / "report-3-tasks")
-    prediction = next(p for p in report if p.name.startswith("predictions-SOKA"))
+    prediction = next(p for p in report if p.name.startswith("predictions-soka"))
     (ROOT / "docs" / "img" / "results_predictions.png").write_bytes(prediction.read_bytes())
     print(f"wrote {doc} and docs/img/results_*.png")
 
