@@ -6,9 +6,9 @@ pixel task then counts valid pixels only (:func:`amalgamate.losses.distillation_
 
 A mask belongs to an image by name: ``DIR/<the image's relative path, any extension>`` with a ``.png`` suffix, or,
 for Taskonomy's names, the image's ``_domain_rgb`` replaced by ``_domain_mask_valid``. Every training image must have
-one, checked before training starts. A mask goes through the geometry of the image's preprocessing (the centre square
-crop, see :mod:`rsa_toolkit.preprocess`), then nearest-neighbour resizing to the task's output size; a pixel is valid
-when its mask value is above half the range.
+one, checked before training starts. A mask goes through the geometry of the student's preprocessing (its centre
+square crop, :func:`rsa_toolkit.preprocess.centre_crop`), then nearest-neighbour resizing to the task's output size;
+a pixel is valid when its mask value is above half the range.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from PIL import Image
 from torch import Tensor
 
 from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.preprocess import Preprocessing, centre_crop
 from rsa_toolkit.probe import ProbeSet
 
 __all__ = ["mask_files", "load_masks"]
@@ -57,15 +58,9 @@ def mask_files(images: ProbeSet, folder: str | os.PathLike[str]) -> list[Path]:
     return files  # type: ignore[return-value]
 
 
-def _centre_square(mask: np.ndarray) -> np.ndarray:
-    h, w = mask.shape
-    side = 2 * (min(h, w) // 2)
-    top, left = h // 2 - side // 2, w // 2 - side // 2
-    return mask[top:top + side, left:left + side]
-
-
-def load_masks(files: Sequence[Path], indices: Sequence[int] | np.ndarray, size: int) -> Tensor:
-    """The masks of images ``indices`` at ``size`` x ``size``: (B, 1, size, size) float32, 1 = valid."""
+def load_masks(files: Sequence[Path], indices: Sequence[int] | np.ndarray, size: int, prep: Preprocessing) -> Tensor:
+    """The masks of images ``indices``, cropped as ``prep`` crops the images, at ``size`` x ``size``:
+    (B, 1, size, size) float32, 1 = valid."""
     out = np.empty((len(indices), 1, size, size), dtype=np.float32)
     for row, i in enumerate(indices):
         path = files[int(i)]
@@ -76,6 +71,7 @@ def load_masks(files: Sequence[Path], indices: Sequence[int] | np.ndarray, size:
         except OSError as exc:
             raise UserInputError(f"mask '{path}' cannot be read ({exc}); replace it with a PNG mask.") from None
         top = 65535 if grey.mode.startswith("I") else 255
-        square = Image.fromarray((_centre_square(full) > top / 2).astype(np.uint8) * 255)
+        square = centre_crop(prep, torch.from_numpy(np.ascontiguousarray(full > top / 2))).numpy()
+        square = Image.fromarray(square.astype(np.uint8) * 255)
         out[row, 0] = np.asarray(square.resize((size, size), Image.NEAREST)) > 0
     return torch.from_numpy(out)

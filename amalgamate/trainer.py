@@ -280,7 +280,7 @@ class _Trainer:
             if out.dim() == 4:
                 size = int(out.shape[-1])
                 if size not in by_size:
-                    by_size[size] = load_masks(self.masks, idx, size).to(self.device)
+                    by_size[size] = load_masks(self.masks, idx, size, self.prep).to(self.device)
                 kb.masks[t] = by_size[size]
         return kb
 

@@ -141,6 +141,11 @@ def _crop_plain(x: torch.Tensor) -> torch.Tensor:
     return x[..., top: top + side, left: left + side]
 
 
+def centre_crop(prep: Preprocessing, x: torch.Tensor) -> torch.Tensor:
+    """The centre square crop ``prep`` applies to an image, on any (..., H, W) tensor aligned with it (a mask)."""
+    return _crop_taskonomy(x) if isinstance(prep, TaskonomyPreprocessing) else _crop_plain(x)
+
+
 def _resize(x: torch.Tensor, size: int, antialias: bool) -> torch.Tensor:
     if x.shape[-2:] == (size, size):
         return x  # as the released resize_image: same dims, no interpolation

@@ -11,6 +11,7 @@ from PIL import Image
 from amalgamate.masks import load_masks, mask_files
 from amalgamate.trainer import train
 from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.preprocess import PlainPreprocessing, TaskonomyPreprocessing
 from rsa_toolkit.probe import probe_from_folder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -47,20 +48,30 @@ def test_a_missing_mask_is_named(tmp_path):
         mask_files(images, tmp_path / "nowhere")
 
 
-def test_mask_geometry_is_the_centre_square_then_nearest_resize(tmp_path):
-    # 4 x 6: the centre square is columns 1..4; its left half valid, right half not
+@pytest.mark.parametrize("prep", [TaskonomyPreprocessing(), PlainPreprocessing()])
+def test_mask_geometry_is_the_images_centre_square_then_nearest_resize(tmp_path, prep):
+    # 4 x 6: both recipes keep columns 1..4; their left half valid, right half not
     values = np.array([[0, 255, 255, 0, 0, 255]] * 4, dtype=np.uint8)
     _mask(tmp_path / "m.png", values)
-    out = load_masks([tmp_path / "m.png"], [0], 2)
+    out = load_masks([tmp_path / "m.png"], [0], 2, prep)
     assert out.shape == (1, 1, 2, 2) and out.dtype.is_floating_point
     np.testing.assert_array_equal(out[0, 0].numpy(), [[1, 0], [1, 0]])
     _mask(tmp_path / "grey.png", np.full((4, 4), 100))  # below half the range: invalid
-    assert float(load_masks([tmp_path / "grey.png"], [0], 4).sum()) == 0.0
+    assert float(load_masks([tmp_path / "grey.png"], [0], 4, prep).sum()) == 0.0
+
+
+def test_odd_sides_follow_each_recipes_crop(tmp_path):
+    # 3 x 6: Taskonomy keeps a 2 x 2 square at columns 2..3 (side 2 * (3 // 2)); the plain recipe 3 x 3 at columns
+    # 2..4 (offset round(1.5) = 2, as torchvision's CenterCrop)
+    _mask(tmp_path / "m.png", np.array([[0, 0, 255, 0, 255, 255]] * 3, dtype=np.uint8))
+    np.testing.assert_array_equal(load_masks([tmp_path / "m.png"], [0], 2, TaskonomyPreprocessing())[0, 0], [[1, 0]] * 2)
+    np.testing.assert_array_equal(load_masks([tmp_path / "m.png"], [0], 3, PlainPreprocessing())[0, 0], [[1, 0, 1]] * 3)
 
 
 def test_a_16_bit_mask_reads_on_its_own_range(tmp_path):
     Image.fromarray(np.array([[0, 40000], [40000, 20000]], dtype=np.uint16)).save(tmp_path / "m16.png")
-    np.testing.assert_array_equal(load_masks([tmp_path / "m16.png"], [0], 2)[0, 0].numpy(), [[0, 1], [1, 0]])
+    out = load_masks([tmp_path / "m16.png"], [0], 2, TaskonomyPreprocessing())
+    np.testing.assert_array_equal(out[0, 0].numpy(), [[0, 1], [1, 0]])
 
 
 def test_training_counts_valid_pixels_only(tmp_path, tiny_zoo, monkeypatch):
