@@ -29,7 +29,7 @@ number of parameters matches the n-to-1 student.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -39,6 +39,7 @@ from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.tasks import resolve_task
 
 __all__ = ["ARCHITECTURES", "Student", "StudentEnsemble", "build_student", "count_parameters", "input_size",
+           "init_output_biases",
            "COMPACT_WIDTHS", "COMPACT_DECODER_WIDTHS"]
 
 COMPACT_WIDTHS = (16, 32, 64, 96)  # the mini teachers' encoder widths
@@ -51,9 +52,11 @@ class _Parts:
     """What an architecture provides: the encoder, its trunk/last-layer split, one head per task, the input size."""
 
     def __init__(self, encoder: nn.Module, trunk: Callable[[Tensor], Tensor], represent: Callable[[Tensor], Tensor],
-                 shared_weight: Callable[[], nn.Parameter], heads: dict[str, nn.Module], size: int) -> None:
+                 shared_weight: Callable[[], nn.Parameter], heads: dict[str, nn.Module], size: int,
+                 linear_outputs: bool) -> None:
         self.encoder, self.trunk, self.represent = encoder, trunk, represent
         self.shared_weight, self.heads, self.size = shared_weight, heads, size
+        self.linear_outputs = linear_outputs  # every head ends in a layer ``out`` with a bias and no activation
 
 
 @ARCHITECTURES.register("compact")
@@ -72,7 +75,7 @@ def _compact(tasks: Sequence[str], widths: tuple[int, int, int, int] = COMPACT_W
         return x
 
     return _Parts(encoder, trunk, lambda h: encoder.representation(h), lambda: encoder.representation.weight,
-                  heads, INPUT_SIZE)
+                  heads, INPUT_SIZE, linear_outputs=True)
 
 
 @ARCHITECTURES.register("taskonomy")
@@ -94,7 +97,7 @@ def _taskonomy(tasks: Sequence[str], widths: object = None) -> _Parts:
         return encoder.relu1(encoder.compress_bn(encoder.compress1(h)))
 
     return _Parts(encoder, trunk, represent, lambda: encoder.compress1.weight,
-                  {t: build_decoder(t) for t in tasks}, 256)
+                  {t: build_decoder(t) for t in tasks}, 256, linear_outputs=False)  # most decoders end in tanh
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -116,6 +119,7 @@ class Student(nn.Module):
         # plain functions over the registered encoder (not modules: the parameters stay registered once)
         self._trunk, self._represent, self._shared_weight = parts.trunk, parts.represent, parts.shared_weight
         self.input_size = parts.size
+        self.linear_outputs = parts.linear_outputs
         self.train()
 
     def trunk(self, x: Tensor) -> Tensor:
@@ -196,6 +200,29 @@ def build_student(tasks: Sequence[str], *, architecture: str = "compact", method
         budget = count_parameters(Student(tasks, architecture=architecture))
         widths = matched_widths(tasks, budget)
     return StudentEnsemble(tasks, architecture=architecture, widths=widths)
+
+
+def init_output_biases(model: nn.Module, means: Mapping[str, Tensor]) -> list[str]:
+    """Start each head in ``means`` (task -> the teacher's mean output per channel) at that mean, through the bias of
+    its linear output layer; returns the tasks set. Heads ending in a nonlinearity (the taskonomy decoders' tanh) are
+    left alone.
+
+    Why: a regression head starting near 0 (log depth in metres has a mean near 1.6 here) spends its first hundreds of
+    steps on the offset, and the inflated initial loss L_i(0) misleads GradNorm's and DWA's training rates
+    L_i(t) / L_i(0) into reading that task as fast.
+    """
+    students = model.students.values() if isinstance(model, StudentEnsemble) else [model]
+    done = []
+    for student in students:
+        if not student.linear_outputs:
+            continue
+        for task in student.tasks:
+            if task in means:
+                bias = student.heads[task].out.bias
+                with torch.no_grad():
+                    bias.copy_(means[task].reshape(bias.shape).to(bias.dtype))
+                done.append(task)
+    return done
 
 
 def input_size(model: nn.Module) -> int:

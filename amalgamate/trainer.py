@@ -48,10 +48,10 @@ from . import losses as L
 from .auxiliary import AuxChoice, given_auxiliary, rank_zoo
 from .config import AmalgamateConfig, check_config, config_from_dict, config_to_dict, merge_config
 from .images import folder_images, image_batch, mini_frames, shard_frames
-from .knowledge import Knowledge, KnowledgeBatch, build_knowledge
+from .knowledge import STATS_IMAGES, Knowledge, KnowledgeBatch, build_knowledge
 from .masks import load_masks, mask_files
 from .run_dir import RunDir
-from .student import Student, build_student, count_parameters
+from .student import Student, build_student, count_parameters, init_output_biases
 from .teachers import AmalgamationTeacher, TeacherZoo, mini_source, taskonomy_source
 from .weighting import Weighting, build_weighting
 
@@ -173,6 +173,7 @@ class _Trainer:
         self.prep = setup.zoo.student_preprocessing
         torch.manual_seed(config.seed)
         self.model = build_student(self.tasks, architecture=setup.architecture, method=config.method).to(device)
+        init_output_biases(self.model, self._mean_outputs())
         self.weighting: Weighting = build_weighting(config.weighting, len(self.tasks),
                                                     **config.weighting_options.get(config.weighting, {})).to(device)
         opt = lambda params: torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)  # noqa: E731
@@ -199,6 +200,13 @@ class _Trainer:
         self.balanced_at: int | None = None
         self.frozen = False
         self.last_checkpoint: int | None = None
+
+    def _mean_outputs(self) -> dict[str, Tensor]:
+        """Per value-space task, the teacher's mean output per channel over the first training images (float64 sums)."""
+        idx = np.arange(min(STATS_IMAGES, len(self.knowledge)))
+        outputs = self.knowledge.batch(idx).outputs
+        return {t: outputs[t].double().mean(dim=[0, 2, 3] if outputs[t].dim() == 4 else 0).float()
+                for t in self.tasks if self.spaces[t].kind == "value"}
 
     def _is_pixel_task(self, task: str) -> bool:
         from rsa_toolkit.scenes import LABEL_SPECS

@@ -82,3 +82,19 @@ def test_unknown_architecture_and_n_to_n_with_taskonomy():
         Student(["depth", "normal"], architecture="tiny")
     with pytest.raises(UserInputError, match="kd-n-to-n needs the compact architecture"):
         build_student(["depth", "normal"], architecture="taskonomy", method="kd-n-to-n")
+
+
+def test_output_biases_start_at_the_teachers_mean():
+    from amalgamate.student import init_output_biases
+    from rsa_toolkit.mini.net import output_channels
+
+    k = output_channels("class_scene")
+    means = {"depth_zbuffer": torch.tensor([1.6]), "class_scene": torch.arange(float(k))}  # a vector head too
+    student = Student(["depth_zbuffer", "normal", "class_scene"])
+    assert init_output_biases(student, means) == ["depth_zbuffer", "class_scene"]
+    assert student.heads["depth_zbuffer"].out.bias.tolist() == pytest.approx([1.6])
+    torch.testing.assert_close(student.heads["class_scene"].out.bias.detach(), torch.arange(float(k)))
+    ensemble = StudentEnsemble(["depth_zbuffer", "normal"], widths=(8, 16, 32, 48))
+    assert init_output_biases(ensemble, {"depth_zbuffer": torch.tensor([1.6])}) == ["depth_zbuffer"]
+    assert ensemble.students["depth_zbuffer"].heads["depth_zbuffer"].out.bias.tolist() == pytest.approx([1.6])
+    assert init_output_biases(Student(["depth_zbuffer", "normal"], architecture="taskonomy"), means) == []  # tanh

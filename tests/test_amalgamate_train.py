@@ -135,17 +135,42 @@ def test_soka_step_uses_first_order_gradient_norms_and_never_toggles_requires_gr
 
 
 def test_fused_competition_equals_a_separate_backward_of_the_weighted_loss(tmp_path, settings, monkeypatch):
-    """One backward per task (norms and head gradients together) takes the same steps as norms first, then
-    ``combine(L).backward()``."""
+    """One backward per task (norms and head gradients together) gives the heads the gradients of a separate
+    ``combine(L).backward()``, and the same weights."""
     from amalgamate.weighting import GradNorm
 
-    fused = train(tmp_path / "fused", settings(steps=4))
+    captured: list[list[torch.Tensor]] = []
+    original = torch.optim.AdamW.step
+
+    def step(self, *args, **kwargs):
+        captured.append([p.grad.clone() for g in self.param_groups for p in g["params"] if p.grad is not None])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    fused = train(tmp_path / "fused", settings(steps=1))
+    fused_grads = captured[1]  # the head optimiser of step 1 (the shared one steps first)
+    captured.clear()
     monkeypatch.setattr(GradNorm, "linear", False)  # the general path
-    separate = train(tmp_path / "separate", settings(steps=4))
-    a, b = _state(tmp_path / "fused" / "student.pt"), _state(tmp_path / "separate" / "student.pt")
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-5)  # rounding, amplified by Adam
-    assert fused.last["weights"] == pytest.approx(separate.last["weights"], rel=1e-4)
+    separate = train(tmp_path / "separate", settings(steps=1))
+    assert len(fused_grads) == len(captured[1]) > 0
+    for a, b in zip(fused_grads, captured[1]):
+        # float32 sums with cancellation; a missing or stale weight w_i (0.9-1.1 here) would be off by percents
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
+    assert fused.last["weights"] == pytest.approx(separate.last["weights"], rel=1e-6)
+
+
+def test_heads_start_at_the_teachers_mean_output(tmp_path, settings, monkeypatch):
+    """The first step's loss (before any update) is lower with the output biases at the teachers' means."""
+    import amalgamate.trainer
+
+    started = _log_of(train(tmp_path / "init", settings(steps=1)))[0]["losses"]
+    monkeypatch.setattr(amalgamate.trainer, "init_output_biases", lambda model, means: [])
+    plain = _log_of(train(tmp_path / "plain", settings(steps=1)))[0]["losses"]
+    assert started["depth_zbuffer"] < plain["depth_zbuffer"]
+
+
+def _log_of(result):
+    return _log(result.run_dir)
 
 
 def test_balance_criterion_can_end_the_competition(tmp_path, settings):
