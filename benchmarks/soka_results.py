@@ -134,22 +134,14 @@ def metric_table(groups: dict[str, list[dict[str, Any]]], targets: tuple[str, ..
     return [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}", *(f"| {' | '.join(r)} |" for r in rows)]
 
 
-def wins(a: list[dict[str, Any]], b: list[dict[str, Any]], targets: tuple[str, ...]) -> tuple[int, int]:
-    """On how many (task, metric) columns run group ``a``'s seed mean beats ``b``'s, out of how many."""
+def wins(a: list[dict[str, Any]], b: list[dict[str, Any]] | None, targets: tuple[str, ...]) -> tuple[int, int]:
+    """On how many (task, metric) columns run group ``a``'s seed mean beats ``b``'s (``None``: ``a``'s teachers),
+    out of how many."""
     won = total = 0
     for t in targets:
         for m, hi in METRICS[t]:
-            x, y = np.nanmean(values(a, "student", t, m)), np.nanmean(values(b, "student", t, m))
-            total += 1
-            won += bool(x > y if hi else x < y)
-    return won, total
-
-
-def teacher_wins(a: list[dict[str, Any]], targets: tuple[str, ...]) -> tuple[int, int]:
-    won = total = 0
-    for t in targets:
-        for m, hi in METRICS[t]:
-            x, y = np.nanmean(values(a, "student", t, m)), np.nanmean(values(a, "teachers", t, m))
+            x = np.nanmean(values(a, "student", t, m))
+            y = np.nanmean(values(a, "teachers", t, m) if b is None else values(b, "student", t, m))
             total += 1
             won += bool(x > y if hi else x < y)
     return won, total
@@ -255,7 +247,7 @@ def print_or_write(args: argparse.Namespace, metrics: dict[str, dict[str, list[d
         for a, b in (("soka", "kd"), ("soka", "kd-n-to-n"), ("soka", "soka-worst"), ("soka", "soka-none")):
             w, n = wins(g[a], g[b], targets)
             tallies.append(f"- {name}: {LABELS[a]} better than {LABELS[b]} on {w} of {n} metrics (seed means).")
-        w, n = teacher_wins(g["soka"], targets)
+        w, n = wins(g["soka"], None, targets)
         tallies.append(f"- {name}: {LABELS['soka']} better than the teachers on {w} of {n} metrics.")
     tallies.append("")
     sections = {"results_setup": setup, "results_table1": table1, "results_table2": table2,
