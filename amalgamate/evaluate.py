@@ -36,8 +36,8 @@ from .config import config_from_dict
 from .images import EvalFrames, folder_images, image_batch, mini_eval_frames
 from .metrics import MetricSums, task_metric_sums
 from .run_dir import RunDir
-from .student import count_parameters
-from .trainer import build_from_spec, setup_run
+from .student import build_from_spec, count_parameters
+from .trainer import setup_run
 
 __all__ = ["evaluate_run", "load_student", "time_per_image", "EXAMPLES"]
 

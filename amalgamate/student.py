@@ -39,7 +39,7 @@ from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.tasks import resolve_task
 
 __all__ = ["ARCHITECTURES", "Student", "StudentEnsemble", "build_student", "count_parameters", "input_size",
-           "init_output_biases",
+           "init_output_biases", "model_spec", "build_from_spec",
            "COMPACT_WIDTHS", "COMPACT_DECODER_WIDTHS"]
 
 COMPACT_WIDTHS = (16, 32, 64, 96)  # the mini teachers' encoder widths
@@ -223,6 +223,20 @@ def init_output_biases(model: nn.Module, means: Mapping[str, Tensor]) -> list[st
                     bias.copy_(means[task].reshape(bias.shape).to(bias.dtype))
                 done.append(task)
     return done
+
+
+def model_spec(model: nn.Module, method: str) -> dict[str, object]:
+    """What rebuilds ``model`` (:func:`build_from_spec`): its tasks, architecture, method and, for KD n-to-n, widths."""
+    spec: dict[str, object] = {"tasks": list(model.tasks), "architecture": model.architecture, "method": method}
+    if method == "kd-n-to-n":
+        spec["widths"] = list(model.widths)
+    return spec
+
+
+def build_from_spec(spec: Mapping[str, object]) -> nn.Module:
+    if spec["method"] == "kd-n-to-n":
+        return StudentEnsemble(spec["tasks"], architecture=spec["architecture"], widths=tuple(spec["widths"]))
+    return Student(spec["tasks"], architecture=spec["architecture"])
 
 
 def input_size(model: nn.Module) -> int:

@@ -161,10 +161,10 @@ def test_fused_competition_equals_a_separate_backward_of_the_weighted_loss(tmp_p
 
 def test_heads_start_at_the_teachers_mean_output(tmp_path, settings, monkeypatch):
     """The first step's loss (before any update) is lower with the output biases at the teachers' means."""
-    import amalgamate.trainer
+    import amalgamate.steps
 
     started = _log_of(train(tmp_path / "init", settings(steps=1)))[0]["losses"]
-    monkeypatch.setattr(amalgamate.trainer, "init_output_biases", lambda model, means: [])
+    monkeypatch.setattr(amalgamate.steps, "init_output_biases", lambda model, means: [])
     plain = _log_of(train(tmp_path / "plain", settings(steps=1)))[0]["losses"]
     assert started["depth_zbuffer"] < plain["depth_zbuffer"]
 
