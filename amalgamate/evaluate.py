@@ -39,7 +39,7 @@ from .run_dir import RunDir
 from .student import build_from_spec, count_parameters
 from .trainer import setup_run
 
-__all__ = ["evaluate_run", "load_student", "time_per_image", "EXAMPLES"]
+__all__ = ["evaluate_run", "load_student", "time_per_image", "time_together", "EXAMPLES"]
 
 EXAMPLES = 4  # frames kept in examples.npz
 
@@ -69,6 +69,21 @@ def time_per_image(fn: Callable[[], object], n_images: int, repeats: int = 3) ->
         fn()
         best = min(best, time.perf_counter() - t0)
     return 1000.0 * best / n_images
+
+
+def time_together(calls: dict[str, Callable[[], object]], n_images: int, rounds: int = 5) -> dict[str, float]:
+    """Milliseconds per image of each call (one batch of ``n_images`` each), best of ``rounds`` rounds in which every
+    call runs once, after one warm-up round. Interleaving puts every model under the same machine load, so their
+    ratios hold even when the absolute times drift."""
+    for fn in calls.values():
+        fn()
+    best = {name: math.inf for name in calls}
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return {name: 1000.0 * seconds / n_images for name, seconds in best.items()}
 
 
 def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = None, batch_size: int = 32,

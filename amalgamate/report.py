@@ -105,18 +105,46 @@ def teacher_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]
     return _table(rows, columns)
 
 
-def speed_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Table 3: sizes and inference times, the teachers of the first run as the reference."""
+def speed_table(runs: list[dict[str, Any]], times: dict[str, float] | None = None) -> tuple[list[str], list[list[str]]]:
+    """Table 3: sizes and inference times, the teachers of the first run as the reference. ``times`` (from
+    :func:`time_runs`: "teachers" and one entry per run, in order) replaces the times each evaluation measured on its
+    own, which other load on the machine may have skewed."""
     header = ["model", "targets", "#params", "ms / image", "params vs teachers", "time vs teachers"]
     first = runs[0]
+    teachers_ms = times["teachers"] if times else first["inference_ms_per_image"]["teachers"]
     body = [[f"teachers ({len(first['targets'])})", ", ".join(first["targets"]),
-             _fmt(first["parameters"]["teachers_total"]), _fmt(first["inference_ms_per_image"]["teachers"]),
-             "1", "1"]]
-    for m in runs:
-        body.append([run_label(m), ", ".join(m["targets"]), _fmt(m["parameters"]["student"]),
-                     _fmt(m["inference_ms_per_image"]["student"]), _fmt(m["parameters"]["student_over_teachers"]),
-                     _fmt(m["inference_ms_per_image"]["student_over_teachers"])])
+             _fmt(first["parameters"]["teachers_total"]), _fmt(teachers_ms), "1", "1"]]
+    for i, m in enumerate(runs):
+        ms = times[str(i)] if times else m["inference_ms_per_image"]["student"]
+        body.append([run_label(m), ", ".join(m["targets"]), _fmt(m["parameters"]["student"]), _fmt(ms),
+                     _fmt(m["parameters"]["student"] / first["parameters"]["teachers_total"]),
+                     _fmt(ms / teachers_ms)])
     return header, body
+
+
+def time_runs(runs: Sequence[RunDir], batch_size: int = 32, rounds: int = 5) -> dict[str, float]:
+    """Inference ms per image of every run's student and of the first run's teachers, timed together in this process
+    (:func:`amalgamate.evaluate.time_together`) on one batch of noise at each model's input size (time does not
+    depend on the pixels)."""
+    import torch
+
+    from .config import config_from_dict
+    from .evaluate import load_student, time_together
+    from .trainer import setup_run
+
+    setup = setup_run(config_from_dict(runs[0].read_json("config.json")))
+    generator = torch.Generator().manual_seed(0)
+
+    def batch(size: int) -> torch.Tensor:
+        return torch.rand(batch_size, 3, size, size, generator=generator) * 2 - 1
+
+    teachers = [(t.teacher.build().eval(), batch(t.teacher.preprocessing.size)) for t in setup.targets]
+    students = [load_student(run)[0] for run in runs]
+    inputs = [batch(int(s.input_size)) for s in students]
+    calls = {"teachers": lambda: [net(x) for net, x in teachers]}
+    calls |= {str(i): (lambda s=s, x=x: s(x)) for i, (s, x) in enumerate(zip(students, inputs))}
+    with torch.inference_mode():
+        return time_together(calls, batch_size, rounds=rounds)
 
 
 def _markdown(header: list[str], body: list[list[str]]) -> str:
@@ -284,7 +312,8 @@ def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
     written: list[Path] = []
     tables = {"table1_truth": ("Table 1: against ground truth", truth_table(metrics)),
               "table2_teachers": ("Table 2: against the teachers' outputs", teacher_table(metrics)),
-              "table3_speed": ("Table 3: size and inference time", speed_table(metrics))}
+              "table3_speed": ("Table 3: size and inference time (timed together in this process)",
+                               speed_table(metrics, time_runs(runs)))}
     sections = ["# Amalgamation report", ""]
     for run, m in zip(runs, metrics):
         aux = run.read_json("aux.json")

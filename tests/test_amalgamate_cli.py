@@ -64,6 +64,12 @@ def test_round_trip_train_eval_report(tmp_path, tiny_shards, capsys):
     assert "| teachers (2) |" in table1 and "SOKA (gradnorm, aux class_scene)" in table1 and "KD n-to-1" in table1
     assert "δ<1.25" in table1 and "normal angle°" in table1
     assert "plotly" in (report / "curves.html").read_text()[:5000].lower()
+    with open(report / "table3_speed.csv") as fh:  # timed together: each ratio is its own time over the teachers'
+        speed = list(csv.DictReader(fh))
+    assert [r["time vs teachers"] for r in speed][0] == "1" and len(speed) == 3
+    teachers_ms = float(speed[0]["ms / image"])
+    for row in speed[1:]:
+        assert float(row["time vs teachers"]) == pytest.approx(float(row["ms / image"]) / teachers_ms, rel=2e-3)
 
 
 def test_resume_and_stop_after(tmp_path, tiny_shards, capsys):

@@ -95,3 +95,13 @@ def test_sums_do_not_depend_on_the_batch_size():
     assert list(a) == ["rmse", "rel", "delta1", "delta2"]
     assert a == pytest.approx(b)
     assert a["rmse"] == pytest.approx(float(torch.sqrt(((p - g) ** 2).mean())))
+
+
+def test_time_together_reports_every_call_per_image():
+    import time
+
+    from amalgamate.evaluate import time_together
+
+    calls = {"slow": lambda: time.sleep(0.01), "fast": lambda: None}
+    ms = time_together(calls, n_images=4, rounds=2)
+    assert set(ms) == {"slow", "fast"} and ms["slow"] >= 10.0 / 4 > ms["fast"] >= 0.0
