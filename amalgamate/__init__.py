@@ -14,8 +14,7 @@ Names are imported on first use (PEP 562), so ``import amalgamate`` does not loa
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rsa_toolkit._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "config": "AmalgamateConfig load_config_file",
@@ -29,18 +28,4 @@ _EXPORTS: dict[str, str] = {
     "trainer": "train TrainResult TrainingDiverged",
     "weighting": "WEIGHTINGS Weighting GradNorm build_weighting",
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names.split()}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module 'amalgamate' has no attribute '{name}'")
-    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -62,13 +62,7 @@ def load_student(run: RunDir) -> tuple[nn.Module, dict[str, Any]]:
 
 def time_per_image(fn: Callable[[], object], n_images: int, repeats: int = 3) -> float:
     """Milliseconds per image of ``fn`` (one batch of ``n_images``), best of ``repeats`` after one warm-up call."""
-    fn()
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return 1000.0 * best / n_images
+    return time_together({"fn": fn}, n_images, rounds=repeats)["fn"]
 
 
 def time_together(calls: dict[str, Callable[[], object]], n_images: int, rounds: int = 5) -> dict[str, float]:

@@ -68,12 +68,8 @@ class TeacherZoo:
     zoo_file: str | None = None  # extra auxiliary candidates
 
     def file_teachers(self) -> list[Teacher]:
-        """The zoo file's teachers (none without a zoo file)."""
-        if self.zoo_file is None:
-            return []
-        from rsa_toolkit.zoo.zoo_file import load_zoo_file
-
-        return load_zoo_file(self.zoo_file)
+        """The zoo file's teachers (none without a zoo file), read once per process."""
+        return [] if self.zoo_file is None else list(_zoo_file_teachers(str(Path(self.zoo_file).resolve())))
 
     def available(self) -> list[str]:
         """Names of every teacher in the zoo (targets and auxiliary candidates)."""
@@ -133,6 +129,14 @@ class TeacherZoo:
 
     def describe(self) -> dict[str, str | None]:
         return {"family": self.family, "location": self.location, "zoo_file": self.zoo_file}
+
+
+@functools.cache
+def _zoo_file_teachers(path: str) -> tuple[Teacher, ...]:
+    """A zoo file's teachers: the listing, ranking and auxiliary lookups of a run share one load of its models."""
+    from rsa_toolkit.zoo.zoo_file import load_zoo_file
+
+    return tuple(load_zoo_file(path))
 
 
 def mini_source(zoo_dir: str | os.PathLike[str] | None = None) -> TeacherZoo:

@@ -21,16 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _doc_section import write_section  # noqa: E402
 
 from rsa_toolkit._io import atomic_path  # noqa: E402
-from rsa_toolkit.ground_truth import load_ground_truth  # noqa: E402
+from rsa_toolkit.ground_truth import load_ground_truth, read_ground_truth_csv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def read_table(path: Path) -> tuple[list[str], list[str], np.ndarray]:
-    lines = [line.split(",") for line in path.read_text().splitlines()]
-    cols = lines[0][1:]
-    rows = [line[0] for line in lines[1:]]
-    return rows, cols, np.array([[float(v) for v in line[1:]] for line in lines[1:]])
 
 
 def heatmap(gain: np.ndarray, sources: list[str], targets: list[str], path: Path) -> None:
@@ -54,12 +47,11 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT / "data" / "mini_transfer")
     args = ap.parse_args()
     recipe = json.loads((args.data / "recipe.json").read_text())
-    sources, targets, gain = read_table(args.data / "transfer.csv")
-    _, _, winrate = read_table(args.data / "winrate.csv")
-    loss_rows, _, loss = read_table(args.data / "loss.csv")
-    pixels = loss[loss_rows.index("pixels")]
-    truth = load_ground_truth("mini-transfer")  # the file as `--truth mini-transfer` reads it
-    assert truth.sources == sources and truth.targets == targets
+    truth = load_ground_truth("mini-transfer")  # transfer.csv, as `--truth mini-transfer` reads it
+    sources, targets, gain = truth.sources, truth.targets, truth.values
+    winrate = read_ground_truth_csv(args.data / "winrate.csv").values
+    loss = read_ground_truth_csv(args.data / "loss.csv")
+    pixels = loss.values[loss.sources.index("pixels")]
     heatmap(gain, sources, targets, ROOT / "docs" / "img" / "mini_transfer.png")
 
     config = recipe["config"]

@@ -10,8 +10,7 @@ plotly or scikit-learn until a function needs them.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "bootstrap": "BootstrapResult bootstrap_similarity",
@@ -36,18 +35,4 @@ _EXPORTS: dict[str, str] = {
     "taxonomy": "nearest_neighbours pattern_checks type_contrast",
     "zoo": "Teacher build_zoo load_zoo_file module_teacher taskonomy_teacher",
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names.split()}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module 'rsa_toolkit' has no attribute '{name}'")
-    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
