@@ -24,7 +24,7 @@ PROG = "amalgamate"
 _SETTINGS = {
     "targets": "targets", "aux": "aux", "auto_aux": "auto_aux", "method": "method", "weighting": "weighting",
     "architecture": "architecture", "steps": "steps", "batch_size": "batch_size", "lr": "lr", "seed": "seed",
-    "device": "device", "threads": "threads", "live_teachers": "live_teachers", "images": "images",
+    "device": "device", "threads": "threads", "precision": "precision", "live_teachers": "live_teachers", "images": "images",
     "masks": "masks", "zoo": "zoo_file",
     "weights_dir": "weights_dir", "zoo_dir": "zoo_dir", "train_frames": "train_frames", "train_shard": "train_shard",
     "cache_dir": "cache_dir", "checkpoint_every": "checkpoint_every", "distill": "distill",
@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="seed of everything random (default 0)")
     t.add_argument("--device", help="cpu (default), cuda, cuda:N or mps")
     t.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    t.add_argument("--precision", choices=("float32", "float64"),
+                   help="the student's arithmetic (default float32; float64 to compare runs exactly)")
     t.add_argument("--distill", help="distillation norm for value outputs: l1 (default) or l2")
     t.add_argument("--guide-weight", type=float, help="weight of the representation guidance (default 0.1)")
     t.add_argument("--aux-share", type=float, help="the auxiliary's share of the guidance mixture (default 0.5)")
@@ -137,14 +139,20 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from rsa_toolkit import distributed
+
     from .trainer import train
 
     settings = _settings(args)
     if not args.resume and not settings.get("targets"):
         raise UserInputError("--targets is required: at least two target tasks, e.g. --targets depth normal.")
-    result = train(args.out, settings, resume=args.resume, overwrite=args.overwrite, stop_after=args.stop_after,
-                   progress=_progress(args))
-    if not args.quiet:
+    try:  # under torchrun every process runs this; rank 0 speaks
+        result = train(args.out, settings, resume=args.resume, overwrite=args.overwrite, stop_after=args.stop_after,
+                       progress=_progress(args))
+    finally:
+        quiet = args.quiet or not distributed.is_main()
+        distributed.shutdown()
+    if not quiet:
         record = result.aux.record
         print(f"auxiliary: {record['chosen'] or 'none'} ({record['why']})")
         if record.get("ranking"):

@@ -32,6 +32,8 @@ METHODS = ("soka", "kd", "kd-n-to-n")
 _WEIGHTING_OPTION_TABLES = ("gradnorm", "uncertainty", "dwa", "equal")
 
 
+PRECISIONS = ("float32", "float64")  # torch dtypes of the same names
+
 @dataclass(frozen=True)
 class AmalgamateConfig:
     # what to train
@@ -65,6 +67,7 @@ class AmalgamateConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None  # torch threads (default: torch's)
+    precision: str = "float32"  # the student's parameters and arithmetic; float64 for exact comparisons of runs
     # losses
     distill: str = "l1"  # l1 | l2
     temperature: float = 1.0
@@ -189,6 +192,8 @@ def check_config(config: AmalgamateConfig) -> AmalgamateConfig:
         raise UserInputError(f"warmup is a fraction of the steps in [0, 1), got {config.warmup!r}.")
     if config.threads is not None:
         _int(config, "threads", 1)
+    if config.precision not in PRECISIONS:
+        raise UserInputError(f"precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}.")
     if config.gan_start is not None:
         _int(config, "gan_start", 0)
     if config.distill not in NORMS:

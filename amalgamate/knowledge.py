@@ -46,10 +46,13 @@ class KnowledgeBatch:
     representations: list[Tensor]
     masks: dict[str, Tensor] = dataclasses.field(default_factory=dict)
 
-    def to(self, device: torch.device) -> KnowledgeBatch:
-        return KnowledgeBatch({k: v.to(device) for k, v in self.outputs.items()},
-                              [r.to(device) for r in self.representations],
-                              {k: v.to(device) for k, v in self.masks.items()})
+    def to(self, device: torch.device, dtype: torch.dtype | None = None) -> KnowledgeBatch:
+        """On ``device``, floating-point tensors in ``dtype`` (default: as they are)."""
+        def move(v: Tensor) -> Tensor:
+            return v.to(device, dtype) if dtype is not None and v.is_floating_point() else v.to(device)
+
+        return KnowledgeBatch({k: move(v) for k, v in self.outputs.items()}, [move(r) for r in self.representations],
+                              {k: move(v) for k, v in self.masks.items()})
 
 
 class Knowledge(abc.ABC):

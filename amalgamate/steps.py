@@ -38,10 +38,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rsa_toolkit.distributed import all_reduce_mean, is_distributed
 from rsa_toolkit.errors import UserInputError
 
 from . import losses as L
 from .config import AmalgamateConfig
+from .data_parallel import average_gradients, global_batchnorm, local_share, wrap
 from .images import image_batch
 from .knowledge import STATS_IMAGES, Knowledge, KnowledgeBatch
 from .masks import load_masks
@@ -86,11 +88,14 @@ class Trainer:
         self.tasks = list(config.targets)
         self.spaces = {t.name: t.space for t in setup.targets}
         self.prep = setup.zoo.student_preprocessing
+        self.dtype = getattr(torch, config.precision)
         torch.manual_seed(config.seed)
-        self.model = build_student(self.tasks, architecture=setup.architecture, method=config.method).to(device)
+        self.model = build_student(self.tasks, architecture=setup.architecture, method=config.method)
+        self.model.to(device, self.dtype)
         init_output_biases(self.model, self._mean_outputs())
         self.weighting: Weighting = build_weighting(config.weighting, len(self.tasks),
-                                                    **config.weighting_options.get(config.weighting, {})).to(device)
+                                                    **config.weighting_options.get(config.weighting, {}))
+        self.weighting.to(device, self.dtype)
         opt = lambda params: torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)  # noqa: E731
         self.optimizers = {"shared": opt(list(self.model.shared_parameters())),
                            "heads": opt(list(self.model.head_parameters()) + list(self.weighting.parameters()))}
@@ -104,9 +109,14 @@ class Trainer:
         if config.gan_start is not None:
             torch.manual_seed(config.seed + 1)
             self.discriminators = nn.ModuleDict({
-                t: L.PatchDiscriminator(3 + self._channels(t), config.gan_width) for t in pixel_tasks}).to(device)
+                t: L.PatchDiscriminator(3 + self._channels(t), config.gan_width) for t in pixel_tasks}).to(device,
+                                                                                                       self.dtype)
         self.d_optimizer = torch.optim.Adam(self.discriminators.parameters(), lr=config.lr, betas=(0.5, 0.999)) \
             if len(self.discriminators) else None
+        # under torchrun: the student in DDP (self.net runs its forward; self.model is the module itself)
+        self.net = wrap(self.model, device)
+        if is_distributed():
+            global_batchnorm(self.discriminators)
         self.rng = np.random.default_rng([config.seed, 7])
         self.order = self.rng.permutation(len(knowledge))
         self.cursor = 0
@@ -120,7 +130,7 @@ class Trainer:
         """Per value-space task, the teacher's mean output per channel over the first training images (float64 sums)."""
         idx = np.arange(min(STATS_IMAGES, len(self.knowledge)))
         outputs = self.knowledge.batch(idx).outputs
-        return {t: outputs[t].double().mean(dim=[0, 2, 3] if outputs[t].dim() == 4 else 0).float()
+        return {t: outputs[t].double().mean(dim=[0, 2, 3] if outputs[t].dim() == 4 else 0).to(self.dtype)
                 for t in self.tasks if self.spaces[t].kind == "value"}
 
     def _is_pixel_task(self, task: str) -> bool:
@@ -182,6 +192,7 @@ class Trainer:
     # --- one step ---
 
     def _next_indices(self) -> np.ndarray:
+        """The next global batch; every rank draws the same order and takes its share in :meth:`train_step`."""
         b = self.config.batch_size
         if self.cursor + b > len(self.order):  # a new epoch: reshuffle
             self.order, self.cursor = self.rng.permutation(len(self.order)), 0
@@ -190,6 +201,7 @@ class Trainer:
         return idx
 
     def _task_losses(self, outputs: dict[str, Tensor], kb: KnowledgeBatch) -> Tensor:
+        """Per-task losses on this rank's share of the batch."""
         return torch.stack([L.distillation_loss(outputs[t], kb.outputs[t], self.spaces[t], norm=self.config.distill,
                                                 temperature=self.config.temperature, mask=kb.masks.get(t))
                             for t in self.tasks])
@@ -221,6 +233,12 @@ class Trainer:
                              for i, t in enumerate(self.tasks)])
         return mixed, {t: float(v.detach()) for t, v in gan.items()}
 
+    def _checked_mean(self, losses: Tensor, names: list[str] | None = None) -> Tensor:
+        """Detached losses averaged over the ranks (the global batch's), checked to be finite on every rank alike."""
+        mean = all_reduce_mean(losses.detach().clone())
+        self._check_finite(dict(zip(names or self.tasks, mean)))
+        return mean
+
     def _check_finite(self, values: Mapping[str, Tensor | float]) -> None:
         for name, value in values.items():
             v = float(value.detach()) if isinstance(value, Tensor) else float(value)
@@ -235,19 +253,21 @@ class Trainer:
     def _soka_step(self, x: Tensor, kb: KnowledgeBatch) -> dict[str, Any]:
         model, weighting = self.model, self.weighting
         # collaboration: the shared encoder learns from the amalgamated knowledge
-        z, outputs = model(x)
+        z, outputs = self.net(x)
         distill = self._task_losses(outputs, kb)
-        self._check_finite(dict(zip(self.tasks, distill)))
+        logged = self._checked_mean(distill)
         per_task, gan = self._with_gan(distill, x, outputs)
         loss = (weighting.weights.detach() * per_task).sum()
         guide = None
         if self.guiding:
             target = L.guidance_target(kb.representations, self.knowledge.stats, self.mix)
             guide = L.guidance_loss(z, target, norm=self.config.distill)
-            self._check_finite({"guidance": guide})
             loss = loss + self.config.guide_weight * guide
+            guide = self._checked_mean(guide[None], ["guidance"])[0]
         self.optimizers["shared"].zero_grad(set_to_none=True)
-        loss.backward(inputs=list(model.shared_parameters()))
+        # Under DDP a backward must reach every parameter its forward used, or the reducer waits for the heads'
+        # gradients forever; their share here is dropped (the competition zeroes the heads' gradients first).
+        loss.backward(inputs=None if is_distributed() else list(model.shared_parameters()))
         self.optimizers["shared"].step()
         # competition: the heads and the loss weights, on the updated encoder
         with torch.no_grad():
@@ -255,26 +275,30 @@ class Trainer:
         z2 = model.represent(h)
         outputs2 = model.decode(z2)
         distill2 = self._task_losses(outputs2, kb)
-        self._check_finite(dict(zip(self.tasks, distill2)))
+        global2 = self._checked_mean(distill2)  # the weighting sees the global batch's losses on every rank
         per_task2, _ = self._with_gan(distill2, x, outputs2)
         decision: dict[str, Any] = {}
         before = weighting.weights.detach().clone()
         self.optimizers["heads"].zero_grad(set_to_none=True)
         if not self.frozen and weighting.needs_grad_norms and weighting.linear:
-            decision = self._fused_competition(per_task2, distill2)
+            decision = self._fused_competition(per_task2, global2)
         else:
             if not self.frozen:
                 norms = None
                 if weighting.needs_grad_norms:
                     w = model.shared_weight()
-                    norms = torch.stack([torch.autograd.grad(per_task2[i], w, retain_graph=True)[0].norm()
-                                         for i in range(len(self.tasks))])
-                decision = weighting.update(distill2.detach(), grad_norms=norms)
-            weighting.combine(per_task2).backward(inputs=list(model.head_parameters()) + list(weighting.parameters()))
+                    grads = [torch.autograd.grad(per_task2[i], w, retain_graph=True)[0]
+                             for i in range(len(self.tasks))]
+                    average_gradients(grads)
+                    norms = torch.stack([g.norm() for g in grads])
+                decision = weighting.update(global2, grad_norms=norms)
+            trained = list(model.head_parameters()) + list(weighting.parameters())
+            weighting.combine(per_task2).backward(inputs=trained)
+            average_gradients(p.grad for p in trained)
         self.optimizers["heads"].step()
         self._balance(float((weighting.weights.detach() - before).abs().mean()))
         self._train_discriminators(x, kb, outputs2)
-        return {"distill": distill, "guide": guide, "gan": gan, "decision": decision}
+        return {"distill": logged, "guide": guide, "gan": gan, "decision": decision}
 
     def _fused_competition(self, per_task: Tensor, distill: Tensor) -> dict[str, Any]:
         """Gradient norms and head gradients from one backward per task.
@@ -289,7 +313,8 @@ class Trainer:
         heads = [list(model.heads[t].parameters()) for t in self.tasks]
         grads = [torch.autograd.grad(per_task[i], [model.shared_weight(), *heads[i]], retain_graph=i < n - 1)
                  for i in range(n)]
-        decision = self.weighting.update(distill.detach(), grad_norms=torch.stack([g[0].norm() for g in grads]))
+        average_gradients(g for task_grads in grads for g in task_grads)  # norms of the global batch's gradients
+        decision = self.weighting.update(distill, grad_norms=torch.stack([g[0].norm() for g in grads]))
         for i in range(n):
             w_i = self.weighting.weights[i].detach()
             for p, g in zip(heads[i], grads[i][1:]):
@@ -297,18 +322,19 @@ class Trainer:
         return decision
 
     def _kd_step(self, x: Tensor, kb: KnowledgeBatch) -> dict[str, Any]:
-        _, outputs = self.model(x)
+        _, outputs = self.net(x)
         distill = self._task_losses(outputs, kb)
-        self._check_finite(dict(zip(self.tasks, distill)))
+        logged = self._checked_mean(distill)
         per_task, gan = self._with_gan(distill, x, outputs)
-        decision = self.weighting.update(distill.detach())
+        decision = self.weighting.update(logged)
         for o in self.optimizers.values():
             o.zero_grad(set_to_none=True)
-        self.weighting.combine(per_task).backward()
+        self.weighting.combine(per_task).backward()  # DDP averages the student's gradients
+        average_gradients(p.grad for p in self.weighting.parameters())
         for o in self.optimizers.values():
             o.step()
         self._train_discriminators(x, kb, outputs)
-        return {"distill": distill, "guide": None, "gan": gan, "decision": decision}
+        return {"distill": logged, "guide": None, "gan": gan, "decision": decision}
 
     def _train_discriminators(self, x: Tensor, kb: KnowledgeBatch, outputs: dict[str, Tensor]) -> None:
         if not self._gan_active():
@@ -318,6 +344,7 @@ class Trainer:
                    for t, d in self.discriminators.items())
         self.d_optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients(p.grad for p in self.discriminators.parameters())
         self.d_optimizer.step()
 
     def _balance(self, delta: float) -> None:
@@ -328,9 +355,9 @@ class Trainer:
             self.frozen = self.config.stop_competition_when_balanced
 
     def train_step(self) -> dict[str, Any]:
-        idx = self._next_indices()
-        x = image_batch(self.knowledge.images, idx, self.prep).to(self.device)
-        kb = self._with_masks(self.knowledge.batch(idx).to(self.device), idx)
+        idx = local_share(self._next_indices())
+        x = image_batch(self.knowledge.images, idx, self.prep).to(self.device, self.dtype)
+        kb = self._with_masks(self.knowledge.batch(idx).to(self.device, self.dtype), idx)
         self.model.train()
         lr = self.optimizers["shared"].param_groups[0]["lr"]  # the rate this step uses
         parts = self._soka_step(x, kb) if self.config.method == "soka" else self._kd_step(x, kb)
@@ -357,7 +384,7 @@ class Trainer:
     def check_shapes(self) -> None:
         """The student's outputs must have the teachers' shapes (one 2-image forward, no state changes)."""
         idx = np.arange(min(2, len(self.knowledge)))
-        x = image_batch(self.knowledge.images, idx, self.prep).to(self.device)
+        x = image_batch(self.knowledge.images, idx, self.prep).to(self.device, self.dtype)
         kb = self.knowledge.batch(idx)
         self.model.eval()
         with torch.no_grad():

@@ -8,6 +8,7 @@ same final weights. What one step does (SOKA's collaboration and competition, or
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -18,6 +19,7 @@ from typing import Any
 
 import torch
 
+from rsa_toolkit import distributed
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.extract import default_cache_dir, resolve_device
 
@@ -114,6 +116,10 @@ def train(run_dir: str | os.PathLike[str], config: AmalgamateConfig | Mapping[st
     settings to check against the run's (targets, ...) or to change (:data:`amalgamate.run_dir.RESUME_CHANGEABLE`).
     ``stop_after``: stop once this many steps are done (a checkpoint is written), as if the run had been killed
     there; ``resume`` continues it. Library code: prints nothing; ``progress`` shows a tqdm bar.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every process calls this: they join the process group, split each
+    global batch of ``batch_size`` images (:mod:`amalgamate.data_parallel`), and rank 0 alone fills the caches first
+    and writes the run directory; feature extraction for the knowledge cache is shared by the ranks.
     """
     from tqdm.auto import tqdm
 
@@ -130,9 +136,14 @@ def train(run_dir: str | os.PathLike[str], config: AmalgamateConfig | Mapping[st
         raise UserInputError(f"stop-after must be an integer >= 1, got {stop_after!r}.")
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
+    device = distributed.local_device(resolve_device(config.device))
+    if distributed.init_from_env(device) and config.batch_size % distributed.world_size():
+        raise UserInputError(f"--batch-size {config.batch_size} (the global batch) must split evenly over the "
+                             f"{distributed.world_size()} processes; use a multiple of {distributed.world_size()}.")
+    main = distributed.is_main()
     setup = setup_run(config)
-    images = _training_images(config, setup.zoo)
+    with distributed.main_first():  # rank 0 renders (and caches) the default frames, the others read them
+        images = _training_images(config, setup.zoo)
     masks = mask_files(images, config.masks) if config.masks else None
     if config.batch_size > len(images):
         raise UserInputError(f"--batch-size {config.batch_size} is larger than the {len(images)} training images; "
@@ -141,52 +152,66 @@ def train(run_dir: str | os.PathLike[str], config: AmalgamateConfig | Mapping[st
         record = run.read_json("aux.json")
         aux = AuxChoice(record["chosen"], record)
     else:
-        aux = _choose_aux(config, setup.zoo, images, progress)
+        # under torchrun, every rank extracts its share of the features (rsa_toolkit.extract)
+        aux = _choose_aux(config, setup.zoo, images, progress and main)
     try:
         aux_teacher = setup.zoo.auxiliary(aux.name) if aux.name else None
     except UserInputError as exc:
         raise UserInputError(f"auxiliary '{aux.name}': {exc}") from None
     knowledge = build_knowledge(setup.targets, aux_teacher, images, live=config.live_teachers,
-                                cache_dir=_cache_dir(config), device=device, progress=progress)
+                                cache_dir=_cache_dir(config), device=device, progress=progress and main)
     trainer = Trainer(config, setup, knowledge, run, device, masks)
     trainer.check_shapes()
-    if not resume:  # every check has passed: only now does the directory change
+    distributed.barrier()  # every rank has passed every check (and read the run directory)
+    if main and not resume:  # only now does the directory change
         run.start(overwrite=overwrite)
         run.write_json("config.json", config_to_dict(config))
         run.write_json("aux.json", aux.record)
+        run.write_json("knowledge.json", knowledge.describe())
     if resume:
         if run.file("checkpoint.pt").is_file():
             trainer.load(run.load_torch("checkpoint.pt"))
-        run.truncate_log(trainer.step)
-    else:
-        run.write_json("knowledge.json", knowledge.describe())
-    computed = list(getattr(knowledge, "computed", []))
+        if main:
+            run.truncate_log(trainer.step)
+    distributed.barrier()  # no rank reads the checkpoint while rank 0 may write the next one
     end = config.steps if stop_after is None else min(config.steps, stop_after)
-    bar = tqdm(total=config.steps, initial=trainer.step, disable=not progress, desc="amalgamate", unit="step")
+    bar = tqdm(total=config.steps, initial=trainer.step, disable=not (progress and main), desc="amalgamate",
+               unit="step")
     t0 = time.perf_counter()
     entry: dict[str, Any] = {}
-    with open(run.file("log.jsonl"), "a") as log:
+    with open(run.file("log.jsonl"), "a") if main else contextlib.nullcontext() as log:
         while trainer.step < end:
             entry = trainer.train_step()
-            log.write(_json_line(entry))
-            log.flush()
             bar.update(1)
             bar.set_postfix_str(_postfix(entry), refresh=False)
+            if log is None:
+                continue
+            log.write(_json_line(entry))
+            log.flush()
             if trainer.step % config.checkpoint_every == 0 or trainer.step == end:
                 trainer.checkpoint()
     bar.close()
     finished = trainer.step >= config.steps
-    if finished:
+    teachers = {t.name: count_parameters(t.teacher.build()) for t in setup.targets}
+    result = TrainResult(run.path, trainer.step, finished, aux, trainer.balanced_at, entry,
+                         list(getattr(knowledge, "computed", [])), count_parameters(trainer.model),
+                         sum(teachers.values()))
+    if main:
+        _write_results(run, config, trainer, result, teachers, time.perf_counter() - t0)
+    distributed.barrier()  # the run directory is complete before any rank returns
+    return result
+
+
+def _write_results(run: RunDir, config: AmalgamateConfig, trainer: Trainer, result: TrainResult,
+                   teachers: dict[str, int], seconds: float) -> None:
+    if result.finished:
         run.save_torch("student.pt", {"state_dict": trainer.model.state_dict(),
                                       "spec": model_spec(trainer.model, config.method)})
-    summary = {"step": trainer.step, "steps": config.steps, "finished": finished, "aux": aux.name,
-               "balanced_at": trainer.balanced_at, "student_parameters": count_parameters(trainer.model),
-               "teacher_parameters": {t.name: count_parameters(t.teacher.build()) for t in setup.targets},
-               "seconds_this_session": time.perf_counter() - t0, "computed_teachers": computed,
-               "knowledge": "live" if config.live_teachers else "cached"}
-    run.write_json("run.json", summary)
-    return TrainResult(run.path, trainer.step, finished, aux, trainer.balanced_at, entry, computed,
-                       summary["student_parameters"], sum(summary["teacher_parameters"].values()))
+    run.write_json("run.json", {
+        "step": result.step, "steps": config.steps, "finished": result.finished, "aux": result.aux.name,
+        "balanced_at": result.balanced_at, "student_parameters": result.student_parameters,
+        "teacher_parameters": teachers, "seconds_this_session": seconds, "computed_teachers": result.computed_teachers,
+        "knowledge": "live" if config.live_teachers else "cached", "processes": distributed.world_size()})
 
 
 def _json_line(entry: Mapping[str, Any]) -> str:

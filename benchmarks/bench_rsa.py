@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _doc_section import write_section
+
 ROOT = Path(__file__).resolve().parents[1]
 DTYPES = ("float64", "float32")
 GB = 1e9
@@ -270,12 +272,8 @@ def main() -> None:
     for n, r in results.items():
         lines += table(n, r, args)
     lines.append(MEANING.format(rep=args.repeats, imp=imp))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines))
-    os.chmod(tmp_name, 0o644)  # mkstemp makes it owner-only
-    os.replace(tmp_name, out)
+    # Between markers: the file's other sections (large probe sets, amalgamation) come from other benchmarks.
+    write_section(out, "rsa_matrix", lines[2:])  # lines[0] is the title, which the file's own heading replaces
     print("\n".join(lines))
     print(f"wrote {out}", file=sys.stderr)
 

@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "features_io": "FeatureSet available_layers load_features_dir write_features_dir",
     "ground_truth": "GroundTruth load_ground_truth",
     "graph": "cluster_order clusters linkage_from_similarity task_graph write_graphml",
+    "memory": "MemoryPlan plan_memory",
     "mini.zoo": "mini_probe mini_zoo",
     "normalize": "NORMALIZATIONS normalize_features",
     "outputs": "read_matrix_csv save_similarity write_matrix_csv",

@@ -24,7 +24,12 @@ bootstrap resample never materialises repeated entries; Kendall repeats them.
 
 Memory: a prepared vector is stored compactly as u = scale * (values - offset): Spearman keeps doubled average ranks
 as integers (exact, 4 bytes per entry), Pearson and cosine keep a reference to the RDM itself (no copy). The Gram
-matrix is accumulated in float64 over chunks of entries, so T x M float64 unit vectors never exist at once.
+matrix is accumulated in float64 over chunks of entries, so T x M float64 unit vectors never exist at once; prepared
+vectors may be memory-mapped files (:mod:`rsa_toolkit.out_of_core`), whose pages are released chunk by chunk.
+Ranking (:mod:`rsa_toolkit.average_ranks`) needs the argsort (8 bytes per entry) and the ranks.
+
+Device: with ``device`` (a torch device, e.g. "cuda"), Spearman's ranks (unweighted) and the Gram product run there
+(:mod:`rsa_toolkit.torch_rsa`); the moments, weighted ranks (bootstrap), Kendall's tau and CKA stay in numpy.
 """
 
 from __future__ import annotations
@@ -34,9 +39,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._device import check_rsa_device
 from ._registry import Registry
 from ._validation import check_square_stack
+from .average_ranks import doubled_ranks, rank_average
 from .errors import UserInputError
+from .out_of_core import release_pages
 from .rdm import squareform
 
 __all__ = ["COMPARISONS", "Comparison", "Prepared", "compare_rdms", "compare_pair", "prepare_for",
@@ -59,7 +67,7 @@ class Prepared:
 class Comparison:
     name: str
     square_input: bool  # needs the full matrix (CKA) rather than the upper triangle
-    prepare: Callable[..., Prepared]  # (matrix or condensed, *, kind, weights, order, name) -> Prepared
+    prepare: Callable[..., Prepared]  # (matrix or condensed, *, kind, weights, order, name, device) -> Prepared
     # (prepared list, weights) -> (T, T); None means the inner products of the unit vectors
     pairwise: Callable[[list[Prepared], np.ndarray | None], np.ndarray] | None = None
 
@@ -68,37 +76,43 @@ COMPARISONS: Registry[Comparison] = Registry("comparison")
 
 
 def compare_rdms(rdms: np.ndarray, *, method: str = "spearman", kind: str = "dissimilarity",
-                 names: list[str] | None = None) -> np.ndarray:
+                 names: list[str] | None = None, device: object | None = None) -> np.ndarray:
     """T x T similarity of T RDMs given as (T, N, N) matrices or (T, N(N-1)/2) upper triangles.
 
     ``kind`` says whether the matrices are dissimilarities (RDMs) or kernels (similarities; CKA uses them as they
     are). ``names`` label the RDMs in error messages. The result is symmetric with an exact unit diagonal.
+    ``device`` (a torch device such as "cuda"; default None: numpy) runs the ranks and the Gram product there.
     """
     comparison = COMPARISONS.get(method)
+    device = check_rsa_device(device)
     if kind not in ("dissimilarity", "kernel"):
         raise UserInputError(f"kind must be 'dissimilarity' or 'kernel', got '{kind}'.")
     stack = check_square_stack(rdms)
     labels = names or [f"rdm {t}" for t in range(len(stack))]
     if len(labels) != len(stack):
         raise UserInputError(f"names has {len(labels)} entries but there are {len(stack)} RDMs.")
-    prepared = [prepare_for(comparison, m, kind=kind, name=labels[t]) for t, m in enumerate(stack)]
-    return pairwise_similarity(comparison, prepared)
+    prepared = [prepare_for(comparison, m, kind=kind, name=labels[t], device=device) for t, m in enumerate(stack)]
+    return pairwise_similarity(comparison, prepared, device=device)
 
 
-def compare_pair(a: np.ndarray, b: np.ndarray, *, method: str = "spearman", kind: str = "dissimilarity") -> float:
+def compare_pair(a: np.ndarray, b: np.ndarray, *, method: str = "spearman", kind: str = "dissimilarity",
+                 device: object | None = None) -> float:
     """Similarity of two RDMs (square or condensed, same N)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise UserInputError(f"the two RDMs must have the same shape, got {a.shape} and {b.shape}.")
-    return float(compare_rdms(np.stack([a, b]), method=method, kind=kind, names=["first RDM", "second RDM"])[0, 1])
+    return float(compare_rdms(np.stack([a, b]), method=method, kind=kind, names=["first RDM", "second RDM"],
+                              device=device)[0, 1])
 
 
 def prepare_for(comparison: Comparison, matrix: np.ndarray, *, kind: str = "dissimilarity",
-                weights: np.ndarray | None = None, order: np.ndarray | None = None, name: str = "rdm") -> Prepared:
+                weights: np.ndarray | None = None, order: np.ndarray | None = None, name: str = "rdm",
+                device: object | None = None) -> Prepared:
     """Turn one RDM (square or condensed) into what ``comparison`` combines; used by streaming pipelines.
 
     ``weights`` are bootstrap multiplicities of the upper-triangle entries (pass the same to
-    :func:`pairwise_similarity`); ``order`` their precomputed argsort.
+    :func:`pairwise_similarity`); ``order`` their precomputed argsort. ``device`` (a checked torch device, or None
+    for numpy) ranks there when there are no weights.
     """
     matrix = np.asarray(matrix)
     if comparison.square_input and matrix.ndim == 1:
@@ -107,13 +121,19 @@ def prepare_for(comparison: Comparison, matrix: np.ndarray, *, kind: str = "diss
         matrix = squareform(matrix)
     elif not comparison.square_input and matrix.ndim == 2:
         matrix = matrix[np.triu_indices(matrix.shape[0], 1)]
-    return comparison.prepare(matrix, kind=kind, weights=weights, order=order, name=name)
+    return comparison.prepare(matrix, kind=kind, weights=weights, order=order, name=name, device=device)
 
 
-def pairwise_similarity(comparison: Comparison, prepared: list[Prepared], *,
-                        weights: np.ndarray | None = None) -> np.ndarray:
-    """T prepared RDMs -> (T, T) similarities, symmetric, unit diagonal, within [-1, 1]."""
-    sim = (comparison.pairwise or _gram)(prepared, weights)
+def pairwise_similarity(comparison: Comparison, prepared: list[Prepared], *, weights: np.ndarray | None = None,
+                        device: object | None = None) -> np.ndarray:
+    """T prepared RDMs -> (T, T) similarities, symmetric, unit diagonal, within [-1, 1].
+
+    ``device`` (a checked torch device, or None for numpy) runs the Gram product there.
+    """
+    if comparison.pairwise is not None:
+        sim = comparison.pairwise(prepared, weights)
+    else:
+        sim = _gram(prepared, weights, device)
     sim = (sim + sim.T) / 2
     np.clip(sim, -1.0, 1.0, out=sim)
     np.fill_diagonal(sim, 1.0)
@@ -127,72 +147,46 @@ def unit_vectors(prepared: list[Prepared], weights: np.ndarray | None = None) ->
     return out if root_w is None else out * root_w
 
 
-def _gram(prepared: list[Prepared], weights: np.ndarray | None) -> np.ndarray:
+def _gram(prepared: list[Prepared], weights: np.ndarray | None, device: object | None = None) -> np.ndarray:
     # One BLAS thread: a (T x chunk) @ (chunk x T) product is too small to split, and multi-threaded OpenBLAS turns
     # its per-call thread hand-offs into large slowdowns when the cores are busy (measured: 0.2-0.3 s vs 1.7-16 s
     # for 20 teachers x 2,000 images on 2 shared cores), with bit-identical results.
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        return _gram_chunks(prepared, weights)
+        return _gram_chunks(prepared, weights, device)
 
 
-def _gram_chunks(prepared: list[Prepared], weights: np.ndarray | None) -> np.ndarray:
+def _gram_chunks(prepared: list[Prepared], weights: np.ndarray | None, device: object | None = None) -> np.ndarray:
     t, k = len(prepared), len(prepared[0].values)
     offset = np.array([p.offset for p in prepared])[:, None]
     scale = np.array([p.scale for p in prepared])[:, None]
     root_w = None if weights is None else np.sqrt(weights.astype(np.float64))
     gram = np.zeros((t, t))
+    if device is None:
+        outer = _outer
+    else:
+        from .torch_rsa import outer_product
+
+        outer = outer_product(device)
     block = np.empty((t, min(k, _GRAM_CHUNK)))
     for k0 in range(0, k, _GRAM_CHUNK):
         k1 = min(k, k0 + _GRAM_CHUNK)
         chunk = block[:, : k1 - k0]
         for row, p in zip(chunk, prepared):
-            row[:] = p.values[k0:k1]
+            values = p.values[k0:k1]
+            row[:] = values
+            release_pages(values)  # a memory-mapped vector leaves the resident set as it streams by
         chunk -= offset
         chunk *= scale
         if root_w is not None:
             chunk *= root_w[k0:k1]
-        gram += chunk @ chunk.T
+        gram += outer(chunk)
     return gram
 
 
-# --- ranks ----------------------------------------------------------------------------------------------------------
-
-def rank_average(values: np.ndarray, weights: np.ndarray | None = None, *,
-                 order: np.ndarray | None = None) -> np.ndarray:
-    """1-based average ranks of ``values`` (as scipy.stats.rankdata 'average'), each value counted ``weights`` times.
-
-    With weights, a value of multiplicity w occupies w consecutive positions and gets their mean; tied values share
-    the mean position of their whole group. ``order`` (``np.argsort(values)``) skips the sort when the same values
-    are ranked under many weightings (bootstrap).
-    """
-    return doubled_ranks(values, weights, order=order) / 2.0
-
-
-def doubled_ranks(values: np.ndarray, weights: np.ndarray | None = None, *,
-                  order: np.ndarray | None = None) -> np.ndarray:
-    """Twice :func:`rank_average`, as exact integers (average ranks are half-integers): int32 when they fit."""
-    n = len(values)
-    if order is None:
-        order = np.argsort(values)  # any order within ties is fine: tied values are averaged below
-    total = n if weights is None else int(weights.sum())
-    dtype = np.int32 if 2 * total + 1 < np.iinfo(np.int32).max else np.int64
-    ordered = values[order]
-    new_group = np.empty(ordered.shape, dtype=bool)
-    new_group[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=new_group[1:])
-    ranks = np.empty(n, dtype=dtype)
-    if weights is None and new_group.all():
-        ranks[order] = np.arange(2, 2 * n + 1, 2, dtype=dtype)
-        return ranks
-    group = np.cumsum(new_group) - 1
-    w = np.ones(n, dtype=np.int64) if weights is None else weights[order].astype(np.int64)
-    group_weight = np.bincount(group, weights=w).astype(np.int64)
-    group_end = np.cumsum(group_weight)
-    # mean position of a group of weight g ending at e: e - (g - 1) / 2, doubled: 2e - g + 1
-    ranks[order] = (2 * group_end - group_weight + 1)[group]
-    return ranks
+def _outer(chunk: np.ndarray) -> np.ndarray:
+    return chunk @ chunk.T
 
 
 # --- the comparisons ------------------------------------------------------------------------------------------------
@@ -226,8 +220,14 @@ def _total_weight(values: np.ndarray, weights: np.ndarray | None) -> float:
 
 
 def _spearman(v: np.ndarray, *, weights: np.ndarray | None = None, order: np.ndarray | None = None,
-              name: str = "rdm", **_: object) -> Prepared:
-    return _standardised(doubled_ranks(v, weights, order=order), weights, name, "the RDM has zero variance")
+              name: str = "rdm", device: object | None = None, **_: object) -> Prepared:
+    if device is not None and weights is None and order is None:
+        from .torch_rsa import doubled_ranks as ranks_on_device
+
+        ranks = ranks_on_device(v, device)
+    else:
+        ranks = doubled_ranks(v, weights, order=order)
+    return _standardised(ranks, weights, name, "the RDM has zero variance")
 
 
 def _pearson(v: np.ndarray, *, weights: np.ndarray | None = None, name: str = "rdm", **_: object) -> Prepared:

@@ -5,6 +5,11 @@ Cache entries live in ``<cache>/features/<key[:2]>/<key>.npy`` (float32, (N, ...
 teacher's source (architecture options), the layer, the probe set's content hash, the preprocessing and the cache
 format, so a changed input recomputes and an unchanged one never does. Features are streamed to disk batch by batch
 (the array file is written sequentially, never held in memory), and an entry appears only when complete.
+
+Under ``torchrun`` (a process group of several ranks, see :mod:`rsa_toolkit.distributed`) extraction is collective:
+every rank calls the same functions with the same arguments, each computes a contiguous shard of whole batches into
+a part file beside the entry, and rank 0 joins the parts into the entry a single process would write, byte for byte
+(:mod:`rsa_toolkit.extract_shards`). The cache must then be on a file system every rank sees.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from . import distributed
 from ._io import atomic_path, current_umask
 from .errors import UserInputError
+from .extract_shards import concatenate_npy, part_path, shard_rows, write_npy_header
 from .features_io import FeatureSet
 from .probe import ProbeSet
 from .provenance import provenance
@@ -71,7 +78,9 @@ def extract_features(teacher: Teacher, probe: ProbeSet, *, layers: Sequence[str]
     """Features of ``teacher`` on ``probe`` for ``layers`` (default: its default layer), as read-only memory maps.
 
     Layers already in the cache are read, the others computed together in one pass over the probe set.
-    ``recompute`` ignores (and replaces) cached entries.
+    ``recompute`` ignores (and replaces) cached entries. In a process group every rank must call this (collective:
+    each computes its shard of the probe images on its own device) and every rank gets the same arrays; inside
+    :func:`rsa_toolkit.distributed.main_first` it runs whole on each rank in turn.
     """
     wanted = teacher.check_layers(layers)
     if batch_size < 1:
@@ -79,9 +88,13 @@ def extract_features(teacher: Teacher, probe: ProbeSet, *, layers: Sequence[str]
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     paths = {layer: _entry_path(root, cache_key(teacher, layer, probe)) for layer in wanted}
     missing = [layer for layer in wanted if recompute or not paths[layer].exists()]
+    shared = distributed.in_step()  # every rank is in this call, with the same arguments
+    if shared:  # rank 0's view of the cache decides, so every rank takes the same path through the collectives
+        missing = distributed.broadcast_object(missing)
     if missing:
-        _compute(teacher, probe, missing, {k: paths[k] for k in missing}, batch_size, resolve_device(device),
-                 progress)
+        compute = _compute_sharded if shared else _compute
+        compute(teacher, probe, {k: paths[k] for k in missing}, batch_size,
+                distributed.local_device(resolve_device(device)), progress)
     return {layer: np.load(paths[layer], mmap_mode="r") for layer in wanted}
 
 
@@ -90,7 +103,8 @@ def zoo_features(teachers: Sequence[Teacher], probe: ProbeSet, *, layer: str | N
                  cache_dir: str | os.PathLike[str] | None = None, recompute: bool = False,
                  progress: bool = False) -> FeatureSet:
     """Every teacher's features at ``layer`` (default: each teacher's default layer) as a :class:`FeatureSet`,
-    ready for :func:`rsa_toolkit.similarity_matrix`, with the provenance of each teacher's weights."""
+    ready for :func:`rsa_toolkit.similarity_matrix`, with the provenance of each teacher's weights. Collective in a
+    process group, like :func:`extract_features`."""
     for teacher in teachers:  # check every layer name before the first (possibly long) extraction
         teacher.check_layers([layer] if layer else None)
     arrays, files = [], []
@@ -150,38 +164,84 @@ def _entry_path(root: Path, key: str) -> Path:
     return root / "features" / key[:2] / f"{key}.npy"
 
 
-def _compute(teacher: Teacher, probe: ProbeSet, layers: list[str], paths: dict[str, Path], batch_size: int,
-             device: torch.device, progress: bool) -> None:
-    from tqdm.auto import tqdm
+def _compute(teacher: Teacher, probe: ProbeSet, paths: dict[str, Path], batch_size: int, device: torch.device,
+             progress: bool) -> None:
+    """The entries ``paths`` (layer -> entry) in one pass over the probe set in this process."""
+    with _staged(paths) as tmp:
+        _write_rows(teacher, probe, tmp, 0, len(probe), batch_size, device, progress)
+        _write_sidecars(paths, teacher, probe)
 
+
+def _compute_sharded(teacher: Teacher, probe: ProbeSet, paths: dict[str, Path], batch_size: int,
+                     device: torch.device, progress: bool) -> None:
+    """The entries ``paths`` computed by every rank of the process group: each writes the rows of its shard to part
+    files (atomically), rank 0 concatenates the parts in rank order into the entries, the others wait for them.
+
+    Part files rather than gathering the arrays through the process group: rank 0 then never holds more than one
+    batch, however large N x features, and the process group (gloo or nccl) only synchronises."""
+    n, ranks = len(probe), distributed.world_size()
+    start, stop = shard_rows(n, batch_size)
+    mine = {layer: part_path(path, distributed.rank()) for layer, path in paths.items()}
+    try:
+        if stop > start:
+            with _staged(mine) as tmp:
+                _write_rows(teacher, probe, tmp, start, stop, batch_size, device, progress and distributed.is_main())
+        distributed.barrier()  # every part is complete
+        if distributed.is_main():
+            shards = [shard_rows(n, batch_size, ranks, r) for r in range(ranks)]  # empty shards wrote no part
+            parts = {layer: [part_path(path, r) for r, (a, b) in enumerate(shards) if a < b]
+                     for layer, path in paths.items()}
+            absent = [part for group in parts.values() for part in group if not part.exists()]
+            if absent:  # every rank renamed its parts into place before the barrier: rank 0 cannot see them
+                raise UserInputError(f"distributed extraction: rank 0 cannot see '{absent[0]}', written by another "
+                                     "rank; the feature cache must be on a file system every node sees "
+                                     "(--cache-dir on shared storage).")
+            with _staged(paths) as tmp:
+                for layer in paths:
+                    concatenate_npy(parts[layer], tmp[layer])
+                _write_sidecars(paths, teacher, probe)
+        distributed.barrier()  # the entries exist before any rank reads them
+    finally:
+        for part in mine.values():  # after rank 0 read it, or after a failure
+            part.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _staged(paths: dict[str, Path]) -> Iterator[dict[str, Path]]:
+    """Temporary files for ``paths``, renamed into place together when the block succeeds and deleted otherwise:
+    every layer's file appears, or none does."""
     for path in paths.values():
         path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stage:
+        yield {layer: stage.enter_context(atomic_path(path)) for layer, path in paths.items()}
+
+
+def _write_rows(teacher: Teacher, probe: ProbeSet, files: dict[str, Path], start: int, stop: int, batch_size: int,
+                device: torch.device, progress: bool) -> None:
+    """Run ``teacher`` over the probe images ``start:stop`` and stream each layer's rows to a .npy file in
+    ``files`` (layer -> path): shape (stop - start, ...), float32, written batch by batch."""
+    from tqdm.auto import tqdm
+
     model = teacher.build().to(device).eval()
-    n = len(probe)
-    with contextlib.ExitStack() as stage:  # every layer's file appears together, or none does
-        tmp = {layer: stage.enter_context(atomic_path(paths[layer])) for layer in layers}
-        files = {layer: stage.enter_context(tmp[layer].open("wb")) for layer in layers}
-        written = dict.fromkeys(layers, 0)
-        batches = _prefetched(probe.batches(batch_size, teacher.preprocessing))
-        bar = tqdm(total=n, desc=f"{teacher.name}", unit="img", disable=not progress, leave=False)
+    n = stop - start
+    with contextlib.ExitStack() as stage:
+        out = {layer: stage.enter_context(path.open("wb")) for layer, path in files.items()}
+        written = dict.fromkeys(files, 0)
+        batches = _prefetched(probe.batches(batch_size, teacher.preprocessing, start=start, stop=stop))
+        bar = stage.enter_context(tqdm(total=n, desc=f"{teacher.name}", unit="img", disable=not progress,
+                                       leave=False))
         with torch.inference_mode():
             for _, batch in batches:
-                outputs = teacher.run(model, batch.to(device), layers)
-                for layer, out in outputs.items():
-                    rows = out.detach().to("cpu", torch.float32).contiguous().numpy()
+                for layer, tensor in teacher.run(model, batch.to(device), list(files)).items():
+                    rows = tensor.detach().to("cpu", torch.float32).contiguous().numpy()
                     if written[layer] == 0:  # the header needs the full shape, known from the first batch
-                        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-                                  "fortran_order": False, "shape": (n, *rows.shape[1:])}
-                        np.lib.format.write_array_header_1_0(files[layer], header)
-                    files[layer].write(rows.tobytes())
+                        write_npy_header(out[layer], (n, *rows.shape[1:]))
+                    out[layer].write(rows.tobytes())
                     written[layer] += len(rows)
                 bar.update(len(batch))
-        bar.close()
-        for layer in layers:
-            files[layer].close()
-            if written[layer] != n:
-                raise RuntimeError(f"{teacher.name}/{layer}: wrote {written[layer]} rows for {n} images")
-            _write_sidecar(paths[layer], teacher, layer, probe)
+    for layer, count in written.items():
+        if count != n:
+            raise RuntimeError(f"{teacher.name}/{layer}: wrote {count} rows for {n} images")
 
 
 def _prefetched(items: Iterator[_T]) -> Iterator[_T]:
@@ -197,11 +257,12 @@ def _prefetched(items: Iterator[_T]) -> Iterator[_T]:
             yield item
 
 
-def _write_sidecar(path: Path, teacher: Teacher, layer: str, probe: ProbeSet) -> None:
-    record = {
-        "teacher": teacher.name, "layer": layer, "source": teacher.source, "image_ids": list(probe.ids),
-        **provenance(weights_sha256=teacher.weights_sha256, probe_sha256=probe.content_hash,
-                     probe_source=probe.source, preprocessing=teacher.preprocessing.describe()),
-    }
-    with atomic_path(path.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+def _write_sidecars(paths: dict[str, Path], teacher: Teacher, probe: ProbeSet) -> None:
+    for layer, path in paths.items():
+        record = {
+            "teacher": teacher.name, "layer": layer, "source": teacher.source, "image_ids": list(probe.ids),
+            **provenance(weights_sha256=teacher.weights_sha256, probe_sha256=probe.content_hash,
+                         probe_source=probe.source, preprocessing=teacher.preprocessing.describe()),
+        }
+        with atomic_path(path.with_suffix(".json")) as tmp:
+            tmp.write_text(json.dumps(record, indent=1, sort_keys=True))

@@ -117,7 +117,7 @@ def _write_npz(result: SimilarityResult, path: Path, provenance: dict[str, objec
     arrays: dict[str, np.ndarray] = {
         "similarity": result.matrix,
         "names": np.array(result.names),
-        "rdms": result.rdms,
+        **({} if result.rdms is None else {"rdms": result.rdms}),  # not kept: out of core, they fill the disk
         "n_images": np.array(result.n_images),
         "rdm_kind": np.array(result.kind),
         "provenance": np.array(json.dumps(provenance, sort_keys=True)),

@@ -185,13 +185,16 @@ class ProbeSet:
             raise IndexError(f"image index {i} out of range for a probe set of {len(self)} images")
         return load_image(self.paths[i])
 
-    def batches(self, batch_size: int, prep: Preprocessing | str) -> Iterator[tuple[list[int], torch.Tensor]]:
-        """Yield ``(indices, tensor)`` with tensor (B, 3, S, S) float32, B <= batch_size, in order; images are
-        loaded only when their batch is reached."""
+    def batches(self, batch_size: int, prep: Preprocessing | str, *, start: int = 0,
+                stop: int | None = None) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """Yield ``(indices, tensor)`` with tensor (B, 3, S, S) float32, B <= batch_size, in order, for the images
+        ``start:stop`` (default all: one rank's shard is a slice); images are loaded only when their batch is
+        reached."""
         batch_size = check_positive_int(batch_size, name="batch_size")
         prep = get_preprocessing(prep)
-        for start in range(0, len(self), batch_size):
-            indices = list(range(start, min(start + batch_size, len(self))))
+        stop = len(self) if stop is None else min(stop, len(self))
+        for first in range(start, stop, batch_size):
+            indices = list(range(first, min(first + batch_size, stop)))
             yield indices, torch.stack([prep(self.load(i)) for i in indices])
 
     def describe(self) -> dict[str, Any]:

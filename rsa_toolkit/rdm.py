@@ -19,6 +19,9 @@ laplacian      kernel      exp(-|x_i - x_j|_1 / D)                   (scikit-lea
 Numerics: normalisation and row scaling in float64; the product in the requested dtype; dissimilarities are clamped
 to their valid range (no tiny negatives) and the diagonal is exactly 0 (kernels: the exact self-similarity).
 Large N: the product runs in blocks of ``chunk_size`` rows, and :func:`compute_condensed_rdm` never holds N x N.
+Device: ``device`` (a torch device such as "cuda"; default None: numpy) runs the blocks' products and their
+conversion to dissimilarities there (:mod:`rsa_toolkit.torch_rsa`); the Laplacian kernel and the RBF kernel's
+median and exponential stay in numpy.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._device import check_rsa_device
 from ._registry import Registry
 from ._validation import check_dtype, check_features, check_positive_int
 from .errors import UserInputError
@@ -54,17 +58,17 @@ RDM_METHODS: Registry[RDMMethod] = Registry("RDM method")
 
 def compute_rdm(features: np.ndarray, *, method: str = "correlation", normalization: str = "center",
                 dtype: type | str = np.float64, chunk_size: int | None = None, groups: int = 2,
-                name: str = "features") -> np.ndarray:
+                name: str = "features", device: object | None = None) -> np.ndarray:
     """The (N, N) RDM (or kernel, for kernel methods) of features shaped (N, ...).
 
     ``name`` is used in error messages (the teacher's name). See the module docstring for the methods.
     """
-    spec, rows, dt = _prepare(features, method, normalization, dtype, groups, name, chunk_size)
+    spec, rows, dt, dev = _prepare(features, method, normalization, dtype, groups, name, chunk_size, device)
     if spec.name == "laplacian":
         return _laplacian(rows, dt)
     n = rows.shape[0]
     out = np.empty((n, n), dtype=dt)
-    for i0, i1, block in _blocks(rows, dt, chunk_size, spec):
+    for i0, i1, block in _blocks(rows, dt, chunk_size, spec, dev):
         out[i0:i1, i0:] = block
     _mirror_upper(out)  # blocks hold columns j >= i0 only: the lower triangle is their mirror image
     if spec.name == "rbf":
@@ -74,14 +78,15 @@ def compute_rdm(features: np.ndarray, *, method: str = "correlation", normalizat
 
 def compute_condensed_rdm(features: np.ndarray, *, method: str = "correlation", normalization: str = "center",
                           dtype: type | str = np.float64, chunk_size: int | None = None, groups: int = 2,
-                          name: str = "features", out: np.ndarray | None = None) -> np.ndarray:
+                          name: str = "features", out: np.ndarray | None = None,
+                          device: object | None = None) -> np.ndarray:
     """The upper triangle (i < j, row by row, as ``scipy.spatial.distance.squareform``) of the RDM: (N(N-1)/2,).
 
     Only for dissimilarity methods (a kernel's diagonal carries information the condensed form would drop).
     Memory: one block of ``chunk_size`` x N entries besides the output; ``out`` (N(N-1)/2,) of ``dtype`` receives the
-    result in place (e.g. a row of a preallocated stack).
+    result in place (e.g. a row of a preallocated stack, or of a memory-mapped file).
     """
-    spec, rows, dt = _prepare(features, method, normalization, dtype, groups, name, chunk_size)
+    spec, rows, dt, dev = _prepare(features, method, normalization, dtype, groups, name, chunk_size, device)
     if spec.kind != "dissimilarity":
         raise UserInputError(f"method '{method}' is a kernel; condensed RDMs need a dissimilarity "
                              f"({', '.join(n for n in RDM_METHODS.names() if RDM_METHODS.get(n).kind == 'dissimilarity')}).")
@@ -90,7 +95,7 @@ def compute_condensed_rdm(features: np.ndarray, *, method: str = "correlation", 
         out = np.empty(n * (n - 1) // 2, dtype=dt)
     elif out.shape != (n * (n - 1) // 2,) or out.dtype != dt:
         raise UserInputError(f"out must have shape ({n * (n - 1) // 2},) and dtype {dt}, got {out.shape} {out.dtype}.")
-    for i0, i1, block in _blocks(rows, dt, chunk_size, spec):
+    for i0, i1, block in _blocks(rows, dt, chunk_size, spec, dev):
         for i in range(i0, min(i1, n - 1)):
             start = condensed_index(n, i, i + 1)
             out[start:start + n - i - 1] = block[i - i0, i + 1 - i0:]
@@ -128,8 +133,11 @@ def _unit_rows(x: np.ndarray, name: str, *, centre: bool) -> np.ndarray:
     return z / norms[:, None]
 
 
+# The conversions below work in place on numpy arrays and torch tensors alike (the device path shares them).
+
 def _one_minus(block: np.ndarray, _ni: np.ndarray, _nj: np.ndarray) -> np.ndarray:
-    np.subtract(1.0, block, out=block)
+    block *= -1.0  # then + 1: exactly 1 - block, in place for numpy and torch
+    block += 1.0
     return block
 
 
@@ -141,9 +149,20 @@ def _sqdist(block: np.ndarray, ni: np.ndarray, nj: np.ndarray) -> np.ndarray:
 
 
 def _dist(block: np.ndarray, ni: np.ndarray, nj: np.ndarray) -> np.ndarray:
-    block = _sqdist(block, ni, nj)
-    np.maximum(block, 0.0, out=block)
-    return np.sqrt(block, out=block)
+    block = _clip(_sqdist(block, ni, nj), 0.0, np.inf)
+    return np.sqrt(block, out=block) if isinstance(block, np.ndarray) else block.sqrt_()
+
+
+def _clip(block: np.ndarray, low: float, high: float) -> np.ndarray:
+    return np.clip(block, low, high, out=block) if isinstance(block, np.ndarray) else block.clamp_(low, high)
+
+
+def _zero_diagonal(block: np.ndarray) -> None:
+    """Zero entries (k, k) of a block of rows i0.. over columns i0.. (the images' self-dissimilarities)."""
+    if isinstance(block, np.ndarray):
+        np.fill_diagonal(block, 0.0)
+    else:
+        block.diagonal().zero_()
 
 
 def _identity(block: np.ndarray, _ni: np.ndarray, _nj: np.ndarray) -> np.ndarray:
@@ -166,27 +185,33 @@ _register(RDMMethod("laplacian", "kernel", lambda x, nm: x, _identity))  # compu
 # --- the engine ---------------------------------------------------------------------------------------------------
 
 def _prepare(features: np.ndarray, method: str, normalization: str, dtype: type | str, groups: int,
-             name: str, chunk_size: int | None) -> tuple[RDMMethod, np.ndarray, np.dtype]:
+             name: str, chunk_size: int | None, device: object | None) -> tuple[RDMMethod, np.ndarray, np.dtype, object]:
     spec = RDM_METHODS.get(method)
     dt = check_dtype(dtype)
     if chunk_size is not None:
         check_positive_int(chunk_size, name="chunk_size")  # 0 or negative would skip every block
+    dev = check_rsa_device(device)
     x = check_features(features, name=name)
     x = normalize_features(x, normalization=normalization, groups=groups, name=name)
     rows = spec.prepare_rows(x.reshape(x.shape[0], -1), name)
-    return spec, rows, dt
+    return spec, rows, dt, dev
 
 
-def _blocks(rows: np.ndarray, dt: np.dtype, chunk_size: int | None,
-            spec: RDMMethod) -> Iterator[tuple[int, int, np.ndarray]]:
+def _blocks(rows: np.ndarray, dt: np.dtype, chunk_size: int | None, spec: RDMMethod,
+            device: object | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield (i0, i1, block) with block[k, j - i0] = matrix[i0 + k, j] for j >= i0 (the upper part of rows i0..i1),
-    computed from row products, with exact diagonal and clamped range.
+    computed from row products, with exact diagonal and clamped range; numpy blocks, computed on ``device`` if any.
 
     Only columns j >= i0 are computed, so blocked products cost what the symmetric product does: half of N x N.
     """
     n = rows.shape[0]
-    z = np.ascontiguousarray(rows, dtype=dt)
-    sq = np.einsum("ij,ij->i", rows, rows).astype(dt)  # squared norms in float64 first, for distance methods
+    sq = np.einsum("ij,ij->i", rows, rows)  # squared norms in float64 first, for distance methods
+    if device is None:
+        z, sq = np.ascontiguousarray(rows, dtype=dt), sq.astype(dt)
+    else:
+        from .torch_rsa import as_tensor, to_numpy
+
+        z, sq = as_tensor(rows, device, dt), as_tensor(sq, device, dt)
     step = n if chunk_size is None and n * n <= _BLOCK_ENTRIES else (chunk_size or max(1, _BLOCK_ENTRIES // n))
     for i0 in range(0, n, step):
         i1 = min(n, i0 + step)
@@ -194,10 +219,9 @@ def _blocks(rows: np.ndarray, dt: np.dtype, chunk_size: int | None,
         block = z @ z.T if (i0, i1) == (0, n) else z[i0:i1] @ z[i0:].T
         block = spec.from_products(block, sq[i0:i1], sq[i0:])
         if spec.kind == "dissimilarity" or spec.name == "rbf":
-            np.clip(block, 0.0, spec.max_value, out=block)
-            diagonal = np.arange(i1 - i0)
-            block[diagonal, diagonal] = 0.0
-        yield i0, i1, block
+            _clip(block, 0.0, spec.max_value)
+            _zero_diagonal(block)
+        yield i0, i1, block if device is None else to_numpy(block)
 
 
 def _mirror_upper(out: np.ndarray) -> None:

@@ -1,24 +1,34 @@
 """The task-similarity matrix: features of T teachers -> T RDMs -> T x T comparison (+ bootstrap).
 
-Teachers are processed one at a time (features may be memory-mapped), so memory holds one teacher's features and
-matrix plus the T prepared vectors, never T full N x N matrices.
+Teachers are processed a few at a time (features may be memory-mapped), so memory holds those teachers' features and
+matrices plus the T condensed RDMs and prepared vectors, never T full N x N matrices.
+
+Large probe sets: when the T condensed RDMs and prepared vectors do not fit in the memory budget (``max_memory``,
+default 3/4 of the available memory), they go to memory-mapped files in a scratch directory instead, and the Gram
+matrix of the comparison streams from them (out-of-core mode: :mod:`rsa_toolkit.out_of_core`; the plan and its memory
+model: :mod:`rsa_toolkit.memory`). Both modes compute the same numbers in the same order: with the same ``n_jobs``,
+their results are identical.
 """
 
 from __future__ import annotations
 
-import mmap
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
+from ._device import check_rsa_device
 from ._validation import check_dtype, check_positive_int
 from .bootstrap import BootstrapResult, bootstrap_similarity
 from .compare import COMPARISONS, Prepared, pairwise_similarity, prepare_for
 from .errors import UserInputError
+from .memory import MemoryPlan, memory_budget, plan_memory
 from .normalize import NORMALIZATIONS
+from .out_of_core import disk_array, read_only, release_pages, scratch_directory, to_disk
 from .rdm import RDM_METHODS, compute_condensed_rdm, compute_rdm
 
 __all__ = ["SimilarityResult", "similarity_matrix"]
@@ -28,13 +38,16 @@ __all__ = ["SimilarityResult", "similarity_matrix"]
 class SimilarityResult:
     names: list[str]
     matrix: np.ndarray  # (T, T), symmetric, unit diagonal
-    rdms: np.ndarray  # (T, N(N-1)/2) condensed RDMs (a kernel K as 1 - K), or (T, N, N) for CKA
+    # (T, N(N-1)/2) condensed RDMs (a kernel K as 1 - K), or (T, N, N) for CKA; out of core a read-only memory map;
+    # None when not kept (keep_rdms)
+    rdms: np.ndarray | None
     n_images: int
     method: str
     normalization: str
     comparison: str
     layer: str | None = None
     bootstrap: BootstrapResult | None = None
+    memory: MemoryPlan | None = None  # how it ran: in memory or out of core, teachers at once
 
     @property
     def kind(self) -> str:
@@ -47,14 +60,27 @@ def similarity_matrix(features: Mapping[str, np.ndarray] | Sequence[np.ndarray],
                       method: str = "correlation", normalization: str = "center", comparison: str = "spearman",
                       dtype: type | str = np.float64, chunk_size: int | None = None, groups: int = 2,
                       n_bootstrap: int = 0, confidence: float = 0.95, seed: int = 0, layer: str | None = None,
-                      n_jobs: int | None = None, progress: bool = False) -> SimilarityResult:
+                      n_jobs: int | None = None, progress: bool = False, device: object | None = None,
+                      max_memory: int | str | None = None, out_of_core: bool | None = None,
+                      scratch: str | os.PathLike[str] | None = None,
+                      keep_rdms: bool | None = None) -> SimilarityResult:
     """T x T similarity of T teachers' representations of the same N probe images (same order in every teacher).
 
     ``features``: a mapping name -> (N, ...) array (e.g. memory-mapped ``.npy``), or a sequence with ``names``.
     Defaults follow the RSA paper: per-feature centring, 1 - Pearson RDMs, Spearman comparison.
     ``n_bootstrap`` > 0 adds percentile confidence intervals and row stability (see :mod:`rsa_toolkit.bootstrap`).
-    ``n_jobs`` teachers are processed at once (default: one per CPU core); memory grows by one teacher's working set
-    per job. Results do not depend on ``n_jobs`` beyond the last bits of the matrix products.
+    ``n_jobs`` teachers are processed at once (default: one per CPU core; one with a ``device``), fewer when the
+    memory budget requires it. Results do not depend on ``n_jobs`` beyond the last bits of the matrix products.
+
+    Large probe sets: ``max_memory`` (this process's peak, in bytes or as a size such as "8G"; default 3/4 of the
+    available memory) decides between the in-memory and the out-of-core mode; ``out_of_core`` True or False forces
+    one. Out of core, RDMs and prepared vectors go to a fresh directory inside ``scratch`` (default: the system temp
+    directory), removed at the end; Spearman, Pearson and cosine only, without bootstrap. ``keep_rdms`` (default:
+    in memory yes, out of core no, as T RDMs of 20,000 images fill 16-32 GB) keeps the RDMs in the result, out of
+    core as a read-only memory map whose disk space is freed with the result. ``result.memory`` says how it ran.
+
+    ``device``: None (numpy) or a torch device such as "cuda" for the RDM products, Spearman's ranks and the Gram
+    product (:mod:`rsa_toolkit.torch_rsa`; "cpu" runs torch on the CPU and matches numpy to rounding).
     """
     from tqdm.auto import tqdm
 
@@ -65,52 +91,64 @@ def similarity_matrix(features: Mapping[str, np.ndarray] | Sequence[np.ndarray],
     dt = check_dtype(dtype)
     if n_jobs is not None:
         check_positive_int(n_jobs, name="n_jobs")
+    dev = check_rsa_device(device)
+    t, n = len(names), arrays[0].shape[0]
+    jobs = n_jobs or (1 if dev is not None else min(t, os.cpu_count() or 1))
+    plan = plan_memory(t, n, max(int(np.prod(a.shape[1:])) for a in arrays), method=method, comparison=comparison,
+                       dtype=dt, n_bootstrap=n_bootstrap, n_jobs=jobs, budget=memory_budget(max_memory),
+                       out_of_core=out_of_core, keep_rdms=keep_rdms)
     square = comp.square_input
     # A kernel under a correlation comparison is compared as the dissimilarity 1 - K off the diagonal, as DDS does
     # (Dwivedi et al. 2020, z-score + Laplacian kernel); CKA reads the whole kernel, diagonal included.
     kernel_as_rdm = spec.kind == "kernel" and not square
     kind = "dissimilarity" if kernel_as_rdm else spec.kind
-    n = arrays[0].shape[0]
-    # One preallocated stack, filled teacher by teacher; prepared vectors reference it or are compact (see compare).
-    rdm_stack = np.empty((len(names), n, n) if square else (len(names), n * (n - 1) // 2), dtype=dt)
+    shape = (n, n) if square else (n * (n - 1) // 2,)
+    options = dict(method=method, normalization=normalization, dtype=dt, chunk_size=chunk_size, groups=groups,
+                   device=dev)
 
-    def one_teacher(t: int) -> Prepared:
-        kwargs = dict(method=method, normalization=normalization, dtype=dt, chunk_size=chunk_size, groups=groups,
-                      name=names[t])
-        if square:
-            rdm_stack[t] = compute_rdm(arrays[t], **kwargs)
-        elif kernel_as_rdm:
-            rdm_stack[t] = 1.0 - compute_rdm(arrays[t], **kwargs)[np.triu_indices(n, 1)]
-        else:
-            compute_condensed_rdm(arrays[t], out=rdm_stack[t], **kwargs)
-        _release_pages(arrays[t])
-        return prepare_for(comp, rdm_stack[t], kind=kind, name=names[t])
+    with contextlib.ExitStack() as cleanup:
+        folder = cleanup.enter_context(scratch_directory(scratch, need=plan.disk)) if plan.out_of_core else None
+        # One preallocated stack (in memory, or a file), filled teacher by teacher, when the RDMs are kept; prepared
+        # vectors reference its rows or are compact (see compare).
+        stack = None
+        if plan.keep_rdms or n_bootstrap:
+            stack = disk_array(folder / "rdms.npy", (t, *shape), dt) if folder else np.empty((t, *shape), dtype=dt)
 
-    prepared = list(tqdm(_map(one_teacher, range(len(names)), n_jobs), total=len(names), desc="RDMs",
-                         disable=not progress, leave=False))
-    matrix = pairwise_similarity(comp, prepared)
-    del prepared
-    boot = None
-    if n_bootstrap:
-        boot = bootstrap_similarity(rdm_stack, matrix, comparison=comparison, kind=kind, n_bootstrap=n_bootstrap,
-                                    confidence=confidence, seed=seed, names=names, progress=progress)
-    return SimilarityResult(names, matrix, rdm_stack, arrays[0].shape[0], method, normalization, comparison, layer,
-                            boot)
+        def one_teacher(i: int) -> Prepared:
+            rdm = stack[i] if stack is not None else np.empty(shape, dtype=dt)
+            if square:
+                rdm[...] = compute_rdm(arrays[i], name=names[i], **options)
+            elif kernel_as_rdm:
+                rdm[...] = 1.0 - compute_rdm(arrays[i], name=names[i], **options)[np.triu_indices(n, 1)]
+            else:
+                compute_condensed_rdm(arrays[i], out=rdm, name=names[i], **options)
+            release_pages(arrays[i])
+            prepared = prepare_for(comp, rdm, kind=kind, name=names[i], device=dev)
+            if folder is not None:
+                prepared = _on_disk(prepared, folder / f"prepared_{i}.npy")
+                release_pages(rdm)
+            return prepared
+
+        prepared = list(tqdm(_map(one_teacher, range(t), plan.n_jobs), total=t, desc="RDMs", disable=not progress,
+                             leave=False))
+        matrix = pairwise_similarity(comp, prepared, device=dev)
+        del prepared
+        boot = None
+        if n_bootstrap:
+            boot = bootstrap_similarity(stack, matrix, comparison=comparison, kind=kind, n_bootstrap=n_bootstrap,
+                                        confidence=confidence, seed=seed, names=names, progress=progress)
+        rdms = None
+        if plan.keep_rdms:
+            rdms = read_only(stack) if folder else stack
+    return SimilarityResult(names, matrix, rdms, n, method, normalization, comparison, layer, boot, plan)
 
 
-def _release_pages(x: np.ndarray) -> None:
-    """Drop a read-only memory-mapped teacher's pages from this process once its RDM is done.
-
-    The pages stay in the OS page cache (a later read costs no disk access) but leave this process's resident set,
-    so peak memory holds the teachers being processed, not every teacher read so far.
-    """
-    if not (isinstance(x, np.memmap) and x.mode == "r" and hasattr(mmap, "MADV_DONTNEED")):
-        return
-    base = x.base
-    while base is not None and not isinstance(base, mmap.mmap):
-        base = getattr(base, "base", None)
-    if base is not None:
-        base.madvise(mmap.MADV_DONTNEED)
+def _on_disk(prepared: Prepared, path: Path) -> Prepared:
+    """The prepared vector backed by a file: as it is when it already is one (a row of the RDM file), else written
+    out and mapped back, so the in-memory copy can go."""
+    if isinstance(prepared.values, np.memmap):
+        return prepared
+    return replace(prepared, values=to_disk(prepared.values, path))
 
 
 def _map(fn: Callable[[int], Prepared], items: range, n_jobs: int | None) -> Iterator[Prepared]:

@@ -7,6 +7,7 @@ import sys
 
 from ..compare import COMPARISONS
 from ..errors import UserInputError
+from ..memory import parse_size
 from ..normalize import NORMALIZATIONS
 from ..rdm import RDM_METHODS
 
@@ -36,12 +37,38 @@ def add_comparison_options(parser: argparse.ArgumentParser, *, bootstrap_default
     group.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
 
 
+def add_memory_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("large probe sets")
+    group.add_argument("--max-memory", metavar="SIZE",
+                       help="peak memory of the run, e.g. 8G (K, M, G, T: powers of 1024; default 3/4 of the "
+                            "available memory); when the RDMs would not fit, they go to --scratch on disk "
+                            "(out-of-core: same results; spearman, pearson, cosine; no --bootstrap)")
+    group.add_argument("--scratch", metavar="DIR",
+                       help="directory for the out-of-core files (default: the system temp directory, $TMPDIR); "
+                            "they are removed at the end")
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="cpu (default; numpy), or cuda / cuda:N: the RDM and "
+                                                        "comparison math runs on that GPU")
+
+
 def similarity_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    """similarity_matrix's options from the command line, checked (call it before any long work)."""
     if args.bootstrap < 0:
         raise UserInputError(f"--bootstrap must be 0 (none) or a positive number of resamples, got {args.bootstrap}.")
+    max_memory = None if args.max_memory is None else parse_size(args.max_memory, name="--max-memory")
     return dict(method=args.method, normalization=args.normalization, comparison=args.comparison, dtype=args.dtype,
                 chunk_size=args.chunk_size, groups=args.groups, n_bootstrap=args.bootstrap,
-                confidence=args.confidence, seed=args.seed, progress=show_progress(args))
+                confidence=args.confidence, seed=args.seed, progress=show_progress(args), device=rsa_device(args),
+                max_memory=max_memory, scratch=args.scratch)
+
+
+def rsa_device(args: argparse.Namespace) -> str | None:
+    """The torch device of the RSA math: --device when it names a CUDA device, else None (numpy, the CPU path that
+    is benchmarked and tested against the references)."""
+    device = getattr(args, "device", None)
+    return device if device and str(device).startswith("cuda") else None
 
 
 def show_progress(args: argparse.Namespace) -> bool:

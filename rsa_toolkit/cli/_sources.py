@@ -1,17 +1,26 @@
 """Where a command's features come from: a features directory, or a zoo run over probe images through the feature
 cache. The zoo is Taskonomy weights and/or a zoo file, or, when no teachers are named, the embedded mini-Taskonomy
-zoo on its rendered probe set."""
+zoo on its rendered probe set.
+
+Under ``torchrun`` the zoo's extraction is sharded across the ranks (:func:`torchrun_extraction`), then rank 0 alone
+goes on with the command; a features directory is only read, by rank 0.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import UserInputError
 from ..features_io import FeatureSet, available_layers, load_features_dir
+
+if TYPE_CHECKING:
+    from ..probe import ProbeSet
 
 
 def add_source_options(parser: argparse.ArgumentParser, *, features: bool = True) -> None:
@@ -35,7 +44,9 @@ def add_source_options(parser: argparse.ArgumentParser, *, features: bool = True
     group.add_argument("--groupnorm", action="store_true",
                        help="Taskonomy encoders with visualpriors' GroupNorm on the representation")
     group.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
-    group.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
+    group.add_argument("--device", default="cpu",
+                       help="cpu (default), cuda, cuda:N or mps: where the teachers run; a CUDA device also runs "
+                            "the RDM and comparison math")
     group.add_argument("--cache-dir", metavar="DIR", help="feature cache (default $RSA_TOOLKIT_CACHE or "
                                                           "~/.cache/rsa-toolkit)")
     group.add_argument("--recompute", action="store_true", help="ignore and replace cached features")
@@ -100,16 +111,45 @@ def open_probe(args: argparse.Namespace):  # noqa: ANN201 - ProbeSet, imported l
 
 def feature_sets(args: argparse.Namespace, *, progress: bool) -> Iterator[tuple[str | None, FeatureSet]]:
     """(layer label, features) for every layer the command runs, one layer at a time; labels are None unless
-    --layer all."""
+    --layer all. A zoo's layers are all extracted (or found in the cache) before the first is yielded."""
     if not uses_zoo(args):
         for layer in layers_to_run(args, None):
             yield (layer if args.layer == "all" else None), load_features_dir(args.features, layer=layer)
         return
+    with torchrun_extraction(args):
+        teachers = build_teachers(args)
+        probe = open_probe(args)
+        layers = layers_to_run(args, teachers)
+        sets = [extract_layer(args, teachers, probe, layer, progress=progress) for layer in layers]
+    for layer, features in zip(layers, sets):
+        yield (layer if args.layer == "all" else None), features
+
+
+def extract_layer(args: argparse.Namespace, teachers: list, probe: ProbeSet, layer: str | None, *,
+                  progress: bool) -> FeatureSet:
+    """The zoo's features at ``layer`` (None: each teacher's default), through the feature cache."""
     from ..extract import zoo_features
 
-    teachers = build_teachers(args)
-    probe = open_probe(args)
-    for layer in layers_to_run(args, teachers):
-        yield (layer if args.layer == "all" else None), zoo_features(
-            teachers, probe, layer=layer, batch_size=args.batch_size, device=args.device, cache_dir=args.cache_dir,
-            recompute=args.recompute, progress=progress)
+    return zoo_features(teachers, probe, layer=layer, batch_size=args.batch_size, device=args.device,
+                        cache_dir=args.cache_dir, recompute=args.recompute, progress=progress)
+
+
+@contextlib.contextmanager
+def torchrun_extraction(args: argparse.Namespace) -> Iterator[None]:
+    """Under ``torchrun`` (WORLD_SIZE > 1): the block runs on every rank in the process group, so the extraction in
+    it is sharded across the ranks, with ranks > 0 quiet; then every rank but 0 ends its process (exit 0) and the
+    rest of the command (writing outputs, printing) runs on rank 0 alone. Without torchrun: nothing at all."""
+    from .. import distributed
+    from ..extract import resolve_device
+
+    if not distributed.init_from_env(resolve_device(args.device)):
+        yield
+        return
+    try:
+        args.quiet = args.quiet or not distributed.is_main()  # rank 0 speaks for the run
+        yield
+        finished = not distributed.is_main()
+    finally:
+        distributed.shutdown()
+    if finished:  # its share of the work was the extraction; a return would run the rest of the command again
+        raise SystemExit(0)

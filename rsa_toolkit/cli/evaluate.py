@@ -18,7 +18,7 @@ from ..evaluation import Evaluation, TargetScore, evaluate_similarity
 from ..ground_truth import GROUND_TRUTHS, GroundTruth, canonical_name, load_ground_truth
 from ..outputs import read_matrix_csv
 from ..similarity import similarity_matrix
-from ._options import add_common, add_rdm_options, show_progress, similarity_kwargs
+from ._options import add_common, add_memory_options, add_rdm_options, show_progress, similarity_kwargs
 from ._sources import add_source_options, feature_sets
 
 HELP = "score a similarity matrix against transfer ground truth (Spearman per target, hit rates)"
@@ -43,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--comparison", default="spearman",
                    help=f"RDM comparison: {', '.join(COMPARISONS.names())} (default spearman)")
     p.set_defaults(bootstrap=0, confidence=0.95)  # the evaluation uses the matrix only, never its intervals
+    add_memory_options(p)
     add_common(p)
     p.set_defaults(run=run)
 
@@ -81,11 +82,12 @@ def similarity_input(args: argparse.Namespace) -> tuple[np.ndarray, list[str], s
         keep = _select(names, args.tasks)
         return (matrix[np.ix_(keep, keep)], [names[i] for i in keep],
                 f"{args.matrix}, restricted to {len(keep)} teachers by --tasks")
+    options = similarity_kwargs(args)  # bad options fail before the features are computed
     (_, features), = feature_sets(args, progress=show_progress(args))
     arrays = features.as_dict()
     if args.tasks:  # a zoo loads only these already; a features directory holds them all
         arrays = {features.names[i]: arrays[features.names[i]] for i in _select(features.names, args.tasks)}
-    result = similarity_matrix(arrays, **similarity_kwargs(args))
+    result = similarity_matrix(arrays, **options)
     return result.matrix, result.names, (f"{args.comparison} of {args.method} RDMs, {len(result.names)} teachers x "
                                          f"{result.n_images} images")
 

@@ -7,7 +7,8 @@ import sys
 
 from ..errors import UserInputError
 from ._options import add_common, show_progress
-from ._sources import add_source_options, build_teachers, open_probe, uses_zoo
+from ._sources import (add_source_options, build_teachers, extract_layer, open_probe, torchrun_extraction,
+                       uses_zoo)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -34,17 +35,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def run_features(args: argparse.Namespace) -> int:
-    from ..extract import save_features_dir, zoo_features
+    from ..extract import save_features_dir
 
     uses_zoo(args)
-    teachers = build_teachers(args)
-    probe = open_probe(args)
-    layers = args.layers or [None]
-    for teacher in teachers:  # every layer name is checked before the first extraction
-        teacher.check_layers([layer for layer in layers if layer])
-    sets = [zoo_features(teachers, probe, layer=layer, batch_size=args.batch_size, device=args.device,
-                         cache_dir=args.cache_dir, recompute=args.recompute, progress=show_progress(args))
-            for layer in layers]
+    with torchrun_extraction(args):  # under torchrun every rank extracts its shard; rank 0 alone writes --out
+        teachers = build_teachers(args)
+        probe = open_probe(args)
+        layers = args.layers or [None]
+        for teacher in teachers:  # every layer name is checked before the first extraction
+            teacher.check_layers([layer for layer in layers if layer])
+        sets = [extract_layer(args, teachers, probe, layer, progress=show_progress(args)) for layer in layers]
     target = save_features_dir(sets, args.out)
     if not args.quiet:
         print(f"wrote {len(teachers)} teachers x {len(probe)} images"

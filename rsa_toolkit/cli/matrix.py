@@ -10,7 +10,8 @@ from ..features_io import FeatureSet
 from ..outputs import save_similarity, similarity_output_paths
 from ..provenance import file_sha256, provenance
 from ..similarity import SimilarityResult, similarity_matrix
-from ._options import add_common, add_comparison_options, add_rdm_options, show_progress, similarity_kwargs
+from ._options import (add_common, add_comparison_options, add_memory_options, add_rdm_options, show_progress,
+                       similarity_kwargs)
 from ._sources import add_source_options, feature_sets, uses_mini_zoo
 
 HELP = "task-similarity matrix of a zoo (PNG + interactive HTML + CSV + NPZ)"
@@ -27,21 +28,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_source_options(p)
     add_rdm_options(p)
     add_comparison_options(p, bootstrap_default=0)
+    add_memory_options(p)
     add_common(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     similarity_output_paths(args.out, graph=args.graph)  # a bad --out fails before any (possibly long) work
+    options = similarity_kwargs(args)  # and so do bad RSA options
     reports = []
     # One stage for all layers: a bad later layer must not leave the earlier layers' files behind.
     with contextlib.ExitStack() as stage:
         for label, features in feature_sets(args, progress=show_progress(args)):
-            result = compute(features, args, layer_label=label)
+            result = compute(features, options, layer_label=label)
             written = save_similarity(result, args.out, provenance=record(features, args), graph=args.graph,
                                       seed=args.seed, stage=stage)
             reports.append(f"{len(result.names)} teachers x {result.n_images} images"
-                           + (f", layer {result.layer}" if result.layer else "") + ": wrote "
+                           + (f", layer {result.layer}" if result.layer else "")
+                           + (" (out of core; RDMs not kept)" if result.memory.out_of_core else "") + ": wrote "
                            + ", ".join(map(str, written)))
     if not args.quiet:
         print("\n".join(reports))
@@ -51,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def compute(features: FeatureSet, args: argparse.Namespace, *, layer_label: str | None = None) -> SimilarityResult:
-    return similarity_matrix(features.as_dict(), layer=layer_label or features.layer, **similarity_kwargs(args))
+def compute(features: FeatureSet, options: dict[str, object], *, layer_label: str | None = None) -> SimilarityResult:
+    return similarity_matrix(features.as_dict(), layer=layer_label or features.layer, **options)
 
 
 def record(features: FeatureSet, args: argparse.Namespace) -> dict[str, object]:

@@ -9,7 +9,8 @@ from ..errors import UserInputError
 from ..outputs import read_matrix_csv
 from ..ranking import AGGREGATES, Candidate, match_teachers, rank_auxiliaries
 from ..similarity import similarity_matrix
-from ._options import add_common, add_comparison_options, add_rdm_options, show_progress, similarity_kwargs
+from ._options import (add_common, add_comparison_options, add_memory_options, add_rdm_options, show_progress,
+                       similarity_kwargs)
 from ._sources import add_source_options, feature_sets
 
 HELP = "rank auxiliary teachers for target tasks"
@@ -29,6 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_source_options(p)
     add_rdm_options(p)
     add_comparison_options(p, bootstrap_default=100)
+    add_memory_options(p)
     add_common(p)
     p.set_defaults(run=run)
 
@@ -45,10 +47,11 @@ def run(args: argparse.Namespace) -> int:
         matrix, names = read_matrix_csv(args.matrix)
         samples = None
     else:
+        options = similarity_kwargs(args)  # bad options fail before the features are computed
         (_, features), = feature_sets(args, progress=show_progress(args))
         # Resolve targets before the similarity computation, so a typo fails at once.
         match_teachers(features.names, args.targets)
-        result = similarity_matrix(features.as_dict(), **similarity_kwargs(args))
+        result = similarity_matrix(features.as_dict(), **options)
         matrix, names = result.matrix, result.names
         samples = result.bootstrap.samples if result.bootstrap else None
     ranking = rank_auxiliaries(matrix, names, args.targets, aggregate=args.aggregate, samples=samples)

@@ -13,7 +13,7 @@ from ..compare import compare_pair
 from ..errors import UserInputError
 from ..features_io import READ_ERRORS
 from ..rdm import compute_rdm
-from ._options import add_common, add_rdm_options
+from ._options import add_common, add_device_option, add_rdm_options, rsa_device
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layer", default=None, help="array name inside an .npz file")
     p.add_argument("--out", required=True, help="rdm.npy (the matrix) or rdm.png (a picture of it)")
     add_rdm_options(p)
+    add_device_option(p)
     add_common(p)
     p.set_defaults(run=run_rdm)
 
@@ -35,6 +36,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--comparison", default="spearman", help="spearman (default), pearson, kendall_tau_b, cka, ...")
     c.add_argument("--kind", default="dissimilarity", help="dissimilarity (default) or kernel")
     c.add_argument("--json", action="store_true", help="print JSON")
+    add_device_option(c)
     add_common(c)
     c.set_defaults(run=run_compare)
 
@@ -45,7 +47,8 @@ def run_rdm(args: argparse.Namespace) -> int:
         raise UserInputError(f"--out '{out}': expected a file name ending in .npy or .png.")
     features = _read_array(Path(args.features), args.layer)
     rdm = compute_rdm(features, method=args.method, normalization=args.normalization, dtype=args.dtype,
-                      chunk_size=args.chunk_size, groups=args.groups, name=Path(args.features).stem)
+                      chunk_size=args.chunk_size, groups=args.groups, name=Path(args.features).stem,
+                      device=rsa_device(args))
     if out.suffix.lower() == ".npy":
         with atomic_path(out) as tmp:
             np.save(tmp, rdm, allow_pickle=False)
@@ -60,7 +63,7 @@ def run_rdm(args: argparse.Namespace) -> int:
 
 def run_compare(args: argparse.Namespace) -> int:
     a, b = _read_array(Path(args.first), None), _read_array(Path(args.second), None)
-    value = compare_pair(a, b, method=args.comparison, kind=args.kind)
+    value = compare_pair(a, b, method=args.comparison, kind=args.kind, device=rsa_device(args))
     if args.json:
         print(json.dumps({"comparison": args.comparison, "value": value}))
     else:
