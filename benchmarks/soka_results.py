@@ -147,12 +147,36 @@ def wins(a: list[dict[str, Any]], b: list[dict[str, Any]] | None, targets: tuple
     return won, total
 
 
+def weight_rows(out: Path, seeds: int) -> list[str]:
+    """Across every SOKA run: does the weight GradNorm gave a task (its mean over the run) go with that task's result?
+
+    Spearman over runs between a task's mean weight and its first metric (rmse / angle: lower is better, so a negative
+    correlation means more weight, better result). Read from the runs' logs and metrics; nothing is tuned on it.
+    """
+    from scipy.stats import spearmanr
+
+    lines = ["| task | metric | SOKA runs | weight range | Spearman(weight, metric) |", "|---|---|---|---|---|"]
+    for task, metric in (("depth_zbuffer", "rmse"), ("normal", "angle")):
+        weights, scores = [], []
+        for name in TARGET_SETS:
+            for kind in ("soka", "soka-worst", "soka-none"):
+                for seed in range(seeds):
+                    run = out / name.replace(" ", "-") / kind / f"seed{seed}"
+                    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+                    weights.append(float(np.mean([e["weights"][task] for e in log])))
+                    scores.append(json.loads((run / "metrics.json").read_text())["student"][task]["vs_truth"][metric])
+        rho = spearmanr(weights, scores).statistic
+        lines.append(f"| {task} | {TITLES[metric]} | {len(weights)} | {min(weights):.2f}–{max(weights):.2f} | "
+                     f"**{rho:+.2f}** |")
+    return lines
+
+
 def speed_rows(args: argparse.Namespace) -> list[str]:
     from bench_amalgamate import inference_rows
 
     lines = ["| targets | model | ms / frame | × teachers | parameters | GFLOP / frame |", "|---|---|---|---|---|---|"]
     for name, targets in TARGET_SETS.items():
-        for r in inference_rows(targets, args.batch_size, repeats=5):
+        for r in inference_rows(targets, args.batch_size, rounds=20):
             lines.append(f"| {name} | {r['model']} | {r['ms']:.2f} | **{r['ratio']:.2f}×** | {r['params']:,} | "
                          f"{r['gflops']:.3f} |")
     return lines
@@ -202,13 +226,20 @@ def main() -> None:
     jobs = [(str(args.out / name.replace(" ", "-") / kind / f"seed{seed}"),
              settings(kind, targets, seed, args, rankings[name]))
             for seed in range(args.seeds) for name, targets in TARGET_SETS.items() for kind in RUNS]
+    todo = [job for job in jobs if not (Path(job[0]) / "metrics.json").is_file()]
     with ProcessPoolExecutor(args.jobs) as pool:
-        for done in pool.map(run_one, *zip(*jobs)):
+        for done in pool.map(run_one, *zip(*todo)) if todo else ():
             print(f"[{(time.perf_counter() - t0) / 60:5.1f} min] {done}", flush=True)
-    train_minutes = (time.perf_counter() - t0) / 60
+    # wall time of training and evaluating, summed over the invocations that trained (a killed run continues)
+    timing_file = args.out / "timing.json"
+    train_minutes = json.loads(timing_file.read_text())["minutes"] if timing_file.is_file() else 0.0
+    if todo:
+        train_minutes += (time.perf_counter() - t0) / 60
+        timing_file.write_text(json.dumps({"minutes": train_minutes}))
     metrics = {name: {kind: load_metrics(args.out, name, kind, args.seeds) for kind in RUNS} for name in TARGET_SETS}
+    t1 = time.perf_counter()
     speed = speed_rows(args)
-    total_minutes = (time.perf_counter() - t0) / 60
+    total_minutes = train_minutes + (time.perf_counter() - t1) / 60
     print_or_write(args, metrics, rankings, speed, train_minutes, total_minutes)
 
 
@@ -251,7 +282,8 @@ def print_or_write(args: argparse.Namespace, metrics: dict[str, dict[str, list[d
         tallies.append(f"- {name}: {LABELS['soka']} better than the teachers on {w} of {n} metrics.")
     tallies.append("")
     sections = {"results_setup": setup, "results_table1": table1, "results_table2": table2,
-                "results_table3": ["", *speed, ""], "results_ablation": ablation, "results_tallies": tallies}
+                "results_table3": ["", *speed, ""], "results_ablation": ablation, "results_tallies": tallies,
+                "results_weights": ["", *weight_rows(args.out, args.seeds), ""]}
     if args.no_write:
         for name, lines in sections.items():
             print(f"--- {name}", *lines, sep="\n")
