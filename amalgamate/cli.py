@@ -24,8 +24,8 @@ PROG = "amalgamate"
 _SETTINGS = {
     "targets": "targets", "aux": "aux", "auto_aux": "auto_aux", "method": "method", "weighting": "weighting",
     "architecture": "architecture", "steps": "steps", "batch_size": "batch_size", "lr": "lr", "seed": "seed",
-    "device": "device", "threads": "threads", "precision": "precision", "live_teachers": "live_teachers", "images": "images",
-    "masks": "masks", "zoo": "zoo_file",
+    "device": "device", "threads": "threads", "precision": "precision", "live_teachers": "live_teachers",
+    "images": "images", "masks": "masks", "zoo": "zoo_file",
     "weights_dir": "weights_dir", "zoo_dir": "zoo_dir", "train_frames": "train_frames", "train_shard": "train_shard",
     "cache_dir": "cache_dir", "checkpoint_every": "checkpoint_every", "distill": "distill",
     "guide_weight": "guide_weight", "aux_share": "aux_share", "gan_start": "gan_start",

@@ -115,8 +115,8 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(global_batchnorm(model), device_ids=[device.index] if device.type == "cuda" else None,
-                                   broadcast_buffers=False)
+    device_ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(global_batchnorm(model), device_ids=device_ids, broadcast_buffers=False)
 
 
 def average_gradients(grads: Iterable[Tensor | None]) -> None:

@@ -24,7 +24,9 @@ Runs are reproducible and resumable: every random thing is seeded (initialisatio
 the data order by a numpy generator), and a checkpoint holds the model, both optimisers and schedulers, the
 weighting's state, the discriminators, the RNG states and the data order, so a run killed and resumed ends with
 the same weights, bit for bit, as an uninterrupted one. A non-finite loss stops training with the step and the last
-good checkpoint named. :func:`amalgamate.trainer.train` runs the steps; this module is what one step does.
+good checkpoint named. Under ``torchrun`` each rank takes its share of every global batch, and the step averages
+what must be averaged (:mod:`amalgamate.data_parallel`). :func:`amalgamate.trainer.train` runs the steps; this
+module is what one step does.
 """
 
 from __future__ import annotations
