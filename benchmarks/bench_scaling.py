@@ -80,8 +80,9 @@ def main() -> None:
                                      ("extract", extract_seconds(prefix, work, args, env_p))):
                     best[job, name] = min(best.get((job, name), float("inf")), seconds)
     first = next(iter(configs))
-    lines = ["", f"Produced by `python benchmarks/bench_scaling.py` on {threads} CPU cores, best of {args.rounds} "
-             "interleaved rounds; do not edit by hand.", "",
+    command = f"python benchmarks/bench_scaling.py --rounds {args.rounds} --steps {args.steps}"
+    lines = ["", f"Produced by `{command}` on {threads} CPU cores, best of {args.rounds} interleaved rounds; do not "
+             "edit by hand.", "",
              "| job | launch | time | vs one process |", "|---|---|---|---|"]
     for job, unit, what in (("train", "s / step", f"SOKA, depth + normal, global batch {args.batch_size}, "
                                                   "cached knowledge"),
