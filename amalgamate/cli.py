@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir", metavar="RUN_DIR")
     e.add_argument("--eval-frames", type=int, help="test frames (default: the run's setting)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    e.add_argument("--device", default="cpu", help="where the student and teachers run: cpu (default), cuda, cuda:N")
     e.add_argument("--quiet", "-q", action="store_true", help="no progress bar or hints")
     e.set_defaults(run=run_eval)
 
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="example: amalgamate report runs/dn runs/kd runs/kdn --out report/")
     r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     r.add_argument("--out", metavar="DIR", help="report directory (default: RUN_DIR/report of the first run)")
+    r.add_argument("--device", default="cpu", help="where runs are evaluated and timed: cpu (default), cuda, cuda:N")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bar or hints")
     r.set_defaults(run=run_report)
     return parser
@@ -175,7 +177,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_run
 
-    result = evaluate_run(args.run_dir, eval_frames=args.eval_frames, progress=_progress(args))
+    result = evaluate_run(args.run_dir, eval_frames=args.eval_frames, device=args.device, progress=_progress(args))
     if args.json:
         from .evaluate import _finite_or_none
 
@@ -220,7 +222,7 @@ def run_report(args: argparse.Namespace) -> int:
     from .run_dir import REPORT_DIR
 
     out = args.out or os.path.join(args.run_dirs[0], REPORT_DIR)
-    paths = write_report(args.run_dirs, out, progress=_progress(args))
+    paths = write_report(args.run_dirs, out, device=args.device, progress=_progress(args))
     if not args.quiet:
         print(f"wrote {len(paths)} files to {out}: " + ", ".join(p.name for p in paths))
     return 0

@@ -74,16 +74,28 @@ def time_together(calls: dict[str, Callable[[], object]], n_images: int, rounds:
     best = {name: math.inf for name in calls}
     for _ in range(rounds):
         for name, fn in calls.items():
+            _synchronize()
             t0 = time.perf_counter()
             fn()
+            _synchronize()  # a GPU runs asynchronously: the clock must wait for its work
             best[name] = min(best[name], time.perf_counter() - t0)
     return {name: 1000.0 * seconds / n_images for name, seconds in best.items()}
 
 
+def _synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = None, batch_size: int = 32,
-                 progress: bool = False) -> dict[str, Any]:
-    """Evaluate the run in ``run_dir`` (see the module docstring); ``eval_frames`` overrides the run's setting."""
+                 device: str | torch.device = "cpu", progress: bool = False) -> dict[str, Any]:
+    """Evaluate the run in ``run_dir`` (see the module docstring) with the models on ``device``; ``eval_frames``
+    overrides the run's setting."""
     from tqdm.auto import tqdm
+
+    from rsa_toolkit.extract import resolve_device
+
+    dev = resolve_device(device)
 
     run = RunDir(run_dir)
     if not run.has_run():
@@ -96,6 +108,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = N
         config = dataclasses.replace(config, eval_frames=eval_frames)
     setup = setup_run(config)
     model, origin = load_student(run)
+    model.to(dev)
     tasks = list(config.targets)
     spaces = {t.name: t.space for t in setup.targets}
     frames: EvalFrames | None = None
@@ -111,41 +124,41 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = N
         images, truth = folder_images(config.images), False
         source = f"the training images {config.images} (no held-out set was named; against the teachers only)"
     n = len(images)
-    teachers = {t.name: t.teacher.build().eval() for t in setup.targets}
+    teachers = {t.name: t.teacher.build().eval().to(dev) for t in setup.targets}
     sums = MetricSums()
     examples: dict[str, np.ndarray] = {}
     prep = setup.zoo.student_preprocessing
     with torch.inference_mode():
         for start in tqdm(range(0, n, batch_size), disable=not progress, desc="evaluate", unit="batch"):
             idx = np.arange(start, min(start + batch_size, n))
-            x = image_batch(images, idx, prep)
+            x = image_batch(images, idx, prep).to(dev)
             _, outputs = model(x)
             for t in setup.targets:
-                xt = x if t.teacher.preprocessing == prep else image_batch(images, idx, t.teacher.preprocessing)
+                xt = x if t.teacher.preprocessing == prep else image_batch(images, idx, t.teacher.preprocessing).to(dev)
                 reference = t.teacher.run(teachers[t.name], xt, [t.output])[t.output]
                 sums.add(("student", t.name, "teacher"),
                          task_metric_sums(t.name, t.space, outputs[t.name], reference, truth=False))
                 if truth:
-                    y = frames.targets(t.name, idx)  # type: ignore[union-attr]
+                    y = frames.targets(t.name, idx).to(dev)  # type: ignore[union-attr]
                     sums.add(("student", t.name, "truth"), task_metric_sums(t.name, t.space, outputs[t.name], y,
                                                                             truth=True))
                     sums.add(("teacher", t.name, "truth"), task_metric_sums(t.name, t.space, reference, y, truth=True))
                 if start == 0:
                     k = min(EXAMPLES, len(idx))
-                    examples[f"{t.name}/student"] = outputs[t.name][:k].float().numpy()
-                    examples[f"{t.name}/teacher"] = reference[:k].float().numpy()
+                    examples[f"{t.name}/student"] = outputs[t.name][:k].float().cpu().numpy()
+                    examples[f"{t.name}/teacher"] = reference[:k].float().cpu().numpy()
                     if truth:
                         examples[f"{t.name}/truth"] = frames.targets(t.name, idx[:k]).numpy()  # type: ignore[union-attr]
             if start == 0:
                 examples["image"] = np.stack([images.load(int(i)) for i in idx[:EXAMPLES]])
         timing_idx = np.arange(min(batch_size, n))
-        timing_x = image_batch(images, timing_idx, prep)
+        timing_x = image_batch(images, timing_idx, prep).to(dev)
         student_ms = time_per_image(lambda: model(timing_x), len(timing_idx))
-        teacher_x = {t.name: image_batch(images, timing_idx, t.teacher.preprocessing) for t in setup.targets}
+        teacher_x = {t.name: image_batch(images, timing_idx, t.teacher.preprocessing).to(dev) for t in setup.targets}
         teacher_ms = {t.name: time_per_image(lambda t=t: teachers[t.name](teacher_x[t.name]), len(timing_idx))
                       for t in setup.targets}
     result: dict[str, Any] = {
-        "run": str(run.path), "method": config.method, "targets": tasks, "aux": run.read_json("aux.json")["chosen"],
+        "run": str(run.path), "device": str(dev), "method": config.method, "targets": tasks, "aux": run.read_json("aux.json")["chosen"],
         "weighting": config.weighting, "model": origin, "steps": config.steps,
         "eval_set": {"source": source, "images": n, "ground_truth": truth},
         "spaces": {t: spaces[t].name for t in tasks},

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from rsa_toolkit._io import atomic_path
 from rsa_toolkit.errors import UserInputError
@@ -122,24 +123,26 @@ def speed_table(runs: list[dict[str, Any]], times: dict[str, float] | None = Non
     return header, body
 
 
-def time_runs(runs: Sequence[RunDir], batch_size: int = 32, rounds: int = 5) -> dict[str, float]:
+def time_runs(runs: Sequence[RunDir], batch_size: int = 32, rounds: int = 5,
+              device: str | torch.device = "cpu") -> dict[str, float]:
     """Inference ms per image of every run's student and of the first run's teachers, timed together in this process
     (:func:`amalgamate.evaluate.time_together`) on one batch of noise at each model's input size (time does not
     depend on the pixels)."""
-    import torch
+    from rsa_toolkit.extract import resolve_device
 
     from .config import config_from_dict
     from .evaluate import load_student, time_together
     from .trainer import setup_run
 
+    dev = resolve_device(device)
     setup = setup_run(config_from_dict(runs[0].read_json("config.json")))
     generator = torch.Generator().manual_seed(0)
 
     def batch(size: int) -> torch.Tensor:
-        return torch.rand(batch_size, 3, size, size, generator=generator) * 2 - 1
+        return (torch.rand(batch_size, 3, size, size, generator=generator) * 2 - 1).to(dev)
 
-    teachers = [(t.teacher.build().eval(), batch(t.teacher.preprocessing.size)) for t in setup.targets]
-    students = [load_student(run)[0] for run in runs]
+    teachers = [(t.teacher.build().eval().to(dev), batch(t.teacher.preprocessing.size)) for t in setup.targets]
+    students = [load_student(run)[0].to(dev) for run in runs]
     inputs = [batch(int(s.input_size)) for s in students]
     calls = {"teachers": lambda: [net(x) for net, x in teachers]}
     calls |= {str(i): (lambda s=s, x=x: s(x)) for i, (s, x) in enumerate(zip(students, inputs))}
@@ -288,12 +291,16 @@ def _slug(label: str, taken: set[str]) -> str:
 
 
 def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
-                 progress: bool = False) -> list[Path]:
-    """Write the tables and figures of ``run_dirs`` into ``out_dir`` (created); returns the paths written."""
+                 device: str | torch.device = "cpu", progress: bool = False) -> list[Path]:
+    """Write the tables and figures of ``run_dirs`` into ``out_dir`` (created), evaluating and timing the models on
+    ``device``; returns the paths written."""
     from rsa_toolkit.plots import save_html, save_png
+
+    from rsa_toolkit.extract import resolve_device
 
     from .evaluate import evaluate_run
 
+    device = resolve_device(device)  # a bad device stops the report before anything is written
     if not run_dirs:
         raise UserInputError("give at least one run directory to report on.")
     runs = [RunDir(d) for d in run_dirs]
@@ -303,7 +310,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
     metrics = []
     for run in runs:
         if not run.file("metrics.json").is_file():
-            evaluate_run(run.path, progress=progress)
+            evaluate_run(run.path, device=device, progress=progress)
         metrics.append(run.read_json("metrics.json"))
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -313,7 +320,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
     tables = {"table1_truth": ("Table 1: against ground truth", truth_table(metrics)),
               "table2_teachers": ("Table 2: against the teachers' outputs", teacher_table(metrics)),
               "table3_speed": ("Table 3: size and inference time (timed together in this process)",
-                               speed_table(metrics, time_runs(runs)))}
+                               speed_table(metrics, time_runs(runs, device=device)))}
     sections = ["# Amalgamation report", ""]
     for run, m in zip(runs, metrics):
         aux = run.read_json("aux.json")

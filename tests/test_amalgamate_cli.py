@@ -48,8 +48,15 @@ def test_round_trip_train_eval_report(tmp_path, tiny_shards, capsys):
         rows = list(csv.DictReader(fh))
     assert {r["reference"] for r in rows} == {"truth", "teacher"}
 
-    assert main(["eval", str(run), "--json", "--eval-frames", "3"]) == 0
-    assert json.loads(capsys.readouterr().out)["eval_set"]["images"] == 3
+    assert main(["eval", str(run), "--json", "--eval-frames", "3", "--device", "cpu"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["eval_set"]["images"] == 3 and evaluated["device"] == "cpu"
+    for command in (["eval", str(run)], ["report", str(run), "--out", str(tmp_path / "gpu-report")]):
+        if not __import__("torch").cuda.is_available():  # a GPU-less machine: one line, exit 2, nothing written
+            assert main([*command, "--device", "cuda"]) == 2
+            err = capsys.readouterr().err.strip()
+            assert "no CUDA device is available here" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "gpu-report").exists()
 
     kd = tmp_path / "kd"
     assert main(["train", "--targets", "depth", "normal", "--method", "kd", "--out", str(kd), "-q",
