@@ -14,18 +14,18 @@ Names are imported on first use (PEP 562), so ``import amalgamate`` does not loa
 
 from __future__ import annotations
 
-from rsa_toolkit._lazy import lazy_exports
+from rsa_toolkit.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "config": "AmalgamateConfig load_config_file",
-    "evaluate": "evaluate_run load_student",
-    "knowledge": "build_knowledge CachedKnowledge LiveKnowledge",
-    "losses": "distillation_loss guidance_loss mixing_weights",
-    "metrics": "regression_sums angular_sums accuracy_sums",
-    "report": "write_report",
+    "evaluation.evaluate": "evaluate_run load_student",
+    "training.knowledge": "build_knowledge CachedKnowledge LiveKnowledge",
+    "training.losses": "distillation_loss guidance_loss mixing_weights",
+    "evaluation.metrics": "regression_sums angular_sums accuracy_sums",
+    "evaluation.report": "write_report",
     "student": "Student StudentEnsemble build_student count_parameters",
-    "teachers": "mini_source taskonomy_source",
-    "trainer": "train TrainResult TrainingDiverged",
-    "weighting": "WEIGHTINGS Weighting GradNorm build_weighting",
+    "zoo": "mini_source taskonomy_source",
+    "training.run": "train TrainResult TrainingDiverged",
+    "training.weighting": "WEIGHTINGS Weighting GradNorm build_weighting",
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

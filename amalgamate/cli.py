@@ -1,7 +1,7 @@
 """Entry point of ``amalgamate``: train a multi-talent student, evaluate it, report on runs.
 
-Each command is a thin layer over a library function (:func:`amalgamate.trainer.train`,
-:func:`amalgamate.evaluate.evaluate_run`, :func:`amalgamate.report.write_report`); user mistakes print one line,
+Each command is a thin layer over a library function (:func:`amalgamate.training.run.train`,
+:func:`amalgamate.evaluation.evaluate.evaluate_run`, :func:`amalgamate.evaluation.report.write_report`); user mistakes print one line,
 ``amalgamate: error: ...``, and exit with code 2.
 """
 
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rsa_toolkit.cli._run import run_command
+from rsa_toolkit.console import run_command
 from rsa_toolkit.errors import UserInputError
 
 PROG = "amalgamate"
@@ -34,9 +34,9 @@ _SETTINGS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import METHODS
-    from .student import ARCHITECTURES
-    from .weighting import WEIGHTINGS
+    from amalgamate.config import METHODS
+    from amalgamate.student import ARCHITECTURES
+    from amalgamate.training.weighting import WEIGHTINGS
 
     parser = argparse.ArgumentParser(
         prog=PROG, description="Knowledge amalgamation: train one compact multi-talent student from a zoo of "
@@ -132,7 +132,7 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    from .config import load_config_file
+    from amalgamate.config import load_config_file
 
     settings: dict[str, Any] = load_config_file(args.config) if args.config else {}
     settings.update({field: getattr(args, option) for option, field in _SETTINGS.items()
@@ -143,7 +143,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 def run_train(args: argparse.Namespace) -> int:
     from rsa_toolkit import distributed
 
-    from .trainer import train
+    from amalgamate.training.run import train
 
     settings = _settings(args)
     if not args.resume and not settings.get("targets"):
@@ -175,11 +175,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_run
+    from amalgamate.evaluation.evaluate import evaluate_run
 
     result = evaluate_run(args.run_dir, eval_frames=args.eval_frames, device=args.device, progress=_progress(args))
     if args.json:
-        from .evaluate import _finite_or_none
+        from amalgamate.evaluation.evaluate import _finite_or_none
 
         print(json.dumps(_finite_or_none(result), indent=1, sort_keys=True))
         return 0
@@ -191,7 +191,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def format_metrics(result: dict[str, Any]) -> str:
     """A plain-text table of an evaluation: one row per (model, task, reference)."""
-    from .evaluate import metric_rows
+    from amalgamate.evaluation.evaluate import metric_rows
 
     rows: dict[tuple[str, str, str], dict[str, float]] = {}
     for row in metric_rows(result):
@@ -217,9 +217,9 @@ def _fmt(value: object) -> str:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from amalgamate.evaluation.report import write_report
 
-    from .run_dir import REPORT_DIR
+    from amalgamate.run_dir import REPORT_DIR
 
     out = args.out or os.path.join(args.run_dirs[0], REPORT_DIR)
     paths = write_report(args.run_dirs, out, device=args.device, progress=_progress(args))

@@ -49,7 +49,7 @@ class AmalgamateConfig:
     weights_dir: str | None = None  # Taskonomy checkpoints: use the Taskonomy teachers instead of the mini zoo
     zoo_file: str | None = None  # a zoo file whose teachers join the auxiliary candidates
     images: str | None = None  # a folder of training images (default: mini-Taskonomy train frames)
-    masks: str | None = None  # a folder of validity masks, one per training image (amalgamate.masks)
+    masks: str | None = None  # a folder of validity masks, one per training image (amalgamate.training.masks)
     train_frames: int = 4000  # mini train-split frames, when no images folder is given
     train_shard: str | None = None  # or the frames of an existing shard
     live_teachers: bool = False
@@ -169,10 +169,10 @@ def _number(config: AmalgamateConfig, name: str, low: float, *, strict: bool = T
 def check_config(config: AmalgamateConfig) -> AmalgamateConfig:
     """Validate every setting once (targets and teachers are checked against the zoo later); fill the defaults that
     depend on the method. Returns the completed config."""
-    from .losses import NORMS
-    from .student import ARCHITECTURES
-    from .teachers import check_auxiliary, resolve_targets
-    from .weighting import WEIGHTINGS
+    from amalgamate.training.losses import NORMS
+    from amalgamate.student import ARCHITECTURES
+    from amalgamate.zoo import check_auxiliary, resolve_targets
+    from amalgamate.training.weighting import WEIGHTINGS
 
     if config.method not in METHODS:
         hints = closest_names(str(config.method), METHODS)

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from rsa_toolkit._io import atomic_path
+from rsa_toolkit.files import atomic_path
 from rsa_toolkit.errors import UserInputError
 
 __all__ = ["RUN_FILES", "RESUME_CHANGEABLE", "RunDir"]
@@ -100,7 +100,7 @@ class RunDir:
         stored = self.read_json("config.json")
         changes = {k: v for k, v in (requested or {}).items() if v is not None}
         if "targets" in changes:
-            from .teachers import resolve_targets
+            from amalgamate.zoo import resolve_targets
 
             asked = resolve_targets(list(changes.pop("targets")))
             if asked != list(stored["targets"]):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rsa_toolkit._registry import Registry
+from rsa_toolkit.registry import Registry
 from rsa_toolkit.tasks import resolve_task
 
 __all__ = ["OutputSpace", "SPACES", "output_space", "depth_metres", "TASKONOMY_DEPTH_UNITS"]

@@ -8,10 +8,10 @@ image-level task). Two architectures, one interface (:data:`ARCHITECTURES`):
 ===========  ===================================================  =============================================
 name         encoder                                              heads
 ===========  ===================================================  =============================================
-compact      :class:`rsa_toolkit.mini.net.MiniEncoder`             PixelDecoder (C x 64 x 64), slimmer than the
+compact      :class:`rsa_toolkit.zoo.mini.net.MiniEncoder`             PixelDecoder (C x 64 x 64), slimmer than the
              (3 x 64 x 64 -> 8 x 16 x 16; the mini teachers')      teachers' / VectorHead (K), as the teachers
-taskonomy    :class:`rsa_toolkit.zoo.taskonomy_net.TaskonomyEncoder`  the visualpriors decoders
-             (3 x 256 x 256 -> 8 x 16 x 16; the seed's student)    (:func:`~rsa_toolkit.zoo.taskonomy_net.build_decoder`)
+taskonomy    :class:`rsa_toolkit.zoo.taskonomy.net.TaskonomyEncoder`  the visualpriors decoders
+             (3 x 256 x 256 -> 8 x 16 x 16; the seed's student)    (:func:`~rsa_toolkit.zoo.taskonomy.net.build_decoder`)
 ===========  ===================================================  =============================================
 
 Why slimmer decoders: a mini teacher's decoder costs as much compute as its encoder (both ~0.19 GFLOP per 64 px
@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from rsa_toolkit._registry import Registry
+from rsa_toolkit.registry import Registry
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.tasks import resolve_task
 
@@ -61,7 +61,7 @@ class _Parts:
 
 @ARCHITECTURES.register("compact")
 def _compact(tasks: Sequence[str], widths: tuple[int, int, int, int] = COMPACT_WIDTHS) -> _Parts:
-    from rsa_toolkit.mini.net import INPUT_SIZE, MiniEncoder, PixelDecoder, VectorHead, output_channels
+    from rsa_toolkit.zoo.mini.net import INPUT_SIZE, MiniEncoder, PixelDecoder, VectorHead, output_channels
     from rsa_toolkit.scenes import LABEL_SPECS
 
     encoder = MiniEncoder(widths)
@@ -80,7 +80,7 @@ def _compact(tasks: Sequence[str], widths: tuple[int, int, int, int] = COMPACT_W
 
 @ARCHITECTURES.register("taskonomy")
 def _taskonomy(tasks: Sequence[str], widths: object = None) -> _Parts:
-    from rsa_toolkit.zoo.taskonomy_net import TaskonomyEncoder, build_decoder
+    from rsa_toolkit.zoo.taskonomy.net import TaskonomyEncoder, build_decoder
 
     if widths is not None:
         raise UserInputError("the taskonomy student has the fixed ResNet-50 widths; narrower students (the n-to-n "

@@ -8,7 +8,7 @@ loop alone) over the steps; the two runs alternate ``--repeats`` times and the b
 
 (b) Inference. For each target set: the n teachers, the n-to-1 student and the n-to-n ensemble (parameters matched
 to the n-to-1 student) on the same batch of 64 px frames, eval mode under ``torch.inference_mode``, timed together
-in interleaved rounds after a warm-up (:func:`amalgamate.evaluate.time_together`: every model under the same load),
+in interleaved rounds after a warm-up (:func:`amalgamate.evaluation.evaluate.time_together`: every model under the same load),
 with their parameters and forward GFLOPs per frame (``torch.utils.flop_counter``).
 Timing does not depend on the weights, so untrained students are timed.
 
@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _doc_section import write_section  # noqa: E402
 
 from amalgamate import train  # noqa: E402
-from amalgamate.evaluate import time_per_image, time_together  # noqa: E402
+from amalgamate.evaluation.evaluate import time_per_image, time_together  # noqa: E402
 from amalgamate.student import build_student, count_parameters  # noqa: E402
-from rsa_toolkit.mini.net import INPUT_SIZE, build_teacher_net  # noqa: E402
+from rsa_toolkit.zoo.mini.net import INPUT_SIZE, build_teacher_net  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SETS = (("depth_zbuffer", "normal"), ("depth_zbuffer", "edge_texture", "normal"))  # --targets depth normal [edge2d]

@@ -39,15 +39,15 @@ from PIL import Image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from rsa_toolkit.extract import extract_features, zoo_features  # noqa: E402
-from rsa_toolkit.probe import resolve_probe  # noqa: E402
+from rsa_toolkit.features.extract import extract_features, zoo_features  # noqa: E402
+from rsa_toolkit.images.probe import resolve_probe  # noqa: E402
 from rsa_toolkit.tasks import list_tasks  # noqa: E402
-from rsa_toolkit.zoo.taskonomy_net import TaskonomyEncoder  # noqa: E402
+from rsa_toolkit.zoo.taskonomy.net import TaskonomyEncoder  # noqa: E402
 from rsa_toolkit.zoo.teachers import taskonomy_teacher  # noqa: E402
-from rsa_toolkit.zoo.weights import find_checkpoint, save_visualpriors_checkpoint, verify_hash  # noqa: E402
+from rsa_toolkit.zoo.taskonomy.weights import find_checkpoint, save_visualpriors_checkpoint, verify_hash  # noqa: E402
 from rsa_toolkit.zoo.zoo_file import build_zoo  # noqa: E402
 
-IMPORTS = "import rsa_toolkit.extract, rsa_toolkit.zoo.zoo_file"  # what `features` needs (imports torch)
+IMPORTS = "import rsa_toolkit.features.extract, rsa_toolkit.zoo.zoo_file"  # what `features` needs (imports torch)
 PARTS = ("extract", "bare", "preloaded", "prep", "load")
 
 
@@ -218,7 +218,7 @@ def write_page(args, rows, total, overhead, pairs, cached, profile, load, comman
         f"| of which: probe-set hashing (`resolve_probe`) alone | {cached['probe']:.3f} |",
         f"| of which: the rest (cache keys, memory maps) | {cached['rest']:.3f} |",
         f"| `python -m rsa_toolkit features …` end to end, cached (subprocess) | {cached['cli']:.3f} |",
-        f"| for comparison: a fresh interpreter importing torch and `rsa_toolkit.extract` "
+        f"| for comparison: a fresh interpreter importing torch and `rsa_toolkit.features.extract` "
         f"| {cached['import']:.3f} |", "",
         f"The cached re-run of the whole zoo costs {100 * cached['total'] / total['extract']:.1f} % of its uncached "
         f"extraction ({total['extract']:.1f} s).", "",

@@ -39,7 +39,7 @@ GB = 1e9
 
 def child(folder: str, n: str, mode: str, max_memory: str, dtype: str, scratch: str, out: str) -> None:
     """Hidden mode: one run in a fresh process; prints JSON with its time, peak RSS, plan and peak scratch use."""
-    from rsa_toolkit.similarity import similarity_matrix
+    from rsa_toolkit.rsa.similarity import similarity_matrix
 
     paths = sorted(Path(folder).glob(f"n{n}_teacher*.npy"))
     out_of_core = {"memory": False, "disk": True, "auto": None}[mode]

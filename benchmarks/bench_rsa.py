@@ -82,7 +82,7 @@ def peak_rss() -> int:
 
 def child(folder: str, n: str, dtype: str, out: str) -> None:
     """Hidden mode: one end-to-end run in a fresh process; prints JSON with its time and peak RSS."""
-    from rsa_toolkit.similarity import similarity_matrix
+    from rsa_toolkit.rsa.similarity import similarity_matrix
 
     rss_import = peak_rss()
     paths = sorted(Path(folder).glob(f"n{n}_teacher*.npy"))
@@ -107,8 +107,8 @@ def end_to_end(folder: Path, n: int, dtype: str, repeats: int) -> dict:
 
 
 def ours_stages(paths: list[Path], dtype: str, repeats: int) -> dict:
-    from rsa_toolkit.compare import COMPARISONS, pairwise_similarity, prepare_for
-    from rsa_toolkit.rdm import compute_condensed_rdm
+    from rsa_toolkit.rsa.compare import COMPARISONS, pairwise_similarity, prepare_for
+    from rsa_toolkit.rsa.rdm import compute_condensed_rdm
 
     spearman = COMPARISONS.get("spearman")
     feats = load(paths)

@@ -41,7 +41,7 @@ MEASURES = (
 
 def score(result, truth, names) -> tuple[float, float, float, float, float]:
     """(mean Spearman with diagonal, its CI low, high, mean without diagonal, top-1 hit rate)."""
-    from rsa_toolkit.evaluation import evaluate_similarity
+    from rsa_toolkit.analysis.evaluation import evaluate_similarity
 
     full = evaluate_similarity(result.matrix, names, truth)
     boot = [evaluate_similarity(s, names, truth).mean_spearman_with_diagonal for s in result.bootstrap.samples]
@@ -55,10 +55,10 @@ def main() -> None:
     ap.add_argument("--bootstrap", type=int, default=100)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "evaluate.md")
     args = ap.parse_args()
-    from rsa_toolkit.extract import zoo_features
-    from rsa_toolkit.ground_truth import load_ground_truth
-    from rsa_toolkit.mini.zoo import mini_probe, mini_zoo
-    from rsa_toolkit.similarity import similarity_matrix
+    from rsa_toolkit.features.extract import zoo_features
+    from rsa_toolkit.analysis.ground_truth import load_ground_truth
+    from rsa_toolkit.zoo.mini.embedded import mini_probe, mini_zoo
+    from rsa_toolkit.rsa.similarity import similarity_matrix
 
     truth = load_ground_truth(args.truth)
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _doc_section import write_section  # noqa: E402
 
-from rsa_toolkit._io import atomic_path  # noqa: E402
-from rsa_toolkit.ground_truth import load_ground_truth, read_ground_truth_csv  # noqa: E402
+from rsa_toolkit.files import atomic_path  # noqa: E402
+from rsa_toolkit.analysis.ground_truth import load_ground_truth, read_ground_truth_csv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -27,7 +27,7 @@ MARGIN = 0.8  # a teacher "learned" when its held-out loss is at most this fract
 
 
 def teacher_table(manifest: dict) -> list[str]:
-    from rsa_toolkit.mini.zoo import other_figures
+    from rsa_toolkit.zoo.mini.embedded import other_figures
 
     lines = ["| task | loss | held-out | trivial baseline | ratio | other figure | parameters |",
              "|---|---|---:|---:|---:|---|---:|"]
@@ -66,17 +66,17 @@ def summary(manifest: dict, zoo: Path) -> list[str]:
 
 
 def similarity(zoo: Path, cache: Path):
-    from rsa_toolkit.extract import zoo_features
-    from rsa_toolkit.mini.zoo import mini_probe, mini_zoo
-    from rsa_toolkit.similarity import similarity_matrix
+    from rsa_toolkit.features.extract import zoo_features
+    from rsa_toolkit.zoo.mini.embedded import mini_probe, mini_zoo
+    from rsa_toolkit.rsa.similarity import similarity_matrix
 
     features = zoo_features(mini_zoo(zoo_dir=zoo), mini_probe(), cache_dir=cache)
     return similarity_matrix(features.as_dict(), n_bootstrap=100, seed=0)
 
 
 def matrix_section(result, png: Path) -> list[str]:
-    from rsa_toolkit.plots import save_png, similarity_png_figure
-    from rsa_toolkit.taxonomy import nearest_neighbours, pattern_checks, type_contrast
+    from rsa_toolkit.viz.plots import save_png, similarity_png_figure
+    from rsa_toolkit.analysis.taxonomy import nearest_neighbours, pattern_checks, type_contrast
 
     save_png(similarity_png_figure(result.matrix, result.names, title="Mini-Taskonomy: task similarity (RSA)"), png)
     lines = [f"![mini matrix](img/{png.name})", "",
@@ -114,7 +114,7 @@ def main() -> None:
     ap.add_argument("--zoo", type=Path, default=ROOT / "data" / "mini_zoo")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "mini_taskonomy.md")
     args = ap.parse_args()
-    from rsa_toolkit.mini.zoo import read_manifest
+    from rsa_toolkit.zoo.mini.embedded import read_manifest
 
     manifest = read_manifest(args.zoo)
     with tempfile.TemporaryDirectory() as tmp:

@@ -79,9 +79,9 @@ def run_one(run_dir: str, config: dict[str, Any]) -> str:
 
 def aux_ranking(targets: tuple[str, ...], args: argparse.Namespace) -> list[str]:
     """The RSA ranking of the auxiliary candidates, as --auto-aux computes it (cached features)."""
-    from amalgamate.auxiliary import rank_zoo
-    from amalgamate.teachers import mini_source
-    from rsa_toolkit.mini.zoo import mini_probe
+    from amalgamate.training.auxiliary import rank_zoo
+    from amalgamate.zoo import mini_source
+    from rsa_toolkit.zoo.mini.embedded import mini_probe
 
     choice = rank_zoo(targets, mini_source(), mini_probe(), n_bootstrap=100, seed=0)
     return [entry["name"] for entry in choice.record["ranking"]]
@@ -89,10 +89,10 @@ def aux_ranking(targets: tuple[str, ...], args: argparse.Namespace) -> list[str]
 
 def fill_knowledge(targets: tuple[str, ...], auxiliaries: list[str], args: argparse.Namespace) -> None:
     """Compute every teacher's knowledge once, here, so that parallel runs only read the cache."""
-    from amalgamate.images import mini_frames
-    from amalgamate.knowledge import build_knowledge
-    from amalgamate.teachers import mini_source
-    from rsa_toolkit.extract import default_cache_dir
+    from amalgamate.training.images import mini_frames
+    from amalgamate.training.knowledge import build_knowledge
+    from amalgamate.zoo import mini_source
+    from rsa_toolkit.features.extract import default_cache_dir
 
     zoo = mini_source()
     images = mini_frames("train", args.train_frames, cache_dir=default_cache_dir())
@@ -186,7 +186,7 @@ def curves_png(log_path: Path, path: Path, title: str) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from rsa_toolkit._io import atomic_path
+    from rsa_toolkit.files import atomic_path
 
     entries = [json.loads(line) for line in log_path.read_text().splitlines()]
     steps = [e["step"] for e in entries]

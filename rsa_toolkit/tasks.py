@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import UserInputError, closest_names
+from rsa_toolkit.errors import UserInputError, closest_names
 
 __all__ = ["Task", "TASK_TYPES", "list_tasks", "get_task", "resolve_task", "resolve_tasks", "try_resolve_task"]
 

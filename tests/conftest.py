@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from rsa_toolkit.mini.shards import write_shard
-from rsa_toolkit.mini.train import TrainConfig, train_zoo
+from rsa_toolkit.scenes.shards import write_shard
+from rsa_toolkit.lab.train import TrainConfig, train_zoo
 
 TINY_TASKS = ["depth_zbuffer", "normal", "class_scene"]
 TINY_CONFIG = TrainConfig(steps=3, batch_size=4, seed=1)

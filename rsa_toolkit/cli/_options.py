@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..compare import COMPARISONS
-from ..errors import UserInputError
-from ..memory import parse_size
-from ..normalize import NORMALIZATIONS
-from ..rdm import RDM_METHODS
+from rsa_toolkit.rsa.compare import COMPARISONS
+from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.rsa.memory import parse_size
+from rsa_toolkit.rsa.normalize import NORMALIZATIONS
+from rsa_toolkit.rsa.rdm import RDM_METHODS
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:

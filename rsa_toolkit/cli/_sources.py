@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import UserInputError
-from ..features_io import FeatureSet, available_layers, load_features_dir
+from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.features.store import FeatureSet, available_layers, load_features_dir
 
 if TYPE_CHECKING:
-    from ..probe import ProbeSet
+    from rsa_toolkit.images.probe import ProbeSet
 
 
 def add_source_options(parser: argparse.ArgumentParser, *, features: bool = True) -> None:
@@ -90,17 +90,17 @@ def layers_to_run(args: argparse.Namespace, teachers: list | None) -> list[str |
 
 def build_teachers(args: argparse.Namespace) -> list:
     if uses_mini_zoo(args):
-        from ..mini.zoo import mini_zoo
+        from rsa_toolkit.zoo.mini.embedded import mini_zoo
 
         return mini_zoo(args.tasks)
-    from ..zoo.zoo_file import build_zoo
+    from rsa_toolkit.zoo.zoo_file import build_zoo
 
     return build_zoo(weights_dir=args.weights_dir, zoo_file=args.zoo, tasks=args.tasks,
                      normalize_outputs=args.groupnorm)
 
 
 def open_probe(args: argparse.Namespace):  # noqa: ANN201 - ProbeSet, imported lazily (Pillow is slow to import)
-    from ..probe import resolve_probe
+    from rsa_toolkit.images.probe import resolve_probe
 
     probe = resolve_probe(args.images or "mini")  # only the mini zoo runs without --images
     if probe.skipped and not args.quiet:
@@ -128,7 +128,7 @@ def feature_sets(args: argparse.Namespace, *, progress: bool) -> Iterator[tuple[
 def extract_layer(args: argparse.Namespace, teachers: list, probe: ProbeSet, layer: str | None, *,
                   progress: bool) -> FeatureSet:
     """The zoo's features at ``layer`` (None: each teacher's default), through the feature cache."""
-    from ..extract import zoo_features
+    from rsa_toolkit.features.extract import zoo_features
 
     return zoo_features(teachers, probe, layer=layer, batch_size=args.batch_size, device=args.device,
                         cache_dir=args.cache_dir, recompute=args.recompute, progress=progress)
@@ -139,8 +139,8 @@ def torchrun_extraction(args: argparse.Namespace) -> Iterator[None]:
     """Under ``torchrun`` (WORLD_SIZE > 1): the block runs on every rank in the process group, so the extraction in
     it is sharded across the ranks, with ranks > 0 quiet; then every rank but 0 ends its process (exit 0) and the
     rest of the command (writing outputs, printing) runs on rank 0 alone. Without torchrun: nothing at all."""
-    from .. import distributed
-    from ..extract import resolve_device
+    from rsa_toolkit import distributed
+    from rsa_toolkit.features.extract import resolve_device
 
     if not distributed.init_from_env(resolve_device(args.device)):
         yield

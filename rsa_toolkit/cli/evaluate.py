@@ -11,15 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import check_output_path
-from ..compare import COMPARISONS
-from ..errors import UserInputError, closest_names
-from ..evaluation import Evaluation, TargetScore, evaluate_similarity
-from ..ground_truth import GROUND_TRUTHS, GroundTruth, canonical_name, load_ground_truth
-from ..outputs import read_matrix_csv
-from ..similarity import similarity_matrix
-from ._options import add_common, add_memory_options, add_rdm_options, show_progress, similarity_kwargs
-from ._sources import add_source_options, feature_sets
+from rsa_toolkit.files import check_output_path
+from rsa_toolkit.rsa.compare import COMPARISONS
+from rsa_toolkit.errors import UserInputError, closest_names
+from rsa_toolkit.analysis.evaluation import Evaluation, TargetScore, evaluate_similarity
+from rsa_toolkit.analysis.ground_truth import GROUND_TRUTHS, GroundTruth, canonical_name, load_ground_truth
+from rsa_toolkit.viz.outputs import read_matrix_csv
+from rsa_toolkit.rsa.similarity import similarity_matrix
+from rsa_toolkit.cli._options import add_common, add_memory_options, add_rdm_options, show_progress, similarity_kwargs
+from rsa_toolkit.cli._sources import add_source_options, feature_sets
 
 HELP = "score a similarity matrix against transfer ground truth (Spearman per target, hit rates)"
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("\n\n".join(report(e, t, source) for e, t in zip(evaluations, truths)))
     if out is not None:
-        from ..plots import save_html
+        from rsa_toolkit.viz.plots import save_html
 
         save_html(figure(evaluations), out)
         if not args.quiet:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import UserInputError
-from ._options import add_common, show_progress
-from ._sources import (add_source_options, build_teachers, extract_layer, open_probe, torchrun_extraction,
+from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.cli._options import add_common, show_progress
+from rsa_toolkit.cli._sources import (add_source_options, build_teachers, extract_layer, open_probe, torchrun_extraction,
                        uses_zoo)
 
 
@@ -35,7 +35,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def run_features(args: argparse.Namespace) -> int:
-    from ..extract import save_features_dir
+    from rsa_toolkit.features.extract import save_features_dir
 
     uses_zoo(args)
     with torchrun_extraction(args):  # under torchrun every rank extracts its shard; rank 0 alone writes --out
@@ -55,10 +55,10 @@ def run_features(args: argparse.Namespace) -> int:
 
 
 def run_layers(args: argparse.Namespace) -> int:
-    from ..tasks import try_resolve_task
+    from rsa_toolkit.tasks import try_resolve_task
 
     if args.zoo:
-        from ..zoo.zoo_file import load_zoo_file
+        from rsa_toolkit.zoo.zoo_file import load_zoo_file
 
         teachers = {t.name: t for t in load_zoo_file(args.zoo, weights_dir=args.weights_dir)}
         if args.teacher in teachers:
@@ -68,7 +68,7 @@ def run_layers(args: argparse.Namespace) -> int:
             return 0
     task = try_resolve_task(args.teacher)
     if task is None:
-        from ..errors import closest_names
+        from rsa_toolkit.errors import closest_names
 
         known = list(teachers) if args.zoo else []
         hints = closest_names(args.teacher, known) if known else []
@@ -77,7 +77,7 @@ def run_layers(args: argparse.Namespace) -> int:
                              + (f" and not in zoo file '{args.zoo}'" if args.zoo else "") + f".{did_you_mean}"
                              + (f" Teachers in the zoo file: {', '.join(known)}." if known else
                                 " See `rsa-toolkit tasks`, or pass --zoo FILE."))
-    from ..zoo.taskonomy_net import TAP_LAYERS, tap_shapes
+    from rsa_toolkit.zoo.taskonomy.net import TAP_LAYERS, tap_shapes
 
     shapes = tap_shapes(256)
     for layer in TAP_LAYERS:

@@ -7,11 +7,11 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import UserInputError
-from ..features_io import write_features_dir
-from ..synthetic import make_synthetic_features
-from ..tasks import TASK_TYPES, list_tasks
-from ._options import add_common
+from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.features.store import write_features_dir
+from rsa_toolkit.features.synthetic import make_synthetic_features
+from rsa_toolkit.tasks import TASK_TYPES, list_tasks
+from rsa_toolkit.cli._options import add_common
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     d = sub.add_parser("demo-features", help="write synthetic features for the 20 tasks, to try the toolkit",
                        description="Write one synthetic <task>.npy per task (N x 8 x 16 x 16) with a known task "
-                                   "structure (see rsa_toolkit.synthetic). Not real teachers.",
+                                   "structure (see rsa_toolkit.features.synthetic). Not real teachers.",
                        epilog="example: rsa-toolkit demo-features demo-features && "
                               "rsa-toolkit matrix --features demo-features --out sim.png")
     d.add_argument("directory", help="output directory (created if missing)")

@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import evaluate, features, info, matrix, mini, pick_aux, rdm
-from ._run import run_command
+from rsa_toolkit.cli import evaluate, features, info, matrix, mini, pick_aux, rdm
+from rsa_toolkit.console import run_command
 
 PROG = "rsa-toolkit"
 

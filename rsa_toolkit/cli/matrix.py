@@ -6,13 +6,13 @@ import argparse
 import contextlib
 import sys
 
-from ..features_io import FeatureSet
-from ..outputs import save_similarity, similarity_output_paths
-from ..provenance import file_sha256, provenance
-from ..similarity import SimilarityResult, similarity_matrix
-from ._options import (add_common, add_comparison_options, add_memory_options, add_rdm_options, show_progress,
+from rsa_toolkit.features.store import FeatureSet
+from rsa_toolkit.viz.outputs import save_similarity, similarity_output_paths
+from rsa_toolkit.provenance import file_sha256, provenance
+from rsa_toolkit.rsa.similarity import SimilarityResult, similarity_matrix
+from rsa_toolkit.cli._options import (add_common, add_comparison_options, add_memory_options, add_rdm_options, show_progress,
                        similarity_kwargs)
-from ._sources import add_source_options, feature_sets, uses_mini_zoo
+from rsa_toolkit.cli._sources import add_source_options, feature_sets, uses_mini_zoo
 
 HELP = "task-similarity matrix of a zoo (PNG + interactive HTML + CSV + NPZ)"
 

@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import UserInputError
-from ._options import add_common
+from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.cli._options import add_common
 
 _DEFAULT_SHARDS = "~/.cache/rsa-toolkit/mini-shards"
 
@@ -75,7 +75,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def run_render(args: argparse.Namespace) -> int:
-    from ..mini.shards import write_shard
+    from rsa_toolkit.scenes.shards import write_shard
 
     directory = _new_dir(args.directory)
     write_shard(directory, args.split, args.count, size=args.size, jobs=args.jobs)
@@ -85,7 +85,7 @@ def run_render(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..mini.train import TrainConfig, train_zoo
+    from rsa_toolkit.lab.train import TrainConfig, train_zoo
 
     out = _new_dir(args.out)
     paths = _shards(args, train=args.train_frames, test=args.test_frames)
@@ -102,7 +102,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_transfer(args: argparse.Namespace) -> int:
-    from ..mini.transfer import TransferConfig, transfer_matrix, write_transfer
+    from rsa_toolkit.lab.transfer import TransferConfig, transfer_matrix, write_transfer
 
     out = _new_dir(args.out)
     d = TransferConfig()
@@ -121,7 +121,7 @@ def run_transfer(args: argparse.Namespace) -> int:
 
 def _shards(args: argparse.Namespace, *, train: int, test: int) -> dict[str, Path]:
     """The train and test shards of these sizes under --shards, rendered first if missing."""
-    from ..mini.shards import write_shard
+    from rsa_toolkit.scenes.shards import write_shard
 
     root = Path(args.shards).expanduser()
     paths = {}
@@ -135,7 +135,7 @@ def _shards(args: argparse.Namespace, *, train: int, test: int) -> dict[str, Pat
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from ..mini.zoo import read_manifest
+    from rsa_toolkit.zoo.mini.embedded import read_manifest
 
     manifest = read_manifest(args.directory)
     if args.json:
@@ -146,7 +146,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def _print_table(manifest: dict) -> None:
-    from ..mini.zoo import other_figures
+    from rsa_toolkit.zoo.mini.embedded import other_figures
 
     print(f"{'task':18s} {'params':>8s} {'loss':14s} {'held-out':>9s} {'baseline':>9s} {'ratio':>6s}  other")
     for task, r in manifest["teachers"].items():

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import UserInputError
-from ..outputs import read_matrix_csv
-from ..ranking import AGGREGATES, Candidate, match_teachers, rank_auxiliaries
-from ..similarity import similarity_matrix
-from ._options import (add_common, add_comparison_options, add_memory_options, add_rdm_options, show_progress,
+from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.viz.outputs import read_matrix_csv
+from rsa_toolkit.analysis.ranking import AGGREGATES, Candidate, match_teachers, rank_auxiliaries
+from rsa_toolkit.rsa.similarity import similarity_matrix
+from rsa_toolkit.cli._options import (add_common, add_comparison_options, add_memory_options, add_rdm_options, show_progress,
                        similarity_kwargs)
-from ._sources import add_source_options, feature_sets
+from rsa_toolkit.cli._sources import add_source_options, feature_sets
 
 HELP = "rank auxiliary teachers for target tasks"
 

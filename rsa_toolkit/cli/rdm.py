@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path, check_output_path
-from ..compare import compare_pair
-from ..errors import UserInputError
-from ..features_io import READ_ERRORS
-from ..rdm import compute_rdm
-from ._options import add_common, add_device_option, add_rdm_options, rsa_device
+from rsa_toolkit.files import atomic_path, check_output_path
+from rsa_toolkit.rsa.compare import compare_pair
+from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.features.store import READ_ERRORS
+from rsa_toolkit.rsa.rdm import compute_rdm
+from rsa_toolkit.cli._options import add_common, add_device_option, add_rdm_options, rsa_device
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +53,7 @@ def run_rdm(args: argparse.Namespace) -> int:
         with atomic_path(out) as tmp:
             np.save(tmp, rdm, allow_pickle=False)
     else:
-        from ..plots import rdm_png_figure, save_png
+        from rsa_toolkit.viz.plots import rdm_png_figure, save_png
 
         save_png(rdm_png_figure(rdm, title=f"{Path(args.features).stem}: {args.method} RDM"), out)
     if not args.quiet:

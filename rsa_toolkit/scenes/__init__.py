@@ -10,13 +10,13 @@ is float32; :data:`LABEL_SPECS` gives each one's shape, range and meaning, docs/
 
 from __future__ import annotations
 
-from .layout import (ROOM_LAYOUT_FIELDS, VANISHING_POINT_FIELDS, class_scene, room_layout, vanishing_point_pixels,
+from rsa_toolkit.scenes.layout import (ROOM_LAYOUT_FIELDS, VANISHING_POINT_FIELDS, class_scene, room_layout, vanishing_point_pixels,
                      vanishing_points)
-from .render import ALL_TASKS, MIN_SIZE, add_noise, inpainting_mask, render, to_gray
-from .sampling import STYLES, sample_scene
-from .scene import (CLASSES, OBJECT_CLASSES, SCENE_TYPES, SHAPE_KINDS, TEXTURE_KINDS, Camera, Light, Room, Scene,
+from rsa_toolkit.scenes.render import ALL_TASKS, MIN_SIZE, add_noise, inpainting_mask, render, to_gray
+from rsa_toolkit.scenes.sampling import STYLES, sample_scene
+from rsa_toolkit.scenes.scene import (CLASSES, OBJECT_CLASSES, SCENE_TYPES, SHAPE_KINDS, TEXTURE_KINDS, Camera, Light, Room, Scene,
                     Shape, Texture, camera_rotation)
-from .specs import LABEL_SPECS, LabelSpec
+from rsa_toolkit.scenes.specs import LABEL_SPECS, LabelSpec
 
 __all__ = [
     "ALL_TASKS", "CLASSES", "LABEL_SPECS", "MIN_SIZE", "OBJECT_CLASSES", "ROOM_LAYOUT_FIELDS", "SCENE_TYPES",

@@ -14,10 +14,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .layout import ROOM_LAYOUT_FIELDS, vanishing_point_pixels
-from .render import add_noise, inpainting_mask, render, to_gray
-from .sampling import sample_scene
-from .scene import CLASSES, OBJECT_CLASSES, SCENE_TYPES
+from rsa_toolkit.scenes.layout import ROOM_LAYOUT_FIELDS, vanishing_point_pixels
+from rsa_toolkit.scenes.render import add_noise, inpainting_mask, render, to_gray
+from rsa_toolkit.scenes.sampling import sample_scene
+from rsa_toolkit.scenes.scene import CLASSES, OBJECT_CLASSES, SCENE_TYPES
 
 __all__ = ["contact_sheet"]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .raycast import GeometryBuffer, intersect_shape
-from .scene import OBJECT_CLASSES, Scene
+from rsa_toolkit.scenes.raycast import GeometryBuffer, intersect_shape
+from rsa_toolkit.scenes.scene import OBJECT_CLASSES, Scene
 
 __all__ = ["occlusion_edges", "keypoints3d", "keypoints2d", "texture_edges", "segments_2d", "relabel_by_appearance",
            "class_object", "OCCLUSION_THRESHOLD", "KEYPOINT_SIGMA", "HARRIS_EPS"]

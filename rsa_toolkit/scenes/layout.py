@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scene import SCENE_TYPES, Scene
+from rsa_toolkit.scenes.scene import SCENE_TYPES, Scene
 
 __all__ = ["room_layout", "vanishing_points", "vanishing_point_pixels", "class_scene",
            "ROOM_LAYOUT_FIELDS", "VANISHING_POINT_FIELDS"]

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .scene import CEILING, FLOOR, WALL, Scene, Shape
+from rsa_toolkit.scenes.scene import CEILING, FLOOR, WALL, Scene, Shape
 
 __all__ = ["camera_rays", "intersect_room", "intersect_shape", "bounding_sphere", "cone_candidates", "GeometryBuffer",
            "cast", "shadow_mask"]

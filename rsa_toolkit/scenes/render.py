@@ -11,13 +11,13 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .._validation import check_positive_int
-from ..errors import UserInputError
-from ..tasks import list_tasks, resolve_task
-from . import labels, layout
-from .raycast import GeometryBuffer, cast, shadow_mask
-from .scene import Scene
-from .textures import texture_albedo
+from rsa_toolkit.validation import check_positive_int
+from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.tasks import list_tasks, resolve_task
+from rsa_toolkit.scenes import labels, layout
+from rsa_toolkit.scenes.raycast import GeometryBuffer, cast, shadow_mask
+from rsa_toolkit.scenes.scene import Scene
+from rsa_toolkit.scenes.textures import texture_albedo
 
 __all__ = ["render", "add_noise", "to_gray", "inpainting_mask", "ALL_TASKS", "MIN_SIZE"]
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import check_positive_int
-from .scene import (BALL, CABINET, PILLAR, SCENE_TYPES, SHELF, TEXTURE_KINDS, Camera, Light, Room,
+from rsa_toolkit.validation import check_positive_int
+from rsa_toolkit.scenes.scene import (BALL, CABINET, PILLAR, SCENE_TYPES, SHELF, TEXTURE_KINDS, Camera, Light, Room,
                     Scene, Shape, Texture)
 
 __all__ = ["Style", "STYLES", "sample_scene"]

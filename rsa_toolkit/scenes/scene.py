@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UserInputError
+from rsa_toolkit.errors import UserInputError
 
 __all__ = [
     "CLASSES", "OBJECT_CLASSES", "SCENE_TYPES", "SHAPE_KINDS", "TEXTURE_KINDS",

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..tasks import list_tasks
-from .scene import CLASSES, OBJECT_CLASSES, SCENE_TYPES
+from rsa_toolkit.tasks import list_tasks
+from rsa_toolkit.scenes.scene import CLASSES, OBJECT_CLASSES, SCENE_TYPES
 
 __all__ = ["LabelSpec", "LABEL_SPECS"]
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .scene import Texture
+from rsa_toolkit.scenes.scene import Texture
 
 __all__ = ["value_noise", "texture_albedo"]
 

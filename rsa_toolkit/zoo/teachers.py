@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import UserInputError, closest_names
-from ..preprocess import Preprocessing, get_preprocessing, taskonomy_preprocessing
+from rsa_toolkit.errors import UserInputError, closest_names
+from rsa_toolkit.images.preprocess import Preprocessing, get_preprocessing, taskonomy_preprocessing
 
 __all__ = ["Teacher", "taskonomy_teacher", "module_teacher", "check_layer_names", "list_layers", "hook_features",
            "state_dict_sha256"]
@@ -53,9 +53,9 @@ def taskonomy_teacher(task: str, weights_dir: str | None = None, *, normalize_ou
 
     Preprocessing follows the RSA paper (centre crop, 256 x 256, [-1, 1], low-saturation clipping for 14 tasks).
     """
-    from ..tasks import resolve_task
-    from .taskonomy_net import TAP_LAYERS, TaskonomyEncoder
-    from .weights import find_checkpoint, load_into, load_state_dict_file, resolve_weights_dir, verify_hash
+    from rsa_toolkit.tasks import resolve_task
+    from rsa_toolkit.zoo.taskonomy.net import TAP_LAYERS, TaskonomyEncoder
+    from rsa_toolkit.zoo.taskonomy.weights import find_checkpoint, load_into, load_state_dict_file, resolve_weights_dir, verify_hash
 
     canonical = resolve_task(task)
     path = find_checkpoint(resolve_weights_dir(weights_dir), canonical, "encoder")

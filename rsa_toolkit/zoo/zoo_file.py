@@ -28,8 +28,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ..errors import UserInputError
-from .teachers import Teacher, module_teacher, taskonomy_teacher
+from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.zoo.teachers import Teacher, module_teacher, taskonomy_teacher
 
 __all__ = ["load_zoo_file", "build_zoo", "ZOO_KEYS"]
 
@@ -41,7 +41,7 @@ def build_zoo(*, weights_dir: str | os.PathLike[str] | None = None, zoo_file: st
               tasks: Sequence[str] | None = None, normalize_outputs: bool = False) -> list[Teacher]:
     """The teachers of a run: Taskonomy encoders for ``tasks`` (default: every task whose encoder file is in
     ``weights_dir``) plus the zoo file's teachers. Names must be unique."""
-    from .weights import available_taskonomy_tasks, resolve_weights_dir
+    from rsa_toolkit.zoo.taskonomy.weights import available_taskonomy_tasks, resolve_weights_dir
 
     teachers: list[Teacher] = []
     if weights_dir is not None or (zoo_file is None):
@@ -123,8 +123,8 @@ def _teacher(entry: dict[str, object], index: int, path: Path, weights_dir: str 
     model = _build(str(entry["model"]), kwargs, path.parent, f"{where} ('{name}')")
     digest = None
     if "checkpoint" in entry:
-        from ..provenance import file_sha256
-        from .weights import load_into, load_state_dict_file
+        from rsa_toolkit.provenance import file_sha256
+        from rsa_toolkit.zoo.taskonomy.weights import load_into, load_state_dict_file
 
         checkpoint = path.parent / str(entry["checkpoint"])
         if not checkpoint.is_file():

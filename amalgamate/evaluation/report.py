@@ -1,0 +1,352 @@
+"""Reports on one or more runs, in the layout of the seed's tables and figures (Luo et al., ECCV 2020).
+
+``write_report(RUN_DIRS, OUT)`` writes into OUT:
+
+==========================  ===========================================================================================
+file                        holds
+==========================  ===========================================================================================
+``table1_truth.md/.csv``    Table 1: per task rmse, rel, δ<1.25, δ<1.25² (angle for normals, accuracy for classes)
+                            against ground truth; rows: the teachers, then each run; plus #params
+``table2_teachers.md/.csv`` Table 2: the same against the teachers' outputs (how faithfully each student imitates)
+``table3_speed.md/.csv``    Table 3: #params and inference time per image: the n teachers, then each run
+                            (KD n-to-n, KD n-to-1, SOKA), and the ratio to the teachers
+``curves.html``             seed Fig. 3: per-task distillation losses and loss weights over the steps of every run
+                            (plotly, self-contained, works offline)
+``predictions-<run>.png``   seed Fig. 2: test frames; per task, the student's, the teacher's and the true output
+``report.md``               the three tables, each run's auxiliary choice, and links to the figures
+==========================  ===========================================================================================
+
+Runs without ``metrics.json`` are evaluated first (:func:`amalgamate.evaluation.evaluate.evaluate_run`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rsa_toolkit.files import atomic_path
+from rsa_toolkit.errors import UserInputError
+
+from amalgamate.run_dir import RunDir
+
+__all__ = ["write_report", "run_label", "truth_table", "teacher_table", "speed_table"]
+
+_METRIC_TITLES = {"rmse": "rmse", "rel": "rel", "delta1": "δ<1.25", "delta2": "δ<1.25²", "angle": "angle°",
+                  "angle_11": "<11.25°", "accuracy": "acc", "pair_accuracy": "pair acc"}
+
+
+def run_label(metrics: dict[str, Any]) -> str:
+    method = {"soka": "SOKA", "kd": "KD n-to-1", "kd-n-to-n": "KD n-to-n"}[metrics["method"]]
+    if metrics["method"] == "soka":
+        method += f" ({metrics['weighting']}" + (f", aux {metrics['aux']})" if metrics.get("aux") else ")")
+    return method
+
+
+def _fmt(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.4g}"
+
+
+def _columns(runs: list[dict[str, Any]], reference: str) -> list[tuple[str, str]]:
+    from amalgamate.evaluation.metrics import METRIC_ORDER
+
+    cols: dict[tuple[str, str], None] = {}
+    for m in runs:
+        for task in m["targets"]:
+            for metric in sorted(m["student"][task].get(reference, {}), key=METRIC_ORDER.index):
+                cols[(task, metric)] = None
+    return list(cols)
+
+
+def _table(rows: list[tuple[str, dict[tuple[str, str], object], int | None]],
+           columns: list[tuple[str, str]]) -> tuple[list[str], list[list[str]]]:
+    header = ["model", *(f"{task} {_METRIC_TITLES.get(metric, metric)}" for task, metric in columns), "#params"]
+    body = [[label, *(_fmt(values.get(c)) for c in columns), _fmt(params)] for label, values, params in rows]
+    return header, body
+
+
+def truth_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Table 1: against ground truth; the teachers' row from the first run with ground truth."""
+    with_truth = [m for m in runs if m["eval_set"]["ground_truth"]]
+    if not with_truth:
+        return [], []
+    columns = _columns(with_truth, "vs_truth")
+    teacher_values: dict[tuple[str, str], object] = {}
+    teacher_params = 0
+    for m in with_truth:
+        for task, refs in m["teachers"].items():
+            for metric, value in refs["vs_truth"].items():
+                teacher_values.setdefault((task, metric), value)
+    seen = {}
+    for m in with_truth:
+        seen.update(m["parameters"]["teachers"])
+    teacher_params = sum(seen.values())
+    rows = [(f"teachers ({len(seen)})", teacher_values, teacher_params)]
+    for m in with_truth:
+        values = {(t, k): v for t in m["targets"] for k, v in m["student"][t]["vs_truth"].items()}
+        rows.append((run_label(m), values, m["parameters"]["student"]))
+    return _table(rows, columns)
+
+
+def teacher_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Table 2: each student against its teachers' outputs."""
+    columns = _columns(runs, "vs_teacher")
+    rows = [(run_label(m), {(t, k): v for t in m["targets"] for k, v in m["student"][t]["vs_teacher"].items()},
+             m["parameters"]["student"]) for m in runs]
+    return _table(rows, columns)
+
+
+def speed_table(runs: list[dict[str, Any]], times: dict[str, float] | None = None) -> tuple[list[str], list[list[str]]]:
+    """Table 3: sizes and inference times, the teachers of the first run as the reference. ``times`` (from
+    :func:`time_runs`: "teachers" and one entry per run, in order) replaces the times each evaluation measured on its
+    own, which other load on the machine may have skewed."""
+    header = ["model", "targets", "#params", "ms / image", "params vs teachers", "time vs teachers"]
+    first = runs[0]
+    teachers_ms = times["teachers"] if times else first["inference_ms_per_image"]["teachers"]
+    body = [[f"teachers ({len(first['targets'])})", ", ".join(first["targets"]),
+             _fmt(first["parameters"]["teachers_total"]), _fmt(teachers_ms), "1", "1"]]
+    for i, m in enumerate(runs):
+        ms = times[str(i)] if times else m["inference_ms_per_image"]["student"]
+        body.append([run_label(m), ", ".join(m["targets"]), _fmt(m["parameters"]["student"]), _fmt(ms),
+                     _fmt(m["parameters"]["student"] / first["parameters"]["teachers_total"]),
+                     _fmt(ms / teachers_ms)])
+    return header, body
+
+
+def time_runs(runs: Sequence[RunDir], batch_size: int = 32, rounds: int = 5,
+              device: str | torch.device = "cpu") -> dict[str, float]:
+    """Inference ms per image of every run's student and of the first run's teachers, timed together in this process
+    (:func:`amalgamate.evaluation.evaluate.time_together`) on one batch of noise at each model's input size (time does not
+    depend on the pixels)."""
+    from rsa_toolkit.features.extract import resolve_device
+
+    from amalgamate.config import config_from_dict
+    from amalgamate.evaluation.evaluate import load_student, time_together
+    from amalgamate.training.run import setup_run
+
+    dev = resolve_device(device)
+    setup = setup_run(config_from_dict(runs[0].read_json("config.json")))
+    generator = torch.Generator().manual_seed(0)
+
+    def batch(size: int) -> torch.Tensor:
+        return (torch.rand(batch_size, 3, size, size, generator=generator) * 2 - 1).to(dev)
+
+    teachers = [(t.teacher.build().eval().to(dev), batch(t.teacher.preprocessing.size)) for t in setup.targets]
+    students = [load_student(run)[0].to(dev) for run in runs]
+    inputs = [batch(int(s.input_size)) for s in students]
+    calls = {"teachers": lambda: [net(x) for net, x in teachers]}
+    calls |= {str(i): (lambda s=s, x=x: s(x)) for i, (s, x) in enumerate(zip(students, inputs))}
+    with torch.inference_mode():
+        return time_together(calls, batch_size, rounds=rounds)
+
+
+def _markdown(header: list[str], body: list[list[str]]) -> str:
+    if not header:
+        return "_no run was evaluated against ground truth_\n"
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines) + "\n"
+
+
+def _write_text(path: Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return path
+
+
+def _write_csv(path: Path, header: list[str], body: list[list[str]]) -> Path:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            writer.writerows([[c.replace(",", "") if c[:1].isdigit() else c for c in row] for row in body])
+    return path
+
+
+# --- figures ------------------------------------------------------------------------------------------------------------
+
+def curves_figure(runs: list[tuple[str, list[dict[str, Any]]]]):  # noqa: ANN201 - plotly Figure
+    """Seed Fig. 3: per-task distillation loss (top) and loss weight (bottom) over training steps, one trace per run
+    and task."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("distillation loss per task", "loss weight per task"))
+    for label, entries in runs:
+        if not entries:
+            continue
+        steps = [e["step"] for e in entries]
+        for task in entries[0]["losses"]:
+            name = f"{label}: {task}"
+            fig.add_trace(go.Scatter(x=steps, y=[e["losses"][task] for e in entries], mode="lines", name=name,
+                                     legendgroup=name), row=1, col=1)
+            fig.add_trace(go.Scatter(x=steps, y=[e["weights"][task] for e in entries], mode="lines", name=name,
+                                     legendgroup=name, showlegend=False), row=2, col=1)
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    fig.update_layout(title="Training curves", template="plotly_white", height=700)
+    return fig
+
+
+def _display(task: str, space: str, array: np.ndarray, truth: bool) -> tuple[np.ndarray | None, str, dict]:
+    """(image, caption, imshow options) of one output for the figure; image-level outputs are captions only."""
+    import torch
+
+    from rsa_toolkit.scenes import SCENE_TYPES
+
+    from amalgamate.spaces import depth_metres
+
+    if space == "class_logits" and array.ndim == 1:  # image-level classes
+        k = int(np.argmax(array))
+        names = SCENE_TYPES if task == "class_scene" and len(SCENE_TYPES) == len(array) else None
+        return None, names[k] if names else f"class {k}", {}
+    if array.ndim == 1:
+        return None, " ".join(f"{v:.2f}" for v in array[:3]) + " …", {}
+    if space in ("log_depth", "taskonomy_depth"):
+        metres = np.exp(array[0]) if truth else depth_metres(torch.from_numpy(array[0]), space).numpy()
+        return metres, "depth (m)", {"cmap": "viridis"}
+    if space == "normal":
+        return np.clip((np.moveaxis(array, 0, -1) + 1) / 2, 0, 1), "", {}
+    if space == "edge_logits":
+        prob = array[0] if truth else 1 / (1 + np.exp(-array[0]))
+        return prob, "", {"cmap": "gray", "vmin": 0, "vmax": 1}
+    if space == "class_logits":
+        labels = array if truth else np.argmax(array, axis=0)
+        return labels, "", {"cmap": "tab10", "vmin": 0, "vmax": 9, "interpolation": "nearest"}
+    if array.ndim == 2:  # id maps (unsupervised segments)
+        return array % 20, "", {"cmap": "tab20", "vmin": 0, "vmax": 19, "interpolation": "nearest"}
+    if array.shape[0] == 3:
+        return np.clip(np.moveaxis(array, 0, -1), 0, 1), "", {}
+    lo, hi = np.percentile(array[0], [1, 99])
+    return array[0], "", {"cmap": "magma", "vmin": lo, "vmax": hi if hi > lo else lo + 1}
+
+
+def predictions_figure(examples: dict[str, np.ndarray], metrics: dict[str, Any]):  # noqa: ANN201 - mpl Figure
+    """Seed Fig. 2: one row per test frame; the input, then per task the student's, the teacher's and (where known)
+    the true output."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    tasks = metrics["targets"]
+    kinds = ["student", "teacher"] + (["truth"] if metrics["eval_set"]["ground_truth"] else [])
+    images = examples["image"]
+    n, cols = len(images), 1 + len(tasks) * len(kinds)
+    fig = Figure(figsize=(1.6 * cols, 1.7 * n + 0.4))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n, cols, squeeze=False)
+    for row in range(n):
+        axes[row][0].imshow(images[row])
+        if row == 0:
+            axes[row][0].set_title("input", fontsize=8)
+        col = 1
+        for task in tasks:
+            shown = [_display(task, metrics["spaces"][task], examples[f"{task}/{kind}"][row], kind == "truth")
+                     for kind in kinds]
+            maps = [image for image, _, options in shown if image is not None and image.ndim == 2
+                    and "vmin" not in options]
+            if maps:  # one colour scale for the student, the teacher and the truth of a row
+                lo, hi = np.percentile(np.concatenate([m.ravel() for m in maps]), [1, 99])
+                shown = [(image, caption, {**options, "vmin": lo, "vmax": hi if hi > lo else lo + 1}
+                          if image is not None and image.ndim == 2 and "vmin" not in options else options)
+                         for image, caption, options in shown]
+            for kind, (image, caption, options) in zip(kinds, shown):
+                ax = axes[row][col]
+                if image is None:
+                    ax.text(0.5, 0.5, caption, ha="center", va="center", fontsize=8, wrap=True)
+                else:
+                    ax.imshow(image, **options)
+                if row == 0:
+                    ax.set_title(f"{task}\n{kind}", fontsize=8)
+                col += 1
+        for ax in axes[row]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"{run_label(metrics)}: student vs teacher" + (" vs ground truth" if "truth" in kinds else ""),
+                 fontsize=9)
+    return fig
+
+
+# --- the report -----------------------------------------------------------------------------------------------------------
+
+def _slug(label: str, taken: set[str]) -> str:
+    base = "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-")
+    while "--" in base:
+        base = base.replace("--", "-")
+    slug, k = base, 2
+    while slug in taken:
+        slug, k = f"{base}-{k}", k + 1
+    taken.add(slug)
+    return slug
+
+
+def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
+                 device: str | torch.device = "cpu", progress: bool = False) -> list[Path]:
+    """Write the tables and figures of ``run_dirs`` into ``out_dir`` (created), evaluating and timing the models on
+    ``device``; returns the paths written."""
+    from rsa_toolkit.viz.plots import save_html, save_png
+
+    from rsa_toolkit.features.extract import resolve_device
+
+    from amalgamate.evaluation.evaluate import evaluate_run
+
+    device = resolve_device(device)  # a bad device stops the report before anything is written
+    if not run_dirs:
+        raise UserInputError("give at least one run directory to report on.")
+    runs = [RunDir(d) for d in run_dirs]
+    for run in runs:
+        if not run.has_run():
+            raise UserInputError(f"'{run.path}' is not an amalgamate run directory (no config.json).")
+    metrics = []
+    for run in runs:
+        if not run.file("metrics.json").is_file():
+            evaluate_run(run.path, device=device, progress=progress)
+        metrics.append(run.read_json("metrics.json"))
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"--out '{out}' is a file; give a directory for the report.")
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    tables = {"table1_truth": ("Table 1: against ground truth", truth_table(metrics)),
+              "table2_teachers": ("Table 2: against the teachers' outputs", teacher_table(metrics)),
+              "table3_speed": ("Table 3: size and inference time (timed together in this process)",
+                               speed_table(metrics, time_runs(runs, device=device)))}
+    sections = ["# Amalgamation report", ""]
+    for run, m in zip(runs, metrics):
+        aux = run.read_json("aux.json")
+        sections.append(f"- **{run_label(m)}**: `{run.path}`, targets {', '.join(m['targets'])}, "
+                        f"{m['model']['file']} at step {m['model']['step']}; auxiliary: "
+                        f"{aux['chosen'] or 'none'} ({aux['why']}); evaluated on {m['eval_set']['images']} images "
+                        f"({m['eval_set']['source']})")
+    sections.append("")
+    for stem, (title, (header, body)) in tables.items():
+        sections += [f"## {title}", "", _markdown(header, body)]
+        written.append(_write_text(out / f"{stem}.md", f"# {title}\n\n" + _markdown(header, body)))
+        if header:
+            written.append(_write_csv(out / f"{stem}.csv", header, body))
+    curves = [(run_label(m), run.log_entries()) for run, m in zip(runs, metrics)]
+    save_html(curves_figure(curves), out / "curves.html")
+    written.append(out / "curves.html")
+    sections += ["## Figures", "", "- [training curves](curves.html) (losses and weights per task)"]
+    taken: set[str] = set()
+    for run, m in zip(runs, metrics):
+        if not run.file("examples.npz").is_file():
+            continue
+        with np.load(run.file("examples.npz")) as data:
+            examples = {k: data[k] for k in data.files}
+        path = out / f"predictions-{_slug(run_label(m), taken)}.png"
+        save_png(predictions_figure(examples, m), path, dpi=110)
+        written.append(path)
+        sections.append(f"- ![{run_label(m)}]({path.name})")
+    written.append(_write_text(out / "report.md", "\n".join(sections) + "\n"))
+    return written

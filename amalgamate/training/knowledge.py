@@ -1,0 +1,178 @@
+"""The teachers' knowledge for every training image: computed once and cached on disk, or run live per batch.
+
+Per image, amalgamation needs each target teacher's output (the soft target) and representation, and the auxiliary's
+representation. Teacher outputs are deterministic for a fixed image, so :func:`build_knowledge` computes them once
+through the toolkit's feature cache: one memory-mapped float32 ``.npy`` per (teacher, layer, image set,
+preprocessing) under ``<cache>/features``, keyed by the sha256 of the teacher's weights hash, source, layer, the
+image set's content hash and the preprocessing (:func:`rsa_toolkit.features.extract.cache_key`); a changed input is a new
+entry, an unchanged one is never recomputed, and training then runs no teacher at all. ``live=True`` (for
+augmentation-heavy setups) runs the teachers under ``torch.inference_mode`` on each batch instead.
+
+Both kinds answer :meth:`Knowledge.batch` with the same :class:`KnowledgeBatch`, and both carry the standardisation
+statistics of every representation (mean and standard deviation over the first :data:`STATS_IMAGES` images, in
+float64), which the guidance mixture uses.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rsa_toolkit.features.extract import cache_key, default_cache_dir, extract_features, resolve_device
+from rsa_toolkit.images.probe import ProbeSet
+
+from amalgamate.training.images import image_batch
+from amalgamate.zoo import AmalgamationTeacher
+
+__all__ = ["KnowledgeBatch", "Knowledge", "CachedKnowledge", "LiveKnowledge", "build_knowledge", "STATS_IMAGES"]
+
+STATS_IMAGES = 512
+
+
+@dataclass
+class KnowledgeBatch:
+    """``outputs``: target task -> the teacher's raw output (B, ...); ``representations``: the target teachers'
+    representations in target order, then the auxiliary's (B, 8, 16, 16); ``masks``: pixel task -> validity mask
+    (B, 1, H, W), when the run has masks (:mod:`amalgamate.training.masks`)."""
+
+    outputs: dict[str, Tensor]
+    representations: list[Tensor]
+    masks: dict[str, Tensor] = dataclasses.field(default_factory=dict)
+
+    def to(self, device: torch.device, dtype: torch.dtype | None = None) -> KnowledgeBatch:
+        """On ``device``, floating-point tensors in ``dtype`` (default: as they are)."""
+        def move(v: Tensor) -> Tensor:
+            return v.to(device, dtype) if dtype is not None and v.is_floating_point() else v.to(device)
+
+        return KnowledgeBatch({k: move(v) for k, v in self.outputs.items()}, [move(r) for r in self.representations],
+                              {k: move(v) for k, v in self.masks.items()})
+
+
+class Knowledge(abc.ABC):
+    """The knowledge of ``targets`` (and ``auxiliary``) on an image set of ``len(self)`` images."""
+
+    def __init__(self, targets: Sequence[AmalgamationTeacher], auxiliary: AmalgamationTeacher | None,
+                 images: ProbeSet) -> None:
+        self.targets, self.auxiliary, self.images = list(targets), auxiliary, images
+        self.tasks = [t.name for t in self.targets]
+        self.stats: list[tuple[float, float]] = []
+
+    @property
+    def sources(self) -> list[AmalgamationTeacher]:
+        """The teachers whose representations guide, in :attr:`KnowledgeBatch.representations` order."""
+        return self.targets + ([self.auxiliary] if self.auxiliary else [])
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @abc.abstractmethod
+    def batch(self, indices: Sequence[int] | np.ndarray) -> KnowledgeBatch:
+        """The knowledge of images ``indices``."""
+
+    def describe(self) -> dict[str, object]:
+        return {"mode": "live" if isinstance(self, LiveKnowledge) else "cached",
+                "images": self.images.describe(),
+                "teachers": [{"name": t.name, "role": "target" if t.output else "auxiliary",
+                              "weights_sha256": t.teacher.weights_sha256, "source": t.teacher.source,
+                              "layers": t.layers, "preprocessing": t.teacher.preprocessing.describe(),
+                              "representation_mean": mu, "representation_std": sigma}
+                             for t, (mu, sigma) in zip(self.sources, self.stats)]}
+
+
+def _stats(rows: np.ndarray) -> tuple[float, float]:
+    x = np.asarray(rows, dtype=np.float64)
+    return float(x.mean()), float(max(x.std(), 1e-6))
+
+
+class CachedKnowledge(Knowledge):
+    """Knowledge read from memory-mapped cache entries; ``computed`` names the teachers that had to run to fill the
+    cache in this call (empty when everything was cached)."""
+
+    def __init__(self, targets: Sequence[AmalgamationTeacher], auxiliary: AmalgamationTeacher | None,
+                 images: ProbeSet, arrays: dict[str, dict[str, np.ndarray]], computed: list[str],
+                 keys: dict[str, dict[str, str]]) -> None:
+        super().__init__(targets, auxiliary, images)
+        self.arrays, self.computed, self.keys = arrays, computed, keys
+        n = min(STATS_IMAGES, len(images))
+        self.stats = [_stats(arrays[t.name][t.representation][:n]) for t in self.sources]
+
+    def batch(self, indices: Sequence[int] | np.ndarray) -> KnowledgeBatch:
+        idx = np.asarray(indices, dtype=np.int64)
+        rows = lambda a: torch.from_numpy(np.ascontiguousarray(a[idx]))  # noqa: E731
+        return KnowledgeBatch({t.name: rows(self.arrays[t.name][t.output]) for t in self.targets},
+                              [rows(self.arrays[t.name][t.representation]) for t in self.sources])
+
+    def describe(self) -> dict[str, object]:
+        record = super().describe()
+        for entry, t in zip(record["teachers"], self.sources):  # type: ignore[arg-type]
+            entry["cache_keys"] = self.keys[t.name]
+            entry["computed_now"] = t.name in self.computed
+        return record
+
+
+class LiveKnowledge(Knowledge):
+    """Knowledge computed per batch: each teacher runs under ``torch.inference_mode`` on its own preprocessing of
+    the images."""
+
+    def __init__(self, targets: Sequence[AmalgamationTeacher], auxiliary: AmalgamationTeacher | None,
+                 images: ProbeSet, *, device: torch.device, batch_size: int = 32) -> None:
+        super().__init__(targets, auxiliary, images)
+        self.device = device
+        n = min(STATS_IMAGES, len(images))
+        reps: list[list[np.ndarray]] = [[] for _ in self.sources]
+        for start in range(0, n, batch_size):
+            for k, r in enumerate(self._run(np.arange(start, min(start + batch_size, n))).representations):
+                reps[k].append(r.numpy())
+        self.stats = [_stats(np.concatenate(r)) for r in reps]
+
+    def _run(self, idx: np.ndarray) -> KnowledgeBatch:
+        inputs: dict[str, Tensor] = {}  # one preprocessed batch per distinct preprocessing
+        results: dict[str, dict[str, Tensor]] = {}
+        with torch.inference_mode():
+            for t in self.sources:
+                key = repr(sorted(t.teacher.preprocessing.describe().items()))
+                if key not in inputs:
+                    inputs[key] = image_batch(self.images, idx, t.teacher.preprocessing).to(self.device)
+                model = t.teacher.build().to(self.device).eval()
+                results[t.name] = t.teacher.run(model, inputs[key], t.layers)
+        # clones outside inference mode are ordinary tensors, usable as targets of losses that autograd records
+        return KnowledgeBatch({t.name: results[t.name][t.output].cpu().clone() for t in self.targets},
+                              [results[t.name][t.representation].cpu().clone() for t in self.sources])
+
+    def batch(self, indices: Sequence[int] | np.ndarray) -> KnowledgeBatch:
+        return self._run(np.asarray(indices, dtype=np.int64))
+
+
+def build_knowledge(targets: Sequence[AmalgamationTeacher], auxiliary: AmalgamationTeacher | None,
+                    images: ProbeSet, *, live: bool = False, cache_dir: str | os.PathLike[str] | None = None,
+                    batch_size: int = 32, device: str | torch.device = "cpu",
+                    progress: bool = False) -> Knowledge:
+    """The knowledge of ``targets`` and ``auxiliary`` on ``images``: cached (computed on a cache miss, then read
+    from memory maps) or, with ``live``, computed per batch."""
+    device = resolve_device(device)
+    if live:
+        return LiveKnowledge(targets, auxiliary, images, device=device, batch_size=batch_size)
+    sources = list(targets) + ([auxiliary] if auxiliary else [])
+    computed: list[str] = []
+    arrays: dict[str, dict[str, np.ndarray]] = {}
+    keys: dict[str, dict[str, str]] = {}
+    for source in sources:
+        teacher = source.teacher
+
+        def build(teacher=teacher):  # noqa: ANN202 - records that this teacher ran (a cache miss)
+            computed.append(teacher.name)
+            return teacher.build()
+
+        counted = dataclasses.replace(teacher, build=build)
+        arrays[source.name] = extract_features(counted, images, layers=source.layers, batch_size=batch_size,
+                                               device=device, cache_dir=cache_dir or default_cache_dir(),
+                                               progress=progress)
+        keys[source.name] = {layer: cache_key(teacher, layer, images) for layer in source.layers}
+    return CachedKnowledge(targets, auxiliary, images, arrays, list(dict.fromkeys(computed)), keys)

@@ -1,0 +1,404 @@
+"""One training step of the student, SOKA-Net's self-coordination or plain KD, and the state a checkpoint holds.
+
+**SOKA** (Luo et al., ECCV 2020). Each step alternates two parts, with two optimisers over disjoint parameter sets
+(no ``requires_grad`` toggling: each backward names the parameters it feeds with ``inputs=``):
+
+1. *collaboration*: the student's forward pass; loss ``sum_i w_i L_i + lambda L_guide`` with the current task weights
+   w (constants here) and the guidance of the shared representation by the teachers' and the auxiliary's
+   representations (:mod:`amalgamate.training.losses`); the **shared-encoder** optimiser steps.
+2. *competition*: the updated encoder's trunk runs without a graph, its last shared layer (weight W) and the heads
+   with one; per-task gradient norms ``||grad_W L_i||`` (``torch.autograd.grad``, one per task, no double backward)
+   feed the weighting strategy (GradNorm by default), which moves the weights w; then ``weighting.combine(L)``
+   trains the **task heads** (and learned weights, for ``uncertainty``) with the head optimiser. For weightings
+   linear in their weights, one backward per task gives both the norm and the head's gradient
+   (:meth:`Trainer._fused_competition`).
+
+The competition is *balanced* when the mean absolute change of the weights per step, over the last
+``balance_window`` steps, falls below ``balance_threshold``; the step is logged, and with
+``stop_competition_when_balanced`` the weights are frozen from then on (the competition phase ends; the heads keep
+training on the frozen weights).
+
+**KD** (``kd``, ``kd-n-to-n``): one joint step, ``sum_i L_i``, both optimisers step.
+
+Runs are reproducible and resumable: every random thing is seeded (initialisation by ``torch.manual_seed(seed)``,
+the data order by a numpy generator), and a checkpoint holds the model, both optimisers and schedulers, the
+weighting's state, the discriminators, the RNG states and the data order, so a run killed and resumed ends with
+the same weights, bit for bit, as an uninterrupted one. A non-finite loss stops training with the step and the last
+good checkpoint named. Under ``torchrun`` each rank takes its share of every global batch, and the step averages
+what must be averaged (:mod:`amalgamate.training.data_parallel`). :func:`amalgamate.training.run.train` runs the steps; this
+module is what one step does.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from rsa_toolkit.distributed import all_reduce_mean, is_distributed
+from rsa_toolkit.errors import UserInputError
+
+from amalgamate.training import losses as L
+from amalgamate.config import AmalgamateConfig
+from amalgamate.training.data_parallel import average_gradients, global_batchnorm, local_share, wrap
+from amalgamate.training.images import image_batch
+from amalgamate.training.knowledge import STATS_IMAGES, Knowledge, KnowledgeBatch
+from amalgamate.training.masks import load_masks
+from amalgamate.run_dir import RunDir
+from amalgamate.student import build_student, init_output_biases, model_spec
+from amalgamate.training.weighting import Weighting, build_weighting
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from amalgamate.training.run import RunSetup
+
+__all__ = ["Trainer", "TrainingDiverged", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = 1
+
+
+class TrainingDiverged(UserInputError):
+    """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+# --- the steps --------------------------------------------------------------------------------------------------------
+
+def _schedule(steps: int, warmup: float):  # noqa: ANN202 - a LambdaLR factor function
+    warm = int(round(warmup * steps))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = (step - warm) / max(1, steps - warm)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+class Trainer:
+    """The student, its optimisers and everything a step changes; :meth:`train_step` does one step."""
+
+    def __init__(self, config: AmalgamateConfig, setup: RunSetup, knowledge: Knowledge, run: RunDir,
+                 device: torch.device, masks: list[Path] | None = None) -> None:
+        self.config, self.knowledge, self.run, self.device, self.masks = config, knowledge, run, device, masks
+        self.tasks = list(config.targets)
+        self.spaces = {t.name: t.space for t in setup.targets}
+        self.prep = setup.zoo.student_preprocessing
+        self.dtype = getattr(torch, config.precision)
+        torch.manual_seed(config.seed)
+        self.model = build_student(self.tasks, architecture=setup.architecture, method=config.method)
+        self.model.to(device, self.dtype)
+        init_output_biases(self.model, self._mean_outputs())
+        self.weighting: Weighting = build_weighting(config.weighting, len(self.tasks),
+                                                    **config.weighting_options.get(config.weighting, {}))
+        self.weighting.to(device, self.dtype)
+        opt = lambda params: torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)  # noqa: E731
+        self.optimizers = {"shared": opt(list(self.model.shared_parameters())),
+                           "heads": opt(list(self.model.head_parameters()) + list(self.weighting.parameters()))}
+        factor = _schedule(config.steps, config.warmup)
+        self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.optimizers.items()}
+        self.guiding = config.method == "soka" and config.guide_weight > 0
+        self.mix = L.mixing_weights(len(self.tasks), auxiliary=knowledge.auxiliary is not None,
+                                    aux_share=config.aux_share)
+        pixel_tasks = [t for t in self.tasks if self._is_pixel_task(t)]
+        self.discriminators = nn.ModuleDict()
+        if config.gan_start is not None:
+            torch.manual_seed(config.seed + 1)
+            self.discriminators = nn.ModuleDict({
+                t: L.PatchDiscriminator(3 + self._channels(t), config.gan_width) for t in pixel_tasks}).to(device,
+                                                                                                       self.dtype)
+        self.d_optimizer = torch.optim.Adam(self.discriminators.parameters(), lr=config.lr, betas=(0.5, 0.999)) \
+            if len(self.discriminators) else None
+        # under torchrun: the student in DDP (self.net runs its forward; self.model is the module itself)
+        self.net = wrap(self.model, device)
+        if is_distributed():
+            global_batchnorm(self.discriminators)
+        self.rng = np.random.default_rng([config.seed, 7])
+        self.order = self.rng.permutation(len(knowledge))
+        self.cursor = 0
+        self.step = 0
+        self.deltas: collections.deque[float] = collections.deque(maxlen=config.balance_window)
+        self.balanced_at: int | None = None
+        self.frozen = False
+        self.last_checkpoint: int | None = None
+
+    def _mean_outputs(self) -> dict[str, Tensor]:
+        """Per value-space task, the teacher's mean output per channel over the first training images (float64 sums)."""
+        idx = np.arange(min(STATS_IMAGES, len(self.knowledge)))
+        outputs = self.knowledge.batch(idx).outputs
+        return {t: outputs[t].double().mean(dim=[0, 2, 3] if outputs[t].dim() == 4 else 0).to(self.dtype)
+                for t in self.tasks if self.spaces[t].kind == "value"}
+
+    def _is_pixel_task(self, task: str) -> bool:
+        from rsa_toolkit.scenes import LABEL_SPECS
+
+        return LABEL_SPECS[task].per_pixel
+
+    def _channels(self, task: str) -> int:
+        return int(self.knowledge.batch([0]).outputs[task].shape[1])  # the teacher's output channels
+
+    # --- state ---
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT, "step": self.step, "targets": self.tasks, "method": self.config.method,
+            "spec": model_spec(self.model, self.config.method),
+            "model": self.model.state_dict(), "weighting": self.weighting.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "discriminators": self.discriminators.state_dict(),
+            "d_optimizer": self.d_optimizer.state_dict() if self.d_optimizer else {},
+            "rng": {"torch": torch.get_rng_state(), "numpy": self.rng.bit_generator.state},
+            "order": torch.from_numpy(self.order.astype(np.int64)), "cursor": self.cursor,
+            "balance": {"deltas": list(self.deltas), "balanced_at": self.balanced_at, "frozen": self.frozen},
+        }
+
+    def load(self, ckpt: Mapping[str, Any]) -> None:
+        if ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise UserInputError(f"'{self.run.file('checkpoint.pt')}' has checkpoint format {ckpt.get('format')}, "
+                                 f"this version reads {CHECKPOINT_FORMAT}.")
+        if list(ckpt["targets"]) != self.tasks or ckpt["method"] != self.config.method:
+            raise UserInputError(
+                f"--resume: '{self.run.file('checkpoint.pt')}' is a checkpoint of a {ckpt['method']} student for "
+                f"targets {', '.join(ckpt['targets'])}, but this run trains a {self.config.method} student for "
+                f"{', '.join(self.tasks)}; it comes from another run. Start again with --overwrite.")
+        self.model.load_state_dict(ckpt["model"])
+        self.weighting.load_state_dict(ckpt["weighting"])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(ckpt["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(ckpt["schedulers"][k])
+        self.discriminators.load_state_dict(ckpt["discriminators"])
+        if self.d_optimizer:
+            self.d_optimizer.load_state_dict(ckpt["d_optimizer"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        self.rng.bit_generator.state = ckpt["rng"]["numpy"]
+        self.order, self.cursor = ckpt["order"].numpy().copy(), int(ckpt["cursor"])
+        self.deltas = collections.deque(ckpt["balance"]["deltas"], maxlen=self.config.balance_window)
+        self.balanced_at, self.frozen = ckpt["balance"]["balanced_at"], bool(ckpt["balance"]["frozen"])
+        self.step = self.last_checkpoint = int(ckpt["step"])
+
+    def checkpoint(self) -> None:
+        for p in (*self.model.parameters(), self.weighting.weights):
+            if not torch.isfinite(p).all():
+                return  # never overwrite the last good checkpoint with broken weights; the next loss stops the run
+        self.run.save_torch("checkpoint.pt", self.state())
+        self.last_checkpoint = self.step
+
+    # --- one step ---
+
+    def _next_indices(self) -> np.ndarray:
+        """The next global batch; every rank draws the same order and takes its share in :meth:`train_step`."""
+        b = self.config.batch_size
+        if self.cursor + b > len(self.order):  # a new epoch: reshuffle
+            self.order, self.cursor = self.rng.permutation(len(self.order)), 0
+        idx = np.sort(self.order[self.cursor:self.cursor + b])
+        self.cursor += b
+        return idx
+
+    def _task_losses(self, outputs: dict[str, Tensor], kb: KnowledgeBatch) -> Tensor:
+        """Per-task losses on this rank's share of the batch."""
+        return torch.stack([L.distillation_loss(outputs[t], kb.outputs[t], self.spaces[t], norm=self.config.distill,
+                                                temperature=self.config.temperature, mask=kb.masks.get(t))
+                            for t in self.tasks])
+
+    def _with_masks(self, kb: KnowledgeBatch, idx: np.ndarray) -> KnowledgeBatch:
+        """Attach the validity masks of this batch, at each pixel task's output size."""
+        if self.masks is None:
+            return kb
+        by_size: dict[int, Tensor] = {}
+        for t, out in kb.outputs.items():
+            if out.dim() == 4:
+                size = int(out.shape[-1])
+                if size not in by_size:
+                    by_size[size] = load_masks(self.masks, idx, size, self.prep).to(self.device)
+                kb.masks[t] = by_size[size]
+        return kb
+
+    def _gan_active(self) -> bool:
+        return self.config.gan_start is not None and self.step >= self.config.gan_start and len(self.discriminators) > 0
+
+    def _with_gan(self, distill: Tensor, x: Tensor, outputs: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """Per-task training losses: distillation, mixed 0.996 / 0.004 with the GAN term once it is active."""
+        if not self._gan_active():
+            return distill, {}
+        a, b = L.GAN_MIX
+        gan = {t: L.gan_generator_loss(self.discriminators[t], x, L.as_probabilities(outputs[t], self.spaces[t]))
+               for t in self.discriminators}
+        mixed = torch.stack([a * distill[i] + b * gan[t] if t in gan else distill[i]
+                             for i, t in enumerate(self.tasks)])
+        return mixed, {t: float(v.detach()) for t, v in gan.items()}
+
+    def _checked_mean(self, losses: Tensor, names: list[str] | None = None) -> Tensor:
+        """Detached losses averaged over the ranks (the global batch's), checked to be finite on every rank alike."""
+        mean = all_reduce_mean(losses.detach().clone())
+        self._check_finite(dict(zip(names or self.tasks, mean)))
+        return mean
+
+    def _check_finite(self, values: Mapping[str, Tensor | float]) -> None:
+        for name, value in values.items():
+            v = float(value.detach()) if isinstance(value, Tensor) else float(value)
+            if not math.isfinite(v):
+                where = (f"The last good checkpoint is '{self.run.file('checkpoint.pt')}' (step {self.last_checkpoint})"
+                         if self.last_checkpoint is not None else
+                         f"No checkpoint was written yet (every {self.config.checkpoint_every} steps)")
+                raise TrainingDiverged(
+                    f"training stopped: the {name} loss is {v} at step {self.step + 1}. {where}. Lower --lr (now "
+                    f"{self.config.lr:g}) and start again with --overwrite.")
+
+    def _soka_step(self, x: Tensor, kb: KnowledgeBatch) -> dict[str, Any]:
+        model, weighting = self.model, self.weighting
+        # collaboration: the shared encoder learns from the amalgamated knowledge
+        z, outputs = self.net(x)
+        distill = self._task_losses(outputs, kb)
+        logged = self._checked_mean(distill)
+        per_task, gan = self._with_gan(distill, x, outputs)
+        loss = (weighting.weights.detach() * per_task).sum()
+        guide = None
+        if self.guiding:
+            target = L.guidance_target(kb.representations, self.knowledge.stats, self.mix)
+            guide = L.guidance_loss(z, target, norm=self.config.distill)
+            loss = loss + self.config.guide_weight * guide
+            guide = self._checked_mean(guide[None], ["guidance"])[0]
+        self.optimizers["shared"].zero_grad(set_to_none=True)
+        # Under DDP a backward must reach every parameter its forward used, or the reducer waits for the heads'
+        # gradients forever; their share here is dropped (the competition zeroes the heads' gradients first).
+        loss.backward(inputs=None if is_distributed() else list(model.shared_parameters()))
+        self.optimizers["shared"].step()
+        # competition: the heads and the loss weights, on the updated encoder
+        with torch.no_grad():
+            h = model.trunk(x)
+        z2 = model.represent(h)
+        outputs2 = model.decode(z2)
+        distill2 = self._task_losses(outputs2, kb)
+        global2 = self._checked_mean(distill2)  # the weighting sees the global batch's losses on every rank
+        per_task2, _ = self._with_gan(distill2, x, outputs2)
+        decision: dict[str, Any] = {}
+        before = weighting.weights.detach().clone()
+        self.optimizers["heads"].zero_grad(set_to_none=True)
+        if not self.frozen and weighting.needs_grad_norms and weighting.linear:
+            decision = self._fused_competition(per_task2, global2)
+        else:
+            if not self.frozen:
+                norms = None
+                if weighting.needs_grad_norms:
+                    w = model.shared_weight()
+                    grads = [torch.autograd.grad(per_task2[i], w, retain_graph=True)[0]
+                             for i in range(len(self.tasks))]
+                    average_gradients(grads)
+                    norms = torch.stack([g.norm() for g in grads])
+                decision = weighting.update(global2, grad_norms=norms)
+            trained = list(model.head_parameters()) + list(weighting.parameters())
+            weighting.combine(per_task2).backward(inputs=trained)
+            average_gradients(p.grad for p in trained)
+        self.optimizers["heads"].step()
+        self._balance(float((weighting.weights.detach() - before).abs().mean()))
+        self._train_discriminators(x, kb, outputs2)
+        return {"distill": logged, "guide": guide, "gan": gan, "decision": decision}
+
+    def _fused_competition(self, per_task: Tensor, distill: Tensor) -> dict[str, Any]:
+        """Gradient norms and head gradients from one backward per task.
+
+        Task i's loss reaches the last shared layer W only through head i, so one ``autograd.grad`` of L_i with respect
+        to (W, head i) gives both its gradient norm on W and its head's gradient. With a weighting that is linear in
+        its weights (``combine = sum_i w_i L_i``), head i's gradient of the combined loss is w_i times the latter, with
+        the weights just decided: the same update as a separate backward of ``combine``, for n backwards instead of
+        2n.
+        """
+        model, n = self.model, len(self.tasks)
+        heads = [list(model.heads[t].parameters()) for t in self.tasks]
+        grads = [torch.autograd.grad(per_task[i], [model.shared_weight(), *heads[i]], retain_graph=i < n - 1)
+                 for i in range(n)]
+        average_gradients(g for task_grads in grads for g in task_grads)  # norms of the global batch's gradients
+        decision = self.weighting.update(distill, grad_norms=torch.stack([g[0].norm() for g in grads]))
+        for i in range(n):
+            w_i = self.weighting.weights[i].detach()
+            for p, g in zip(heads[i], grads[i][1:]):
+                p.grad = w_i * g
+        return decision
+
+    def _kd_step(self, x: Tensor, kb: KnowledgeBatch) -> dict[str, Any]:
+        _, outputs = self.net(x)
+        distill = self._task_losses(outputs, kb)
+        logged = self._checked_mean(distill)
+        per_task, gan = self._with_gan(distill, x, outputs)
+        decision = self.weighting.update(logged)
+        for o in self.optimizers.values():
+            o.zero_grad(set_to_none=True)
+        self.weighting.combine(per_task).backward()  # DDP averages the student's gradients
+        average_gradients(p.grad for p in self.weighting.parameters())
+        for o in self.optimizers.values():
+            o.step()
+        self._train_discriminators(x, kb, outputs)
+        return {"distill": logged, "guide": None, "gan": gan, "decision": decision}
+
+    def _train_discriminators(self, x: Tensor, kb: KnowledgeBatch, outputs: dict[str, Tensor]) -> None:
+        if not self._gan_active():
+            return
+        loss = sum(L.gan_discriminator_loss(d, x, L.as_probabilities(kb.outputs[t], self.spaces[t]),
+                                            L.as_probabilities(outputs[t].detach(), self.spaces[t]))
+                   for t, d in self.discriminators.items())
+        self.d_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        average_gradients(p.grad for p in self.discriminators.parameters())
+        self.d_optimizer.step()
+
+    def _balance(self, delta: float) -> None:
+        self.deltas.append(delta)
+        full = len(self.deltas) == self.deltas.maxlen
+        if self.balanced_at is None and full and float(np.mean(self.deltas)) < self.config.balance_threshold:
+            self.balanced_at = self.step + 1
+            self.frozen = self.config.stop_competition_when_balanced
+
+    def train_step(self) -> dict[str, Any]:
+        idx = local_share(self._next_indices())
+        x = image_batch(self.knowledge.images, idx, self.prep).to(self.device, self.dtype)
+        kb = self._with_masks(self.knowledge.batch(idx).to(self.device, self.dtype), idx)
+        self.model.train()
+        lr = self.optimizers["shared"].param_groups[0]["lr"]  # the rate this step uses
+        parts = self._soka_step(x, kb) if self.config.method == "soka" else self._kd_step(x, kb)
+        for s in self.schedulers.values():
+            s.step()
+        self.step += 1
+        entry: dict[str, Any] = {
+            "step": self.step,
+            "losses": {t: float(v) for t, v in zip(self.tasks, parts["distill"].detach())},
+            "weights": {t: float(w) for t, w in zip(self.tasks, self.weighting.weights)},
+            "lr": lr,
+        }
+        if parts["guide"] is not None:
+            entry["guide"] = float(parts["guide"].detach())
+        if parts["gan"]:
+            entry["gan"] = parts["gan"]
+        for key in ("grad_norms", "rates"):
+            if key in parts["decision"]:
+                entry[key] = dict(zip(self.tasks, parts["decision"][key]))
+        if self.config.method == "soka":
+            entry["balanced"] = self.balanced_at is not None
+        return entry
+
+    def check_shapes(self) -> None:
+        """The student's outputs must have the teachers' shapes (one 2-image forward, no state changes)."""
+        idx = np.arange(min(2, len(self.knowledge)))
+        x = image_batch(self.knowledge.images, idx, self.prep).to(self.device, self.dtype)
+        kb = self.knowledge.batch(idx)
+        self.model.eval()
+        with torch.no_grad():
+            z, outputs = self.model(x)
+        self.model.train()
+        for t in self.tasks:
+            if tuple(outputs[t].shape) != tuple(kb.outputs[t].shape):
+                raise UserInputError(f"the student's {t} head gives {tuple(outputs[t].shape[1:])} per image, the "
+                                     f"teacher {tuple(kb.outputs[t].shape[1:])}; choose the architecture that "
+                                     "matches the zoo (compact for the mini zoo, taskonomy for Taskonomy weights).")
+        if z is not None:
+            for source, r in zip(self.knowledge.sources, kb.representations):
+                if tuple(r.shape) != tuple(z.shape):
+                    raise UserInputError(f"teacher '{source.name}' has a {tuple(r.shape[1:])} representation, the "
+                                         f"student {tuple(z.shape[1:])}; they must match for the guidance.")

@@ -1,0 +1,216 @@
+"""The teachers of an amalgamation run, from the mini zoo or from Taskonomy checkpoints, behind one contract.
+
+A target teacher gives two things for every image: its task output (the soft target the student distils) and its
+8 x 16 x 16 representation (which guides the student's shared representation); the auxiliary teacher gives only its
+representation. Both are :class:`rsa_toolkit.zoo.Teacher` objects tapped at named layers, so the knowledge cache is
+the toolkit's feature cache (one entry per teacher, layer, image set and preprocessing):
+
+=============  ==================================  =============================================================
+zoo            target teacher (layers)             auxiliary (layer)
+=============  ==================================  =============================================================
+``mini``       mini teacher: ``encoder``,          any mini teacher: ``encoder``
+               ``decoder`` (the task output)
+``taskonomy``  visualpriors encoder + decoder:     a Taskonomy encoder: ``encoder_output``
+               ``encoder``, ``decoder``
+=============  ==================================  =============================================================
+
+A zoo file (:mod:`rsa_toolkit.zoo.zoo_file`, ``--zoo FILE``) adds its teachers to either zoo as auxiliary candidates,
+tapped at their default layer: ``--auto-aux`` ranks them with the rest, and ``--aux NAME`` can name one. Guidance
+needs the auxiliary's representation to have the student's shape (8 x 16 x 16), checked before training.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import Tensor, nn
+
+from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.images.preprocess import Preprocessing, TaskonomyPreprocessing, taskonomy_preprocessing
+from rsa_toolkit.tasks import resolve_task, try_resolve_task
+from rsa_toolkit.zoo.teachers import Teacher, hook_features
+
+from amalgamate.spaces import OutputSpace, output_space
+
+__all__ = ["AmalgamationTeacher", "TeacherZoo", "mini_source", "taskonomy_source", "resolve_targets"]
+
+
+@dataclass(frozen=True)
+class AmalgamationTeacher:
+    """One teacher as amalgamation uses it: ``teacher`` tapped at ``representation`` (8 x 16 x 16) and, for a target,
+    at ``output`` (the task output, in ``space``)."""
+
+    name: str
+    teacher: Teacher = field(repr=False)
+    representation: str
+    output: str | None = None  # None: an auxiliary, whose output is not distilled
+    space: OutputSpace | None = None
+
+    @property
+    def layers(self) -> list[str]:
+        return [self.representation] + ([self.output] if self.output else [])
+
+
+@dataclass(frozen=True)
+class TeacherZoo:
+    """Where the teachers come from: ``family`` "mini" (a mini-Taskonomy zoo directory) or "taskonomy" (a directory
+    of visualpriors checkpoints)."""
+
+    family: str
+    location: str
+    student_preprocessing: Preprocessing = field(repr=False)
+    default_architecture: str = "compact"
+    zoo_file: str | None = None  # extra auxiliary candidates
+
+    def file_teachers(self) -> list[Teacher]:
+        """The zoo file's teachers (none without a zoo file), read once per process."""
+        return [] if self.zoo_file is None else list(_zoo_file_teachers(str(Path(self.zoo_file).resolve())))
+
+    def available(self) -> list[str]:
+        """Names of every teacher in the zoo (targets and auxiliary candidates)."""
+        if self.family == "mini":
+            from rsa_toolkit.zoo.mini.embedded import read_manifest
+
+            names = list(read_manifest(self.location)["teachers"])
+        else:
+            from rsa_toolkit.zoo.taskonomy.weights import available_taskonomy_tasks
+
+            names = available_taskonomy_tasks(self.location)
+        return names + [t.name for t in self.file_teachers()]
+
+    def ranking_teachers(self) -> list[Teacher]:
+        """Every teacher of the zoo at its RSA layer (the representation), for ``--auto-aux``."""
+        if self.family == "mini":
+            from rsa_toolkit.zoo.mini.embedded import mini_zoo
+
+            teachers = mini_zoo(zoo_dir=self.location)
+        else:
+            from rsa_toolkit.zoo.zoo_file import build_zoo
+
+            teachers = build_zoo(weights_dir=self.location)
+        teachers += self.file_teachers()
+        names = [t.name for t in teachers]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise UserInputError(f"--zoo '{self.zoo_file}' names teachers the {self.family} zoo already has: "
+                                 f"{', '.join(repeated)}; rename them in the zoo file.")
+        return teachers
+
+    def target(self, task: str) -> AmalgamationTeacher:
+        """The teacher of target ``task`` (any alias); a missing teacher is a user error naming the zoo."""
+        task = resolve_task(task)
+        if self.family == "mini":
+            from rsa_toolkit.zoo.mini.embedded import mini_teacher
+
+            teacher = mini_teacher(task, self.location)
+        else:
+            teacher = _taskonomy_target(task, self.location)
+        return AmalgamationTeacher(task, teacher, "encoder", "decoder", output_space(task, self.family))
+
+    def auxiliary(self, name: str) -> AmalgamationTeacher:
+        for teacher in self.file_teachers():
+            if teacher.name == name:
+                return AmalgamationTeacher(name, teacher, teacher.default_layer)
+        task = resolve_task(name)
+        if self.family == "mini":
+            from rsa_toolkit.zoo.mini.embedded import mini_teacher
+
+            teacher = mini_teacher(task, self.location)
+        else:
+            from rsa_toolkit.zoo.teachers import taskonomy_teacher
+
+            teacher = taskonomy_teacher(task, self.location)
+        return AmalgamationTeacher(task, teacher, teacher.default_layer)
+
+    def describe(self) -> dict[str, str | None]:
+        return {"family": self.family, "location": self.location, "zoo_file": self.zoo_file}
+
+
+@functools.cache
+def _zoo_file_teachers(path: str) -> tuple[Teacher, ...]:
+    """A zoo file's teachers: the listing, ranking and auxiliary lookups of a run share one load of its models."""
+    from rsa_toolkit.zoo.zoo_file import load_zoo_file
+
+    return tuple(load_zoo_file(path))
+
+
+def mini_source(zoo_dir: str | os.PathLike[str] | None = None) -> TeacherZoo:
+    """The mini-Taskonomy zoo (default: ``$RSA_TOOLKIT_MINI_ZOO`` or the shipped ``data/mini_zoo``)."""
+    from rsa_toolkit.zoo.mini.embedded import MINI_PREPROCESSING, default_zoo_dir, read_manifest
+
+    location = str(Path(zoo_dir) if zoo_dir is not None else default_zoo_dir())
+    read_manifest(location)  # a missing zoo fails here, with the fix
+    return TeacherZoo("mini", location, MINI_PREPROCESSING, "compact")
+
+
+def taskonomy_source(weights_dir: str | os.PathLike[str] | None = None) -> TeacherZoo:
+    """Taskonomy teachers from a local directory of visualpriors checkpoints (default ``$RSA_TOOLKIT_WEIGHTS``);
+    the student sees the RSA recipe's 256 x 256 crop without the low-saturation clip."""
+    from rsa_toolkit.zoo.taskonomy.weights import resolve_weights_dir
+
+    location = str(resolve_weights_dir(weights_dir))
+    return TeacherZoo("taskonomy", location, TaskonomyPreprocessing(low_saturation=False), "taskonomy")
+
+
+def resolve_targets(names: Sequence[str]) -> list[str]:
+    """Canonical task names of the targets: at least two, each a task name or alias, no task twice."""
+    if isinstance(names, str) or len(names) < 2:
+        got = [names] if isinstance(names, str) else list(names)
+        raise UserInputError(f"--targets: a multi-talent student needs at least two target tasks, got {len(got)} "
+                             f"({', '.join(map(str, got)) or 'none'}); e.g. --targets depth normal.")
+    tasks = [resolve_task(n) for n in names]
+    for i, task in enumerate(tasks):
+        if task in tasks[:i]:
+            raise UserInputError(f"--targets: '{names[i]}' names task {task} again (given as "
+                                 f"'{names[tasks.index(task)]}'); give each task once.")
+    return tasks
+
+
+def check_auxiliary(name: str, targets: Sequence[str]) -> str:
+    """The auxiliary's canonical name (a task's, or a zoo-file teacher's name as given); it must not be a target.
+    Whether the zoo has it is checked with the zoo (:meth:`TeacherZoo.auxiliary`)."""
+    task = try_resolve_task(name)
+    canonical = task.name if task else name
+    if canonical in targets:
+        raise UserInputError(f"--aux '{name}' is one of the targets ({canonical}); the auxiliary must be another "
+                             f"teacher. Choose one outside {', '.join(targets)}, or let --auto-aux rank them.")
+    return canonical
+
+
+class _EncoderDecoder(nn.Module):
+    """A Taskonomy encoder and decoder run in sequence; hooks on ``encoder`` and ``decoder`` tap both."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decoder(self.encoder(x))
+
+
+def _taskonomy_target(task: str, weights_dir: str) -> Teacher:
+    """A Taskonomy target teacher (encoder + decoder); files are found and hashed now, loaded on a cache miss."""
+    from rsa_toolkit.zoo.taskonomy.net import ENCODER_ONLY_TASKS
+    from rsa_toolkit.zoo.taskonomy.weights import find_checkpoint, load_taskonomy_decoder, load_taskonomy_encoder, verify_hash
+
+    if task in ENCODER_ONLY_TASKS:
+        raise UserInputError(f"target '{task}' has no Taskonomy decoder (visualpriors released only its encoder), "
+                             "so there is no output to distil; it can still be the auxiliary (--aux).")
+    digests = [verify_hash(find_checkpoint(weights_dir, task, part)) for part in ("encoder", "decoder")]
+
+    @functools.cache
+    def build() -> nn.Module:
+        encoder, _ = load_taskonomy_encoder(task, weights_dir)
+        decoder, _ = load_taskonomy_decoder(task, weights_dir)
+        return _EncoderDecoder(encoder, decoder).eval()
+
+    return Teacher(name=task, layers=("encoder", "decoder"), default_layer="encoder",
+                   preprocessing=taskonomy_preprocessing(task),
+                   weights_sha256=hashlib.sha256("+".join(digests).encode()).hexdigest(), build=build,
+                   run=hook_features, source=f"taskonomy:{task}:encoder+decoder")

@@ -1,0 +1,268 @@
+"""Feature extraction with an on-disk cache: every (teacher, layer, probe set, preprocessing) is computed once.
+
+Cache entries live in ``<cache>/features/<key[:2]>/<key>.npy`` (float32, (N, ...), rows in probe-set order) with a
+``<key>.json`` sidecar (teacher, layer, image ids, provenance). The key is the sha256 of the weights hash, the
+teacher's source (architecture options), the layer, the probe set's content hash, the preprocessing and the cache
+format, so a changed input recomputes and an unchanged one never does. Features are streamed to disk batch by batch
+(the array file is written sequentially, never held in memory), and an entry appears only when complete.
+
+Under ``torchrun`` (a process group of several ranks, see :mod:`rsa_toolkit.distributed`) extraction is collective:
+every rank calls the same functions with the same arguments, each computes a contiguous shard of whole batches into
+a part file beside the entry, and rank 0 joins the parts into the entry a single process would write, byte for byte
+(:mod:`rsa_toolkit.features.shards`). The cache must then be on a file system every rank sees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from rsa_toolkit import distributed
+from rsa_toolkit.files import atomic_path, current_umask
+from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.features.shards import concatenate_npy, part_path, shard_rows, write_npy_header
+from rsa_toolkit.features.store import FeatureSet
+from rsa_toolkit.images.probe import ProbeSet
+from rsa_toolkit.provenance import provenance
+from rsa_toolkit.zoo.teachers import Teacher
+
+__all__ = ["CACHE_ENV", "default_cache_dir", "cache_key", "extract_features", "zoo_features", "save_features_dir",
+           "resolve_device"]
+
+_T = TypeVar("_T")
+
+CACHE_ENV = "RSA_TOOLKIT_CACHE"
+CACHE_FORMAT = 1
+
+
+def default_cache_dir() -> Path:
+    """``$RSA_TOOLKIT_CACHE``, else ``$XDG_CACHE_HOME/rsa-toolkit``, else ``~/.cache/rsa-toolkit``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rsa-toolkit"
+
+
+def cache_key(teacher: Teacher, layer: str, probe: ProbeSet) -> str:
+    payload = {
+        "format": CACHE_FORMAT, "weights": teacher.weights_sha256, "source": teacher.source, "layer": layer,
+        "probe": probe.content_hash, "preprocessing": teacher.preprocessing.describe(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise UserInputError(f"--device '{device}': {exc}; expected cpu, cuda, cuda:N or mps.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserInputError(f"--device '{device}': no CUDA device is available here; use --device cpu.")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UserInputError(f"--device '{device}': MPS is not available here; use --device cpu.")
+    return dev
+
+
+def extract_features(teacher: Teacher, probe: ProbeSet, *, layers: Sequence[str] | None = None,
+                     batch_size: int = 32, device: str | torch.device = "cpu",
+                     cache_dir: str | os.PathLike[str] | None = None, recompute: bool = False,
+                     progress: bool = False) -> dict[str, np.ndarray]:
+    """Features of ``teacher`` on ``probe`` for ``layers`` (default: its default layer), as read-only memory maps.
+
+    Layers already in the cache are read, the others computed together in one pass over the probe set.
+    ``recompute`` ignores (and replaces) cached entries. In a process group every rank must call this (collective:
+    each computes its shard of the probe images on its own device) and every rank gets the same arrays; inside
+    :func:`rsa_toolkit.distributed.main_first` it runs whole on each rank in turn.
+    """
+    wanted = teacher.check_layers(layers)
+    if batch_size < 1:
+        raise UserInputError(f"batch size must be at least 1, got {batch_size}.")
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    paths = {layer: _entry_path(root, cache_key(teacher, layer, probe)) for layer in wanted}
+    missing = [layer for layer in wanted if recompute or not paths[layer].exists()]
+    shared = distributed.in_step()  # every rank is in this call, with the same arguments
+    if shared:  # rank 0's view of the cache decides, so every rank takes the same path through the collectives
+        missing = distributed.broadcast_object(missing)
+    if missing:
+        compute = _compute_sharded if shared else _compute
+        compute(teacher, probe, {k: paths[k] for k in missing}, batch_size,
+                distributed.local_device(resolve_device(device)), progress)
+    return {layer: np.load(paths[layer], mmap_mode="r") for layer in wanted}
+
+
+def zoo_features(teachers: Sequence[Teacher], probe: ProbeSet, *, layer: str | None = None,
+                 batch_size: int = 32, device: str | torch.device = "cpu",
+                 cache_dir: str | os.PathLike[str] | None = None, recompute: bool = False,
+                 progress: bool = False) -> FeatureSet:
+    """Every teacher's features at ``layer`` (default: each teacher's default layer) as a :class:`FeatureSet`,
+    ready for :func:`rsa_toolkit.similarity_matrix`, with the provenance of each teacher's weights. Collective in a
+    process group, like :func:`extract_features`."""
+    for teacher in teachers:  # check every layer name before the first (possibly long) extraction
+        teacher.check_layers([layer] if layer else None)
+    arrays, files = [], []
+    for teacher in teachers:
+        wanted = [layer] if layer else None
+        (name, array), = extract_features(teacher, probe, layers=wanted, batch_size=batch_size, device=device,
+                                          cache_dir=cache_dir, recompute=recompute, progress=progress).items()
+        arrays.append(array)
+        files.append(Path(array.filename))
+    details = {
+        "teachers": {t.name: {"weights_sha256": t.weights_sha256, "source": t.source,
+                              "layer": layer or t.default_layer, "preprocessing": t.preprocessing.describe()}
+                     for t in teachers},
+        "probe": {"source": probe.source, "sha256": probe.content_hash, "n_images": len(probe)},
+    }
+    return FeatureSet([t.name for t in teachers], arrays, layer, [], list(probe.ids), files, details)
+
+
+def save_features_dir(feature_sets: Sequence[FeatureSet], directory: str | os.PathLike[str]) -> Path:
+    """Write a features directory (the layout :func:`rsa_toolkit.load_features_dir` reads) from extracted features.
+
+    One set: ``<teacher>.npy``; several (one per layer): ``<layer>/<teacher>.npy``; plus ``image_ids.txt`` and
+    ``provenance.json``. Built in a temporary directory and renamed into place, so it appears whole or not at all;
+    ``directory`` must not exist yet (or be empty).
+    """
+    import shutil
+    import tempfile
+
+    target = Path(directory)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise UserInputError(f"--out '{target}' already exists and is not empty; choose a new directory.")
+    if not target.parent.is_dir():
+        raise UserInputError(f"--out '{target}': directory '{target.parent}' does not exist; create it first.")
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for fs in feature_sets:
+            layer_dir = staging / fs.layer if len(feature_sets) > 1 else staging
+            layer_dir.mkdir(exist_ok=True)
+            for name, source in zip(fs.names, fs.files):
+                shutil.copyfile(source, layer_dir / f"{name}.npy")  # the cache entry is already a .npy file
+        (staging / "image_ids.txt").write_text("".join(f"{i}\n" for i in feature_sets[0].image_ids or []))
+        record = provenance(layers={fs.layer or "default": fs.details for fs in feature_sets})
+        (staging / "provenance.json").write_text(json.dumps(record, indent=1, sort_keys=True))
+        os.chmod(staging, 0o777 & ~current_umask())
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def cached_metadata(features_path: str | os.PathLike[str]) -> dict[str, object]:
+    """The sidecar record of a cache entry (teacher, layer, image ids, provenance)."""
+    return json.loads(Path(features_path).with_suffix(".json").read_text())
+
+
+def _entry_path(root: Path, key: str) -> Path:
+    return root / "features" / key[:2] / f"{key}.npy"
+
+
+def _compute(teacher: Teacher, probe: ProbeSet, paths: dict[str, Path], batch_size: int, device: torch.device,
+             progress: bool) -> None:
+    """The entries ``paths`` (layer -> entry) in one pass over the probe set in this process."""
+    with _staged(paths) as tmp:
+        _write_rows(teacher, probe, tmp, 0, len(probe), batch_size, device, progress)
+        _write_sidecars(paths, teacher, probe)
+
+
+def _compute_sharded(teacher: Teacher, probe: ProbeSet, paths: dict[str, Path], batch_size: int,
+                     device: torch.device, progress: bool) -> None:
+    """The entries ``paths`` computed by every rank of the process group: each writes the rows of its shard to part
+    files (atomically), rank 0 concatenates the parts in rank order into the entries, the others wait for them.
+
+    Part files rather than gathering the arrays through the process group: rank 0 then never holds more than one
+    batch, however large N x features, and the process group (gloo or nccl) only synchronises."""
+    n, ranks = len(probe), distributed.world_size()
+    start, stop = shard_rows(n, batch_size)
+    mine = {layer: part_path(path, distributed.rank()) for layer, path in paths.items()}
+    try:
+        if stop > start:
+            with _staged(mine) as tmp:
+                _write_rows(teacher, probe, tmp, start, stop, batch_size, device, progress and distributed.is_main())
+        distributed.barrier()  # every part is complete
+        if distributed.is_main():
+            shards = [shard_rows(n, batch_size, ranks, r) for r in range(ranks)]  # empty shards wrote no part
+            parts = {layer: [part_path(path, r) for r, (a, b) in enumerate(shards) if a < b]
+                     for layer, path in paths.items()}
+            absent = [part for group in parts.values() for part in group if not part.exists()]
+            if absent:  # every rank renamed its parts into place before the barrier: rank 0 cannot see them
+                raise UserInputError(f"distributed extraction: rank 0 cannot see '{absent[0]}', written by another "
+                                     "rank; the feature cache must be on a file system every node sees "
+                                     "(--cache-dir on shared storage).")
+            with _staged(paths) as tmp:
+                for layer in paths:
+                    concatenate_npy(parts[layer], tmp[layer])
+                _write_sidecars(paths, teacher, probe)
+        distributed.barrier()  # the entries exist before any rank reads them
+    finally:
+        for part in mine.values():  # after rank 0 read it, or after a failure
+            part.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _staged(paths: dict[str, Path]) -> Iterator[dict[str, Path]]:
+    """Temporary files for ``paths``, renamed into place together when the block succeeds and deleted otherwise:
+    every layer's file appears, or none does."""
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stage:
+        yield {layer: stage.enter_context(atomic_path(path)) for layer, path in paths.items()}
+
+
+def _write_rows(teacher: Teacher, probe: ProbeSet, files: dict[str, Path], start: int, stop: int, batch_size: int,
+                device: torch.device, progress: bool) -> None:
+    """Run ``teacher`` over the probe images ``start:stop`` and stream each layer's rows to a .npy file in
+    ``files`` (layer -> path): shape (stop - start, ...), float32, written batch by batch."""
+    from tqdm.auto import tqdm
+
+    model = teacher.build().to(device).eval()
+    n = stop - start
+    with contextlib.ExitStack() as stage:
+        out = {layer: stage.enter_context(path.open("wb")) for layer, path in files.items()}
+        written = dict.fromkeys(files, 0)
+        batches = _prefetched(probe.batches(batch_size, teacher.preprocessing, start=start, stop=stop))
+        bar = stage.enter_context(tqdm(total=n, desc=f"{teacher.name}", unit="img", disable=not progress,
+                                       leave=False))
+        with torch.inference_mode():
+            for _, batch in batches:
+                for layer, tensor in teacher.run(model, batch.to(device), list(files)).items():
+                    rows = tensor.detach().to("cpu", torch.float32).contiguous().numpy()
+                    if written[layer] == 0:  # the header needs the full shape, known from the first batch
+                        write_npy_header(out[layer], (n, *rows.shape[1:]))
+                    out[layer].write(rows.tobytes())
+                    written[layer] += len(rows)
+                bar.update(len(batch))
+    for layer, count in written.items():
+        if count != n:
+            raise RuntimeError(f"{teacher.name}/{layer}: wrote {count} rows for {n} images")
+
+
+def _prefetched(items: Iterator[_T]) -> Iterator[_T]:
+    """``items`` in order, the next one produced in a background thread while the caller uses the current one, so
+    image decoding and preprocessing overlap the forward pass (which releases the GIL). One item ahead at most;
+    an exception is re-raised in order; closing early waits for the item in flight. ``items`` never yields None."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rsa-toolkit-prefetch") as pool:
+        pending = pool.submit(next, items, None)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(next, items, None)
+            yield item
+
+
+def _write_sidecars(paths: dict[str, Path], teacher: Teacher, probe: ProbeSet) -> None:
+    for layer, path in paths.items():
+        record = {
+            "teacher": teacher.name, "layer": layer, "source": teacher.source, "image_ids": list(probe.ids),
+            **provenance(weights_sha256=teacher.weights_sha256, probe_sha256=probe.content_hash,
+                         probe_source=probe.source, preprocessing=teacher.preprocessing.describe()),
+        }
+        with atomic_path(path.with_suffix(".json")) as tmp:
+            tmp.write_text(json.dumps(record, indent=1, sort_keys=True))

@@ -1,0 +1,50 @@
+"""Writing outputs so that nothing is ever half-written: write to a temporary file beside the target, then rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from rsa_toolkit.errors import UserInputError
+
+__all__ = ["check_output_path", "atomic_path", "current_umask"]
+
+
+def check_output_path(path: str | os.PathLike[str], *, what: str = "output") -> Path:
+    """The output path, after checking that its directory exists and is writable (a user mistake otherwise)."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserInputError(f"{what} path '{path}': directory '{parent}' does not exist; create it first.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserInputError(f"{what} path '{path}': directory '{parent}' is not writable; choose another place.")
+    if path.is_dir():
+        raise UserInputError(f"{what} path '{path}' is a directory; expected a file name.")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path in the target's directory; on success rename it onto ``path``, on error delete it.
+
+    The temporary name keeps the target's suffix, so writers that pick a format from the extension still work.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent if str(path.parent) else ".")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

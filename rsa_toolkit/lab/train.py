@@ -1,0 +1,198 @@
+"""Train the mini-Taskonomy teachers: one network per task on a rendered training shard, scored on held-out
+(test-split) frames against the task's trivial baseline, saved in half precision with a manifest.
+
+    >>> from rsa_toolkit.lab.train import TrainConfig, train_zoo
+    >>> train_zoo("data/mini_zoo", train_shard="shards/train", test_shard="shards/test", config=TrainConfig())
+
+The command ``rsa-toolkit mini train`` wraps :func:`train_zoo`; docs/mini_taskonomy.md gives the recipe and the
+run time. Every random choice (initialisation, batch order, noise, holes) follows from ``config.seed`` and the task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rsa_toolkit.files import atomic_path
+from rsa_toolkit.validation import check_positive_int
+from rsa_toolkit.scenes import ALL_TASKS
+from rsa_toolkit.tasks import resolve_task
+from rsa_toolkit.zoo.mini.net import MiniTeacherNet, build_teacher_net, check_frame_size
+from rsa_toolkit.lab.dataset import MiniTaskonomy
+from rsa_toolkit.zoo.mini.objectives import objective
+from rsa_toolkit.scenes.shards import load_shard
+
+__all__ = ["TrainConfig", "train_teacher", "evaluate_teacher", "train_zoo", "MANIFEST", "file_sha256"]
+
+MANIFEST = "manifest.json"
+_BASELINE_FRAMES = 2000  # training frames the constant baseline is fitted on
+_INPUT_BASELINE_TASKS = ("denoising", "colorization", "inpainting")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 500
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    threads: int = 1  # torch threads per training process
+
+
+# Image-level geometry and the sparse 3D keypoint maps learn slowly: with the common budget they stayed within 5-13%
+# of their trivial baseline (first zoo run, docs/mini_taskonomy.md), so they get this many times the steps.
+SLOW_TASKS: dict[str, int] = {"keypoints3d": 4, "room_layout": 4, "vanishing_point": 4}
+
+
+def steps_for(task: str, config: TrainConfig) -> int:
+    return config.steps * SLOW_TASKS.get(task, 1)
+
+
+def _task_seed(seed: int, task: str) -> int:
+    return seed * 1000 + ALL_TASKS.index(task)
+
+
+def one_cycle_adamw(parameters, *, lr: float, steps: int, weight_decay: float = 1e-4):  # noqa: ANN001, ANN201
+    """AdamW under a one-cycle schedule (10% warm-up to ``lr``, then annealing): the recipe of every mini network."""
+    opt = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+    return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+
+
+def train_teacher(task: str, train_shard: str | os.PathLike[str], config: TrainConfig = TrainConfig(), *,
+                  log_every: int = 0) -> tuple[MiniTeacherNet, dict]:
+    """Train ``task``'s teacher from scratch; returns the network (eval mode) and a record of the run."""
+    task = resolve_task(task)
+    torch.manual_seed(_task_seed(config.seed, task))
+    rng = np.random.default_rng([config.seed, ALL_TASKS.index(task)])
+    data = MiniTaskonomy(task, shard=train_shard)
+    check_frame_size(data.size, teacher_input=True)
+    net = build_teacher_net(task)
+    goal = objective(task)
+    steps = steps_for(task, config)
+    opt, sched = one_cycle_adamw(net.parameters(), lr=config.lr, steps=steps, weight_decay=config.weight_decay)
+    order, cursor, losses = rng.permutation(len(data)), 0, []
+    net.train()
+    t0 = time.perf_counter()
+    for step in range(steps):
+        if cursor + config.batch_size > len(order):  # a new epoch: reshuffle
+            order, cursor = rng.permutation(len(data)), 0
+        x, y = data.batch(np.sort(order[cursor:cursor + config.batch_size]))
+        cursor += config.batch_size
+        loss = goal.loss(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if log_every and (step + 1) % log_every == 0:
+            print(f"{task}: step {step + 1}/{steps} loss {np.mean(losses[-log_every:]):.4f}", flush=True)
+    seconds = time.perf_counter() - t0
+    record = {"task": task, "steps": steps, "batch_size": config.batch_size, "lr": config.lr, "seed": config.seed,
+              "train_frames": len(data), "train_seconds": seconds, "images_per_second": steps * config.batch_size / seconds,
+              "final_train_loss": float(np.mean(losses[-max(1, steps // 20):]))}
+    return net.eval(), record
+
+
+@torch.inference_mode()
+def evaluate_teacher(net: MiniTeacherNet, task: str, test_shard: str | os.PathLike[str],
+                     train_shard: str | os.PathLike[str], *, batch_size: int = 100) -> dict:
+    """Held-out loss of ``net`` on the test shard, beside the trivial baseline's (the best constant, fitted on
+    training frames) and, for the image-to-image tasks with a corrupted input, the input's own loss."""
+    task = resolve_task(task)
+    goal = objective(task)
+    constant = goal.constant(MiniTaskonomy(task, shard=train_shard).targets(_BASELINE_FRAMES))
+    test = MiniTaskonomy(task, shard=test_shard)
+    sums: dict[str, float] = {}
+    net.eval()
+    for start in range(0, len(test), batch_size):
+        idx = np.arange(start, min(start + batch_size, len(test)))
+        x, y = test.batch(idx)
+        pred = net(x)
+        const = constant.expand_as(pred)
+        parts = {"loss": goal.loss(pred, y), "baseline_loss": goal.loss(const, y)}
+        if task in _INPUT_BASELINE_TASKS:
+            parts["input_loss"] = goal.loss((x + 1.0) / 2.0, y)
+        if goal.accuracy is not None:
+            parts["accuracy"] = goal.accuracy(pred, y)
+            parts["baseline_accuracy"] = goal.accuracy(const, y)
+        for key, value in parts.items():
+            sums[key] = sums.get(key, 0.0) + float(value) * len(idx)
+    out = {key: value / len(test) for key, value in sums.items()}
+    out.update(loss_name=goal.loss_name, test_frames=len(test), loss_ratio=out["loss"] / out["baseline_loss"])
+    if goal.accuracy is not None:
+        out["accuracy_name"] = goal.accuracy_name
+    return out
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _train_and_save(task: str, out_dir: str, train_shard: str, test_shard: str, config: TrainConfig,
+                    log_every: int) -> dict:
+    torch.set_num_threads(config.threads)
+    net, record = train_teacher(task, train_shard, config, log_every=log_every)
+    record.update(evaluate_teacher(net, task, test_shard, train_shard))
+    path = Path(out_dir) / f"{task}.pt"
+    buffer = io.BytesIO()  # saved through a buffer: torch names the archive inside the file after the file's name
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in net.state_dict().items()}, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+    record.update(file=path.name, sha256=file_sha256(path), parameters=_count(net),
+                  encoder_parameters=_count(net.encoder), decoder_parameters=_count(net.decoder))
+    return record
+
+
+def train_zoo(out_dir: str | os.PathLike[str], *, train_shard: str | os.PathLike[str],
+              test_shard: str | os.PathLike[str], tasks: Sequence[str] | None = None,
+              config: TrainConfig = TrainConfig(), jobs: int = 1, log_every: int = 0) -> dict:
+    """Train the teachers of ``tasks`` (default all 20) with ``jobs`` processes; write ``<task>.pt`` (fp16 state
+    dicts) and update ``manifest.json`` in ``out_dir``. Returns the manifest."""
+    tasks = list(dict.fromkeys(resolve_task(t) for t in (tasks or ALL_TASKS)))
+    jobs = check_positive_int(jobs, name="jobs")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    args = [(t, str(out), str(train_shard), str(test_shard), config, log_every) for t in tasks]
+    t0 = time.perf_counter()
+    if jobs == 1:
+        records = [_train_and_save(*a) for a in args]
+    else:
+        with ProcessPoolExecutor(jobs) as pool:
+            records = list(pool.map(_train_and_save, *zip(*args)))
+    manifest_path = out / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"teachers": {}}
+    manifest["teachers"].update({r["task"]: r for r in records})
+    manifest["teachers"] = {t: manifest["teachers"][t] for t in ALL_TASKS if t in manifest["teachers"]}
+    # Each run that wrote teachers is kept, so a zoo retrained in parts still says how every teacher was made.
+    manifest.update(format=1, input_size=64, representation=[8, 16, 16])
+    manifest.setdefault("runs", []).append({
+        "tasks": tasks, "config": asdict(config), "jobs": jobs, "wall_seconds": time.perf_counter() - t0,
+        "torch": torch.__version__, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "train_shard": _shard_summary(train_shard), "test_shard": _shard_summary(test_shard)})
+    with atomic_path(manifest_path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _shard_summary(path: str | os.PathLike[str]) -> dict:
+    meta, _ = load_shard(path, [])
+    return {k: meta[k] for k in ("split", "first_seed", "count", "size")}

@@ -1,0 +1,90 @@
+"""Input checks, done once at each public entry point; the math behind them assumes valid inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rsa_toolkit.errors import UserInputError
+
+__all__ = ["check_features", "check_dtype", "check_square_stack", "check_positive_int"]
+
+
+def check_dtype(dtype: object) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)  # type: ignore[arg-type]
+    except TypeError:
+        raise UserInputError(f"dtype must be float32 or float64, got {dtype!r}.") from None
+    if dt not in (np.float32, np.float64):
+        raise UserInputError(f"dtype must be float32 or float64, got {dt}.")
+    return dt
+
+
+def check_positive_int(value: object, *, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise UserInputError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_features(features: object, *, name: str = "features") -> np.ndarray:
+    """Features of shape (N, ...) as a float64 array, after the checks every RDM needs.
+
+    Errors name the teacher (``name``) and the first offending image row: N < 3, zero features, non-finite values,
+    and an image whose features are all equal (a constant row usually means a broken extraction, and makes the
+    correlation and cosine dissimilarities undefined).
+    """
+    try:
+        x = np.asarray(features)
+    except Exception as exc:  # noqa: BLE001 - any conversion failure is the caller's input
+        raise UserInputError(f"{name}: could not read the features as an array ({exc}).") from None
+    if x.dtype == object or np.issubdtype(x.dtype, np.complexfloating) or not (
+            np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise UserInputError(f"{name}: features must be numeric (real), got dtype {x.dtype}.")
+    if x.ndim < 2:
+        raise UserInputError(f"{name}: features must have shape (N, ...) with N images, got shape {x.shape}.")
+    n = x.shape[0]
+    if n < 3:
+        raise UserInputError(f"{name}: need at least 3 images for an RDM comparison, got N = {n}.")
+    flat = x.reshape(n, -1)
+    if flat.shape[1] == 0:
+        raise UserInputError(f"{name}: features have zero values per image (shape {x.shape}).")
+    flat = np.asarray(flat, dtype=np.float64)
+    finite = np.isfinite(flat).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise UserInputError(f"{name}: image row {row} has NaN or infinite features; fix the extraction or drop it.")
+    constant = np.ptp(flat, axis=1) == 0
+    if constant.any():
+        row = int(np.flatnonzero(constant)[0])
+        raise UserInputError(
+            f"{name}: image row {row} has constant features (zero variance), so its dissimilarities are undefined; "
+            "check that image and the extraction."
+        )
+    return flat.reshape(x.shape)
+
+
+def check_square_stack(rdms: object, *, name: str = "rdms") -> np.ndarray:
+    """A stack of T matrices, (T, N, N) or condensed (T, N(N-1)/2), as float64."""
+    x = np.asarray(rdms, dtype=np.float64)
+    if x.ndim == 3 and x.shape[1] == x.shape[2]:
+        if x.shape[1] < 3:
+            raise UserInputError(f"{name}: need at least 3 images, got {x.shape[1]}x{x.shape[2]} matrices.")
+    elif x.ndim == 2:
+        n = condensed_size_to_n(x.shape[1], name=name)
+        if n < 3:
+            raise UserInputError(f"{name}: need at least 3 images, got condensed vectors of length {x.shape[1]}.")
+    else:
+        raise UserInputError(
+            f"{name}: expected a stack of square matrices (T, N, N) or condensed vectors (T, N(N-1)/2), "
+            f"got shape {x.shape}."
+        )
+    if not np.isfinite(x).all():
+        t = int(np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))[0])
+        raise UserInputError(f"{name}: matrix {t} has NaN or infinite values.")
+    return x
+
+
+def condensed_size_to_n(m: int, *, name: str = "rdm") -> int:
+    n = int(round((1 + np.sqrt(1 + 8 * m)) / 2))
+    if n * (n - 1) // 2 != m:
+        raise UserInputError(f"{name}: a condensed RDM has length N(N-1)/2, got {m}, which is not of that form.")
+    return n

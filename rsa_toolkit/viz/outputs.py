@@ -1,0 +1,130 @@
+"""Saving a similarity matrix: PNG for papers, self-contained HTML for exploring, CSV for tables, NPZ for arrays.
+
+All files of one result are written to temporary names first and renamed together at the end, so a failure leaves
+no half-written set behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from rsa_toolkit.files import atomic_path, check_output_path
+from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.rsa.similarity import SimilarityResult
+
+__all__ = ["OUTPUT_FORMATS", "similarity_output_paths", "save_similarity", "write_matrix_csv", "read_matrix_csv"]
+
+OUTPUT_FORMATS = (".png", ".html", ".csv", ".npz")
+
+
+def similarity_output_paths(out: str | os.PathLike[str], *, layer: str | None = None,
+                            graph: bool = False) -> dict[str, Path]:
+    """The files written for ``--out``: its stem with each format's extension (plus ``.<layer>`` per layer)."""
+    out = check_output_path(out)
+    if out.suffix.lower() not in OUTPUT_FORMATS:
+        raise UserInputError(f"--out '{out}': expected a file name ending in {', '.join(OUTPUT_FORMATS)}; "
+                             f"all four are written beside each other.")
+    stem = out.with_suffix("").name + (f".{layer}" if layer else "")
+    paths = {ext[1:]: out.with_name(stem + ext) for ext in OUTPUT_FORMATS}
+    paths["json"] = out.with_name(stem + ".json")  # provenance, for the CSV (which has no room for it)
+    if graph:
+        paths |= {"graph_png": out.with_name(stem + ".graph.png"), "graph_html": out.with_name(stem + ".graph.html"),
+                  "graphml": out.with_name(stem + ".graphml")}
+    return paths
+
+
+def save_similarity(result: SimilarityResult, out: str | os.PathLike[str], *,
+                    provenance: dict[str, object] | None = None, graph: bool = False, seed: int = 0,
+                    stage: contextlib.ExitStack | None = None) -> list[Path]:
+    """Write PNG, HTML, CSV, NPZ and a provenance JSON (and, with ``graph``, the task graph as PNG, HTML and GraphML);
+    return the paths. The NPZ and the HTML (``layout.meta``) carry the provenance too.
+
+    The files appear together when this returns; with ``stage``, only when the caller closes that ExitStack without
+    an error, so several results (one per layer) appear all together or not at all.
+    """
+    from rsa_toolkit.analysis.graph import task_graph, write_graphml
+    from rsa_toolkit.viz.plots import graph_figure, graph_png_figure, save_html, save_png, similarity_heatmap, similarity_png_figure
+
+    paths = similarity_output_paths(out, layer=result.layer, graph=graph)
+    boot = result.bootstrap
+    title = f"Task similarity ({result.comparison} of {result.method} RDMs" + (
+        f", layer {result.layer})" if result.layer else ")")
+    ci = dict(ci_low=boot.ci_low, ci_high=boot.ci_high) if boot else {}
+    with contextlib.ExitStack() as own:
+        stack = own if stage is None else stage
+        tmp = {key: stack.enter_context(atomic_path(p)) for key, p in paths.items()}
+        save_png(similarity_png_figure(result.matrix, result.names, title=title), tmp["png"])
+        record = _record(result, provenance or {})
+        heatmap = similarity_heatmap(result.matrix, result.names, title=title, **ci)
+        heatmap.update_layout(meta={"provenance": record})
+        save_html(heatmap, tmp["html"])
+        write_matrix_csv(result.matrix, result.names, tmp["csv"])
+        tmp["json"].write_text(json.dumps(record, indent=1, sort_keys=True))
+        _write_npz(result, tmp["npz"], record)
+        if graph:
+            g = task_graph(result.matrix, result.names)
+            save_png(graph_png_figure(g, seed=seed), tmp["graph_png"])
+            save_html(graph_figure(g, seed=seed), tmp["graph_html"])
+            write_graphml(g, tmp["graphml"])
+    return list(paths.values())
+
+
+def write_matrix_csv(matrix: np.ndarray, names: list[str], path: str | os.PathLike[str]) -> None:
+    """T x T CSV whose first row and first column are the names; values with full float precision."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["", *names])
+    for name, row in zip(names, np.asarray(matrix, dtype=np.float64)):
+        writer.writerow([name, *(repr(float(v)) for v in row)])
+    Path(path).write_text(buffer.getvalue())
+
+
+def read_matrix_csv(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
+    """Read a CSV written by :func:`write_matrix_csv` (or any square table with names on both axes)."""
+    path = Path(path)
+    try:
+        rows = [r for r in csv.reader(path.read_text().splitlines()) if r]  # blank lines are not rows
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"could not read matrix CSV '{path}': {str(exc).rstrip('.')}.") from None
+    if len(rows) < 3:
+        raise UserInputError(f"matrix CSV '{path}' needs a header row and at least two rows of values.")
+    names = rows[0][1:]
+    body = rows[1:]
+    if [r[0] for r in body] != names or any(len(r) != len(names) + 1 for r in body):
+        raise UserInputError(f"matrix CSV '{path}' must be square with the same names in the first row and the "
+                             f"first column, in the same order.")
+    try:
+        matrix = np.array([[float(v) for v in r[1:]] for r in body])
+    except ValueError as exc:
+        raise UserInputError(f"matrix CSV '{path}' has a non-numeric cell ({exc}).") from None
+    return matrix, names
+
+
+def _record(result: SimilarityResult, provenance: dict[str, object]) -> dict[str, object]:
+    return {"names": result.names, "n_images": result.n_images, "method": result.method,
+            "normalization": result.normalization, "comparison": result.comparison, "layer": result.layer,
+            **provenance}
+
+
+def _write_npz(result: SimilarityResult, path: Path, provenance: dict[str, object]) -> None:
+    arrays: dict[str, np.ndarray] = {
+        "similarity": result.matrix,
+        "names": np.array(result.names),
+        **({} if result.rdms is None else {"rdms": result.rdms}),  # not kept: out of core, they fill the disk
+        "n_images": np.array(result.n_images),
+        "rdm_kind": np.array(result.kind),
+        "provenance": np.array(json.dumps(provenance, sort_keys=True)),
+    }
+    if result.bootstrap is not None:
+        b = result.bootstrap
+        arrays |= {"bootstrap_samples": b.samples, "ci_low": b.ci_low, "ci_high": b.ci_high,
+                   "row_stability": b.row_stability, "confidence": np.array(b.confidence)}
+    with path.open("wb") as fh:
+        np.savez(fh, **arrays)  # uncompressed: RDMs of large N compress slowly and little

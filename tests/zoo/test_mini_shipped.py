@@ -1,0 +1,117 @@
+"""The shipped mini zoo (data/mini_zoo): complete, intact, within its size budget, every teacher better than its
+trivial baseline on frames it never saw, and its task-similarity matrix showing the paper's pattern."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from rsa_toolkit.cli.main import main
+from rsa_toolkit.zoo.mini.net import build_teacher_net
+from rsa_toolkit.scenes.shards import write_shard
+from rsa_toolkit.lab.train import evaluate_teacher, file_sha256
+from rsa_toolkit.zoo.mini.embedded import default_zoo_dir, mini_teacher, read_manifest
+from rsa_toolkit.scenes import ALL_TASKS
+from rsa_toolkit.analysis.taxonomy import nearest_neighbours, pattern_checks
+
+MARGIN = 0.8  # held-out loss at most this fraction of the trivial baseline's (docs/mini_taskonomy.md)
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    return read_manifest()
+
+
+def test_every_task_ships_intact_within_budget(manifest):
+    assert list(manifest["teachers"]) == list(ALL_TASKS)
+    total = 0
+    for task, entry in manifest["teachers"].items():
+        path = default_zoo_dir() / entry["file"]
+        assert file_sha256(path) == entry["sha256"], task
+        assert entry["parameters"] == sum(p.numel() for p in build_teacher_net(task).parameters())
+        total += path.stat().st_size
+    assert total <= 30e6
+
+
+def test_recorded_held_out_figures_beat_the_baseline(manifest):
+    weak = {t: round(e["loss_ratio"], 3) for t, e in manifest["teachers"].items() if e["loss_ratio"] > MARGIN}
+    assert not weak, f"teachers within {MARGIN} of their trivial baseline: {weak}"
+
+
+@pytest.fixture(scope="module")
+def fresh_shards(tmp_path_factory):
+    """Frames no teacher saw (test seeds beyond the shipped test shard) and a few training frames for the baseline."""
+    root = tmp_path_factory.mktemp("fresh")
+    return (write_shard(root / "train", "train", 200, jobs=2),
+            write_shard(root / "test", "test", 64, start=500_000, jobs=2))
+
+
+@pytest.mark.parametrize("task", ["depth_zbuffer", "normal", "segment_semantic", "class_scene", "edge_occlusion"])
+def test_teachers_beat_the_baseline_on_fresh_frames(task, fresh_shards):
+    net = mini_teacher(task).build()
+    figures = evaluate_teacher(net, task, fresh_shards[1], fresh_shards[0])
+    assert figures["loss_ratio"] <= MARGIN, figures
+
+
+@pytest.fixture(scope="module")
+def default_matrix(tmp_path_factory):
+    """The embedded default command, run once; its feature cache is reused by pick-aux below."""
+    out = tmp_path_factory.mktemp("default")
+    code = main(["matrix", "--out", str(out / "sim.png"), "--cache-dir", str(out / "cache"), "--quiet"])
+    assert code == 0
+    with open(out / "sim.csv") as fh:
+        rows = list(csv.reader(fh))
+    names = rows[0][1:]
+    return out, np.array([[float(v) for v in row[1:]] for row in rows[1:]]), names
+
+
+def test_default_matrix_shows_the_paper_pattern(default_matrix):
+    out, matrix, names = default_matrix
+    assert names == list(ALL_TASKS) and all((out / f"sim.{ext}").is_file() for ext in ("png", "html", "csv", "npz"))
+    nn = nearest_neighbours(matrix, names)
+    assert nn["depth_zbuffer"] == "depth_euclidean" and nn["depth_euclidean"] == "depth_zbuffer"
+    checks = {c.statement: c.holds for c in pattern_checks(matrix, names)}
+    assert checks["3D tasks cluster"], checks
+
+
+def test_default_pick_aux(default_matrix, capsys):
+    out, matrix, names = default_matrix
+    capsys.readouterr()
+    assert main(["pick-aux", "--targets", "depth", "normal", "--json", "--cache-dir", str(out / "cache"),
+                 "--quiet", "--bootstrap", "20"]) == 0
+    ranking = json.loads(capsys.readouterr().out)
+    assert len(ranking) == 18 and {"depth_zbuffer", "normal"}.isdisjoint(r["name"] for r in ranking)
+    # The ranking is the matrix's: the mean similarity to the two targets, best first.
+    targets = [names.index("depth_zbuffer"), names.index("normal")]
+    mean = {n: matrix[i, targets].mean() for i, n in enumerate(names) if i not in targets}
+    assert [r["name"] for r in ranking] == sorted(mean, key=lambda n: -mean[n])
+    assert "depth_euclidean" in [r["name"] for r in ranking[:3]]
+
+
+def test_shipped_transfer_was_measured_on_the_shipped_zoo():
+    from rsa_toolkit.analysis.ground_truth import load_ground_truth
+
+    root = default_zoo_dir().parent / "mini_transfer"
+    recipe = json.loads((root / "recipe.json").read_text())
+    assert recipe["zoo_manifest_sha256"] == file_sha256(default_zoo_dir() / "manifest.json")
+    truth = load_ground_truth("mini-transfer")
+    assert truth.sources == truth.targets == list(ALL_TASKS)
+    assert np.isfinite(truth.values).all() and (truth.values <= 1.0).all()  # gain = 1 - loss / loss(pixels)
+    with open(root / "loss.csv") as fh:
+        rows = list(csv.reader(fh))
+    loss = np.array([[float(v) for v in row[1:]] for row in rows[1:]])
+    assert [r[0] for r in rows[1:]] == [*ALL_TASKS, "pixels"]
+    np.testing.assert_allclose(truth.values, 1.0 - loss[:-1] / loss[-1], atol=1e-6)  # gains from float32 losses
+
+
+def test_default_matrix_against_the_shipped_transfer(default_matrix, capsys):
+    """The figures docs/evaluate.md reports for the default recipe (mean per-target Spearman 0.503, top-3 9/20)."""
+    out, _, _ = default_matrix
+    capsys.readouterr()
+    assert main(["evaluate", "--matrix", str(out / "sim.csv"), "--truth", "mini-transfer", "--json"]) == 0
+    evaluation = json.loads(capsys.readouterr().out)["evaluations"][0]
+    assert evaluation["mean_spearman_with_diagonal"] == pytest.approx(0.503, abs=5e-4)
+    assert round(evaluation["top3_hit_rate"] * 20) == 9
