@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from rsa_toolkit.registry import Registry
+from rsa_toolkit.package_data import shipped_data_dir
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.tasks import try_resolve_task
 
@@ -52,9 +53,9 @@ class GroundTruth:
 
 
 def data_dir() -> Path:
-    """``$RSA_TOOLKIT_DATA``, else the ``data/`` directory of the source checkout."""
+    """``$RSA_TOOLKIT_DATA``, else the shipped data (:func:`rsa_toolkit.package_data.shipped_data_dir`)."""
     env = os.environ.get(DATA_ENV)
-    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "data"
+    return Path(env).expanduser() if env else shipped_data_dir()
 
 
 def canonical_name(name: str) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rsa_toolkit.package_data import shipped_data_dir
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.images.preprocess import PlainPreprocessing
 from rsa_toolkit.images.probe import ProbeSet
@@ -42,7 +43,7 @@ PROBE_SIZE = 500
 
 def default_zoo_dir() -> Path:
     env = os.environ.get("RSA_TOOLKIT_MINI_ZOO")
-    return Path(env).expanduser() if env else Path(__file__).resolve().parents[3] / "data" / "mini_zoo"
+    return Path(env).expanduser() if env else shipped_data_dir() / "mini_zoo"
 
 
 def read_manifest(zoo_dir: str | os.PathLike[str] | None = None) -> dict:
