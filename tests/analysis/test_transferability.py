@@ -5,6 +5,8 @@ noisy-copy-beats-random sanity check for every registered measure, the registry 
 from __future__ import annotations
 
 import itertools
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -421,3 +423,10 @@ def test_error_messages() -> None:
         transferability_score(x, y, measure="h_score_shrinkage", shrinkage=0.1)
     with pytest.raises(UserInputError, match=r"logme: target column 1 is all zeros"):
         logme(x, np.c_[t[:, 0], np.zeros(20)])
+
+
+def test_docs_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "transferability.md").read_text(encoding="utf-8")
+    (code,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    exec(compile(code, "docs/transferability.md", "exec"), {})
+    assert "('informative'" in capsys.readouterr().out

@@ -31,6 +31,9 @@ def transrate(features: np.ndarray, target: np.ndarray, *, target_kind: str | No
     Z_c are the rows of class c (not re-centred). Each log det is sum_i log(1 + k s_i^2) over the singular values
     s_i of the matrix (exact; no D x D matrix is formed).
 
+    Caution: with fewer images per class than dimensions (n_c < D) each R(Z_c) is capped by its rank and the score
+    rewards dimensionality (random features can outscore informative ones); reduce D first (docs/transferability.md).
+
     Shapes: features (N, ...) -> (N, D); target (N,) class labels. Returns a float (higher is better).
     """
     x = check_feature_matrix(features, measure=_NAME)
