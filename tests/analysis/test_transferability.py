@@ -211,6 +211,7 @@ def _centring(n: int) -> np.ndarray:
 
 
 def _biased_hsic_loop(k: np.ndarray, l_: np.ndarray) -> float:
+    """Biased HSIC (Gretton et al. 2005) with the explicit centring matrix: tr(K H L H) / (n - 1)^2."""
     h = _centring(len(k))
     return float(np.trace(k @ h @ l_ @ h)) / (len(k) - 1) ** 2
 
@@ -324,6 +325,17 @@ def test_inputs_not_mutated_and_deterministic() -> None:
         assert transferability_score(x, y, measure=measure) == transferability_score(x, y, measure=measure)
     np.testing.assert_array_equal(x, xs)
     np.testing.assert_array_equal(y, ys)
+
+
+@pytest.mark.parametrize("measure", list_measures())
+def test_float32_input_is_computed_in_float64(measure: str) -> None:
+    x, y = _classification(n=24, d=5, c=3, seed=30)
+    x32 = x.astype(np.float32)
+    t32 = (x[:, :3] + _rng(31).normal(size=(24, 3))).astype(np.float32)
+    target32 = _target_for(measure, y, t32)
+    target64 = target32 if target32.dtype != np.float32 else target32.astype(np.float64)
+    assert transferability_score(x32, target32, measure=measure) == transferability_score(
+        x32.astype(np.float64), target64, measure=measure)
 
 
 def test_features_are_flattened() -> None:
