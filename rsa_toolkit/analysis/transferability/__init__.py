@@ -10,7 +10,7 @@ See docs/transferability.md.
 from rsa_toolkit.analysis.transferability.measures import (
     TRANSFERABILITY_MEASURES, TransferabilityMeasure, list_measures, rank_sources, register_measure,
     transferability_score)
-from rsa_toolkit.analysis.transferability._validation import TARGET_KINDS
+from rsa_toolkit.analysis.transferability._inputs import TARGET_KINDS
 from rsa_toolkit.analysis.transferability.logme import logme
 from rsa_toolkit.analysis.transferability.h_score import h_score, ledoit_wolf_shrinkage
 from rsa_toolkit.analysis.transferability.leep_nce import leep, nce

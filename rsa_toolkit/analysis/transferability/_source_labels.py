@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rsa_toolkit.analysis.transferability._validation import check_feature_matrix, check_int
+from rsa_toolkit.analysis.transferability._inputs import check_feature_matrix, check_int
 from rsa_toolkit.errors import UserInputError
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rsa_toolkit.analysis.transferability._validation import check_feature_matrix, check_target
+from rsa_toolkit.analysis.transferability._inputs import check_feature_matrix, check_target
 from rsa_toolkit.analysis.transferability.measures import register_measure
 from rsa_toolkit.errors import UserInputError
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rsa_toolkit.analysis.transferability._validation import (
+from rsa_toolkit.analysis.transferability._inputs import (
     check_feature_matrix, check_int, check_positive_float, check_target)
 from rsa_toolkit.analysis.transferability.measures import register_measure
 from rsa_toolkit.errors import UserInputError

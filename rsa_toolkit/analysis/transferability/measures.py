@@ -2,7 +2,7 @@
 
 A measure scores how well a source model's features on N probe images predict a target on the same images:
 class labels (N,), regression targets (N, K) or another representation (N, D2) (see
-:mod:`rsa_toolkit.analysis.transferability._validation` for the target kinds). Higher is better for every measure.
+:mod:`rsa_toolkit.analysis.transferability._inputs` for the target kinds). Higher is better for every measure.
 Each entry declares the target kinds it accepts and refuses others with one clear message.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.registry import Registry
-from rsa_toolkit.analysis.transferability._validation import TARGET_KINDS
+from rsa_toolkit.analysis.transferability._inputs import TARGET_KINDS
 
 __all__ = ["TRANSFERABILITY_MEASURES", "TransferabilityMeasure", "register_measure", "list_measures",
            "transferability_score", "rank_sources"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rsa_toolkit.analysis.transferability._validation import (
+from rsa_toolkit.analysis.transferability._inputs import (
     check_choice, check_feature_matrix, check_positive_float, check_target)
 from rsa_toolkit.analysis.transferability.measures import register_measure
 
