@@ -100,6 +100,9 @@ class _Progress:
             self.fetched += 1
             now = time.monotonic()
             got = step.done - step.resumed_from
+            if got == 0:  # an earlier run had fetched every byte but stopped before the check and the rename
+                self._say(f"{step.name}: {_size(step.done)} (all from an earlier run), sha256 ok")
+                return
             resumed = f", {_size(step.resumed_from)} from an earlier run" if step.resumed_from else ""
             self._say(f"{step.name}: {_size(step.done)} (fetched {_size(got)} at {self._rate(got, now)}{resumed}), "
                       f"sha256 ok")

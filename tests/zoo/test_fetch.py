@@ -355,6 +355,9 @@ def test_progress_on_a_terminal_redraws_one_line() -> None:
     lines = stream.getvalue().split("\n")
     assert lines[-1] == "" and lines[-2].startswith("\ra.pth: 2.0 MB (fetched 2.0 MB at ")
     assert lines[-2].endswith("sha256 ok\x1b[K") and display.fetched == 1
+    display.live = False
+    display(FetchProgress("b.pth", "done", 5_000, 5_000, 5_000))  # a complete partial file, installed
+    assert stream.getvalue().endswith("b.pth: 5.0 KB (all from an earlier run), sha256 ok\n")
     quiet = io.StringIO()
     weights_cli._Progress(quiet, quiet=True, live=False)(FetchProgress("a.pth", "present"))
     assert quiet.getvalue() == ""
