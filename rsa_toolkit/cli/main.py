@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from rsa_toolkit.cli import evaluate, features, info, matrix, mini, pick_aux, rdm
+from rsa_toolkit.cli import evaluate, features, info, matrix, mini, pick_aux, rdm, weights
 from rsa_toolkit.console import run_command
 
 PROG = "rsa-toolkit"
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     rdm.add_parsers(sub)
     info.add_parsers(sub)
     mini.add_parsers(sub)
+    weights.add_parsers(sub)
     return parser
 
 
