@@ -17,14 +17,15 @@ from __future__ import annotations
 from rsa_toolkit.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
-    "config": "AmalgamateConfig load_config_file",
+    "config": "AmalgamateConfig METHODS load_config_file",
     "evaluation.evaluate": "evaluate_run load_student",
+    "evaluation.results": "Evaluation",
     "training.knowledge": "build_knowledge CachedKnowledge LiveKnowledge",
     "training.losses": "distillation_loss guidance_loss mixing_weights",
     "evaluation.metrics": "regression_sums angular_sums accuracy_sums",
     "evaluation.report": "write_report",
     "student": "Student StudentEnsemble build_student count_parameters",
-    "zoo": "mini_source taskonomy_source",
+    "zoo": "TeacherZoo mini_source taskonomy_source open_zoo",
     "training.run": "train TrainResult TrainingDiverged",
     "training.weighting": "WEIGHTINGS Weighting GradNorm build_weighting",
 }

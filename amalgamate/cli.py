@@ -1,8 +1,9 @@
 """Entry point of ``amalgamate``: train a multi-talent student, evaluate it, report on runs.
 
 Each command is a thin layer over a library function (:func:`amalgamate.training.run.train`,
-:func:`amalgamate.evaluation.evaluate.evaluate_run`, :func:`amalgamate.evaluation.report.write_report`); user mistakes print one line,
-``amalgamate: error: ...``, and exit with code 2.
+:func:`amalgamate.evaluation.evaluate.evaluate_run`, :func:`amalgamate.evaluation.report.write_report`); user
+mistakes print one line, ``amalgamate: error: ...``, and exit with code 2. ``--method`` names come from
+:data:`amalgamate.config.METHODS`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rsa_toolkit.console import run_command
 from rsa_toolkit.errors import UserInputError
+
+if TYPE_CHECKING:
+    from amalgamate.evaluation.results import Evaluation
 
 PROG = "amalgamate"
 
@@ -59,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="rank the zoo with RSA and take the best auxiliary (recorded in RUN_DIR/aux.json)")
     t.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (created)")
     t.add_argument("--config", metavar="FILE", help="settings file, TOML or YAML (command-line options win)")
-    t.add_argument("--method", help=f"{', '.join(METHODS)} (default soka)")
+    t.add_argument("--method", help=f"{', '.join(METHODS.names())} (default soka)")
     t.add_argument("--weighting", help=f"loss weighting: {', '.join(WEIGHTINGS.names())} (default gradnorm for "
                                        "soka, equal for kd)")
     t.add_argument("--architecture", help=f"student: {', '.join(ARCHITECTURES.names())} (default: the zoo's)")
@@ -179,9 +183,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     result = evaluate_run(args.run_dir, eval_frames=args.eval_frames, device=args.device, progress=_progress(args))
     if args.json:
-        from amalgamate.evaluation.evaluate import _finite_or_none
-
-        print(json.dumps(_finite_or_none(result), indent=1, sort_keys=True))
+        print(json.dumps(result.to_json(), indent=1, sort_keys=True))
         return 0
     print(format_metrics(result))
     if not args.quiet:
@@ -189,24 +191,22 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_metrics(result: dict[str, Any]) -> str:
+def format_metrics(result: Evaluation) -> str:
     """A plain-text table of an evaluation: one row per (model, task, reference)."""
-    from amalgamate.evaluation.evaluate import metric_rows
-
     rows: dict[tuple[str, str, str], dict[str, float]] = {}
-    for row in metric_rows(result):
+    for row in result.metric_rows():
         rows.setdefault((row["model"], row["task"], row["reference"]), {})[row["metric"]] = row["value"]
     metrics = list(dict.fromkeys(m for values in rows.values() for m in values))
     header = ["model", "task", "vs", *metrics]
     body = [[m, t, r, *(_fmt(values.get(k)) for k in metrics)] for (m, t, r), values in rows.items()]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
     line = lambda cells: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    params = result["parameters"]
-    speed = result["inference_ms_per_image"]
-    footer = (f"parameters: student {params['student']:,} vs teachers {params['teachers_total']:,} "
-              f"({params['student_over_teachers']:.2f}x); inference: student {speed['student']:.2f} ms/image vs "
-              f"teachers {speed['teachers']:.2f} ({speed['student_over_teachers']:.2f}x); "
-              f"{result['eval_set']['images']} images: {result['eval_set']['source']}")
+    params = result.parameters
+    speed = result.inference_ms_per_image
+    footer = (f"parameters: student {params.student:,} vs teachers {params.teachers_total:,} "
+              f"({params.student_over_teachers:.2f}x); inference: student {speed.student:.2f} ms/image vs "
+              f"teachers {speed.teachers:.2f} ({speed.student_over_teachers:.2f}x); "
+              f"{result.eval_set.images} images: {result.eval_set.source}")
     return "\n".join([line(header), *(line(b) for b in body), footer])
 
 

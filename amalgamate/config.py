@@ -13,6 +13,8 @@ dashes and underscores are interchangeable (``batch-size`` = ``batch_size``)::
 
 YAML needs PyYAML (only read if it is installed); TOML uses the standard library's ``tomllib`` (``tomli`` on Python 3.10).
 Precedence: the defaults below < the file < the command line. :func:`check_config` validates everything once.
+:data:`METHODS` (:mod:`amalgamate.methods`) is the registry of training methods: per method its step function, its
+default weighting and whether it uses an auxiliary; the checks and the CLI's choices read it.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from typing import Any
 
 from rsa_toolkit.errors import UserInputError, closest_names
 
+from amalgamate.methods import METHODS
+
 __all__ = ["AmalgamateConfig", "METHODS", "load_config_file", "merge_config", "check_config", "config_to_dict"]
 
-METHODS = ("soka", "kd", "kd-n-to-n")
 _WEIGHTING_OPTION_TABLES = ("gradnorm", "uncertainty", "dwa", "equal")
 
 
@@ -40,7 +43,7 @@ class AmalgamateConfig:
     targets: tuple[str, ...] = ()
     aux: str | None = None  # the auxiliary teacher's name; None with auto_aux (or for kd baselines)
     auto_aux: bool = False  # rank the zoo with RSA and take the best candidate
-    method: str = "soka"  # soka | kd (n-to-1, equal weights, no auxiliary) | kd-n-to-n
+    method: str = "soka"  # a METHODS name: soka | kd (n-to-1, equal weights, no auxiliary) | kd-n-to-n
     weighting: str | None = None  # default: gradnorm for soka, equal for the kd baselines
     weighting_options: dict[str, Any] = field(default_factory=dict)
     architecture: str | None = None  # compact | taskonomy; default: the zoo's
@@ -175,9 +178,11 @@ def check_config(config: AmalgamateConfig) -> AmalgamateConfig:
     from amalgamate.training.weighting import WEIGHTINGS
 
     if config.method not in METHODS:
-        hints = closest_names(str(config.method), METHODS)
+        hints = closest_names(str(config.method), METHODS.names())
         did_you_mean = f" Did you mean {hints[0]!r}?" if hints else ""
-        raise UserInputError(f"Unknown method '{config.method}'.{did_you_mean} Available: {', '.join(METHODS)}.")
+        raise UserInputError(f"Unknown method '{config.method}'.{did_you_mean} Available: "
+                             f"{', '.join(METHODS.names())}.")
+    method = METHODS.get(config.method)
     targets = tuple(resolve_targets(list(config.targets)))
     for name in ("steps", "batch_size", "checkpoint_every", "eval_frames", "balance_window", "gan_width"):
         _int(config, name, 1)
@@ -200,15 +205,14 @@ def check_config(config: AmalgamateConfig) -> AmalgamateConfig:
         raise UserInputError(f"distill must be one of {', '.join(NORMS)}, got {config.distill!r}.")
     if config.architecture is not None:
         ARCHITECTURES.get(config.architecture)
-    weighting = config.weighting or ("gradnorm" if config.method == "soka" else "equal")
+    weighting = config.weighting or method.default_weighting
     WEIGHTINGS.get(weighting)
-    if config.method != "soka":
-        if weighting != "equal":
-            raise UserInputError(f"--method {config.method} is KD with equal fixed weights; drop --weighting "
-                                 f"{weighting} (or use --method soka).")
-        if config.aux or config.auto_aux:
-            raise UserInputError(f"--method {config.method} uses no auxiliary teacher; drop --aux/--auto-aux (or use "
-                                 "--method soka).")
+    if not method.self_coordinated and weighting != method.default_weighting:
+        raise UserInputError(f"--method {config.method} is KD with equal fixed weights; drop --weighting "
+                             f"{weighting} (or use --method soka).")
+    if not method.uses_auxiliary and (config.aux or config.auto_aux):
+        raise UserInputError(f"--method {config.method} uses no auxiliary teacher; drop --aux/--auto-aux (or use "
+                             "--method soka).")
     if config.aux and config.auto_aux:
         raise UserInputError("give either --aux NAME or --auto-aux, not both.")
     aux = check_auxiliary(config.aux, targets) if config.aux else None

@@ -70,12 +70,15 @@ _TASKONOMY_SPACES = {
 }
 
 
+_FAMILY_SPACES = {"mini": _MINI_SPACES, "taskonomy": _TASKONOMY_SPACES}
+
+
 def output_space(task: str, family: str) -> OutputSpace:
-    """The output space of ``task``'s teacher in ``family`` ("mini" or "taskonomy"); Taskonomy's edges and other
-    maps are tanh regressions, so they are plain values there."""
+    """The output space of ``task``'s teacher in zoo ``family`` ("mini" or "taskonomy",
+    :attr:`amalgamate.zoo.TeacherZoo.family`); Taskonomy's edges and other maps are tanh regressions, so they are
+    plain values there."""
     task = resolve_task(task)
-    table = _MINI_SPACES if family == "mini" else _TASKONOMY_SPACES
-    return SPACES.get(table.get(task, "value"))
+    return SPACES.get(_FAMILY_SPACES[family].get(task, "value"))
 
 
 def depth_metres(raw: Tensor, space: str) -> Tensor:

@@ -38,6 +38,8 @@ from rsa_toolkit.registry import Registry
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.tasks import resolve_task
 
+from amalgamate.methods import METHODS
+
 __all__ = ["ARCHITECTURES", "Student", "StudentEnsemble", "build_student", "count_parameters", "input_size",
            "init_output_biases", "model_spec", "build_from_spec",
            "COMPACT_WIDTHS", "COMPACT_DECODER_WIDTHS"]
@@ -190,8 +192,9 @@ def matched_widths(tasks: Sequence[str], budget: int) -> tuple[int, int, int, in
 
 def build_student(tasks: Sequence[str], *, architecture: str = "compact", method: str = "soka") -> nn.Module:
     """The student of ``method``: one :class:`Student` for soka and kd; for kd-n-to-n a :class:`StudentEnsemble`
-    whose total size matches the n-to-1 student's. Initialisation follows the caller's torch seed."""
-    if method != "kd-n-to-n":
+    whose total size matches the n-to-1 student's (a method with ``ensemble``, :data:`amalgamate.config.METHODS`).
+    Initialisation follows the caller's torch seed."""
+    if not METHODS.get(method).ensemble:
         return Student(tasks, architecture=architecture)
     if architecture != "compact":
         raise UserInputError("--method kd-n-to-n needs the compact architecture (its single-task students are "
@@ -228,13 +231,13 @@ def init_output_biases(model: nn.Module, means: Mapping[str, Tensor]) -> list[st
 def model_spec(model: nn.Module, method: str) -> dict[str, object]:
     """What rebuilds ``model`` (:func:`build_from_spec`): its tasks, architecture, method and, for KD n-to-n, widths."""
     spec: dict[str, object] = {"tasks": list(model.tasks), "architecture": model.architecture, "method": method}
-    if method == "kd-n-to-n":
+    if METHODS.get(method).ensemble:
         spec["widths"] = list(model.widths)
     return spec
 
 
 def build_from_spec(spec: Mapping[str, object]) -> nn.Module:
-    if spec["method"] == "kd-n-to-n":
+    if METHODS.get(str(spec["method"])).ensemble:
         return StudentEnsemble(spec["tasks"], architecture=spec["architecture"], widths=tuple(spec["widths"]))
     return Student(spec["tasks"], architecture=spec["architecture"])
 

@@ -14,6 +14,10 @@ zoo            target teacher (layers)             auxiliary (layer)
                ``encoder``, ``decoder``
 =============  ==================================  =============================================================
 
+Each zoo is one implementation of :class:`TeacherZoo` (:class:`MiniZoo`, :class:`TaskonomyZoo`; :func:`open_zoo`
+picks one from a run's settings). Code that uses a zoo asks it (its teachers, its student preprocessing and default
+architecture, its default training, probe and labelled evaluation images) and never tests which family it is.
+
 A zoo file (:mod:`rsa_toolkit.zoo.zoo_file`, ``--zoo FILE``) adds its teachers to either zoo as auxiliary candidates,
 tapped at their default layer: ``--auto-aux`` ranks them with the rest, and ``--aux NAME`` can name one. Guidance
 needs the auxiliary's representation to have the student's shape (8 x 16 x 16), checked before training.
@@ -21,12 +25,14 @@ needs the auxiliary's representation to have the student's shape (8 x 16 x 16), 
 
 from __future__ import annotations
 
+import abc
 import functools
 import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 from torch import Tensor, nn
 
@@ -37,7 +43,13 @@ from rsa_toolkit.zoo.teachers import Teacher, hook_features
 
 from amalgamate.spaces import OutputSpace, output_space
 
-__all__ = ["AmalgamationTeacher", "TeacherZoo", "mini_source", "taskonomy_source", "resolve_targets"]
+if TYPE_CHECKING:
+    from rsa_toolkit.images.probe import ProbeSet
+
+    from amalgamate.training.images import EvalFrames
+
+__all__ = ["AmalgamationTeacher", "TeacherZoo", "MiniZoo", "TaskonomyZoo", "mini_source", "taskonomy_source",
+           "open_zoo", "resolve_targets", "check_auxiliary"]
 
 
 @dataclass(frozen=True)
@@ -57,15 +69,50 @@ class AmalgamationTeacher:
 
 
 @dataclass(frozen=True)
-class TeacherZoo:
-    """Where the teachers come from: ``family`` "mini" (a mini-Taskonomy zoo directory) or "taskonomy" (a directory
-    of visualpriors checkpoints)."""
+class TeacherZoo(abc.ABC):
+    """Where the teachers come from (:class:`MiniZoo` or :class:`TaskonomyZoo`), at ``location``, plus the auxiliary
+    candidates of an optional ``zoo_file``. A zoo says which teachers it has, builds them as targets and auxiliaries,
+    and names its default images: what the student trains on, ranks with and is evaluated on when no folder is
+    given."""
 
-    family: str
+    family: ClassVar[str]  # its name in records and messages: "mini" or "taskonomy"
+    default_architecture: ClassVar[str]  # the student that matches its teachers
     location: str
-    student_preprocessing: Preprocessing = field(repr=False)
-    default_architecture: str = "compact"
     zoo_file: str | None = None  # extra auxiliary candidates
+
+    @property
+    @abc.abstractmethod
+    def student_preprocessing(self) -> Preprocessing:
+        """What the student sees of an image."""
+
+    @abc.abstractmethod
+    def _names(self) -> list[str]:
+        """The zoo's own teachers (the zoo file's aside)."""
+
+    @abc.abstractmethod
+    def _ranking_teachers(self) -> list[Teacher]:
+        """The zoo's own teachers at their RSA layer."""
+
+    @abc.abstractmethod
+    def _target_teacher(self, task: str) -> Teacher:
+        """The teacher of target ``task`` (canonical), tapped at ``encoder`` and ``decoder``."""
+
+    @abc.abstractmethod
+    def _auxiliary_teacher(self, task: str) -> Teacher:
+        """The teacher of ``task`` as an auxiliary, tapped at its default layer."""
+
+    @abc.abstractmethod
+    def training_images(self, frames: int, *, cache_dir: str | os.PathLike[str]) -> ProbeSet:
+        """The default training images (no folder or shard given): ``frames`` of them where the zoo renders its own."""
+
+    @abc.abstractmethod
+    def probe_images(self, frames: int) -> ProbeSet | None:
+        """The default probe set of the ``--auto-aux`` ranking; None: the training images are the probe set."""
+
+    @abc.abstractmethod
+    def eval_frames(self, tasks: Sequence[str], count: int, *,
+                    shard: str | os.PathLike[str] | None = None) -> EvalFrames | None:
+        """Labelled test frames for ``tasks`` (``count``, or those of ``shard``); None where the zoo has no labels."""
 
     def file_teachers(self) -> list[Teacher]:
         """The zoo file's teachers (none without a zoo file), read once per process."""
@@ -73,26 +120,11 @@ class TeacherZoo:
 
     def available(self) -> list[str]:
         """Names of every teacher in the zoo (targets and auxiliary candidates)."""
-        if self.family == "mini":
-            from rsa_toolkit.zoo.mini.embedded import read_manifest
-
-            names = list(read_manifest(self.location)["teachers"])
-        else:
-            from rsa_toolkit.zoo.taskonomy.weights import available_taskonomy_tasks
-
-            names = available_taskonomy_tasks(self.location)
-        return names + [t.name for t in self.file_teachers()]
+        return self._names() + [t.name for t in self.file_teachers()]
 
     def ranking_teachers(self) -> list[Teacher]:
         """Every teacher of the zoo at its RSA layer (the representation), for ``--auto-aux``."""
-        if self.family == "mini":
-            from rsa_toolkit.zoo.mini.embedded import mini_zoo
-
-            teachers = mini_zoo(zoo_dir=self.location)
-        else:
-            from rsa_toolkit.zoo.zoo_file import build_zoo
-
-            teachers = build_zoo(weights_dir=self.location)
+        teachers = self._ranking_teachers()
         teachers += self.file_teachers()
         names = [t.name for t in teachers]
         repeated = sorted({n for n in names if names.count(n) > 1})
@@ -104,12 +136,7 @@ class TeacherZoo:
     def target(self, task: str) -> AmalgamationTeacher:
         """The teacher of target ``task`` (any alias); a missing teacher is a user error naming the zoo."""
         task = resolve_task(task)
-        if self.family == "mini":
-            from rsa_toolkit.zoo.mini.embedded import mini_teacher
-
-            teacher = mini_teacher(task, self.location)
-        else:
-            teacher = _taskonomy_target(task, self.location)
+        teacher = self._target_teacher(task)
         return AmalgamationTeacher(task, teacher, "encoder", "decoder", output_space(task, self.family))
 
     def auxiliary(self, name: str) -> AmalgamationTeacher:
@@ -117,18 +144,101 @@ class TeacherZoo:
             if teacher.name == name:
                 return AmalgamationTeacher(name, teacher, teacher.default_layer)
         task = resolve_task(name)
-        if self.family == "mini":
-            from rsa_toolkit.zoo.mini.embedded import mini_teacher
-
-            teacher = mini_teacher(task, self.location)
-        else:
-            from rsa_toolkit.zoo.teachers import taskonomy_teacher
-
-            teacher = taskonomy_teacher(task, self.location)
+        teacher = self._auxiliary_teacher(task)
         return AmalgamationTeacher(task, teacher, teacher.default_layer)
 
     def describe(self) -> dict[str, str | None]:
         return {"family": self.family, "location": self.location, "zoo_file": self.zoo_file}
+
+
+@dataclass(frozen=True)
+class MiniZoo(TeacherZoo):
+    """A mini-Taskonomy zoo directory: small teachers of all 20 tasks, with the renderer's labelled frames."""
+
+    family: ClassVar[str] = "mini"
+    default_architecture: ClassVar[str] = "compact"
+
+    @property
+    def student_preprocessing(self) -> Preprocessing:
+        from rsa_toolkit.zoo.mini.embedded import MINI_PREPROCESSING
+
+        return MINI_PREPROCESSING
+
+    def _names(self) -> list[str]:
+        from rsa_toolkit.zoo.mini.embedded import read_manifest
+
+        return list(read_manifest(self.location)["teachers"])
+
+    def _ranking_teachers(self) -> list[Teacher]:
+        from rsa_toolkit.zoo.mini.embedded import mini_zoo
+
+        return mini_zoo(zoo_dir=self.location)
+
+    def _target_teacher(self, task: str) -> Teacher:
+        from rsa_toolkit.zoo.mini.embedded import mini_teacher
+
+        return mini_teacher(task, self.location)
+
+    def _auxiliary_teacher(self, task: str) -> Teacher:
+        return self._target_teacher(task)
+
+    def training_images(self, frames: int, *, cache_dir: str | os.PathLike[str]) -> ProbeSet:
+        from amalgamate.training.images import mini_frames
+
+        return mini_frames("train", frames, cache_dir=cache_dir)
+
+    def probe_images(self, frames: int) -> ProbeSet | None:
+        from rsa_toolkit.zoo.mini.embedded import mini_probe
+
+        return mini_probe(frames)
+
+    def eval_frames(self, tasks: Sequence[str], count: int, *,
+                    shard: str | os.PathLike[str] | None = None) -> EvalFrames | None:
+        from amalgamate.training.images import mini_eval_frames
+
+        return mini_eval_frames(tasks, count, shard=shard)
+
+
+@dataclass(frozen=True)
+class TaskonomyZoo(TeacherZoo):
+    """A directory of visualpriors checkpoints; the student sees the RSA recipe's 256 x 256 crop without the
+    low-saturation clip. Its images come from the user (no renderer, no labels)."""
+
+    family: ClassVar[str] = "taskonomy"
+    default_architecture: ClassVar[str] = "taskonomy"
+
+    @property
+    def student_preprocessing(self) -> Preprocessing:
+        return TaskonomyPreprocessing(low_saturation=False)
+
+    def _names(self) -> list[str]:
+        from rsa_toolkit.zoo.taskonomy.weights import available_taskonomy_tasks
+
+        return available_taskonomy_tasks(self.location)
+
+    def _ranking_teachers(self) -> list[Teacher]:
+        from rsa_toolkit.zoo.zoo_file import build_zoo
+
+        return build_zoo(weights_dir=self.location)
+
+    def _target_teacher(self, task: str) -> Teacher:
+        return _taskonomy_target(task, self.location)
+
+    def _auxiliary_teacher(self, task: str) -> Teacher:
+        from rsa_toolkit.zoo.teachers import taskonomy_teacher
+
+        return taskonomy_teacher(task, self.location)
+
+    def training_images(self, frames: int, *, cache_dir: str | os.PathLike[str]) -> ProbeSet:
+        raise UserInputError("Taskonomy teachers need training images: --images DIR (any folder of photos; no labels "
+                             "are needed).")
+
+    def probe_images(self, frames: int) -> ProbeSet | None:
+        return None  # the training images are the probe set when no other is named
+
+    def eval_frames(self, tasks: Sequence[str], count: int, *,
+                    shard: str | os.PathLike[str] | None = None) -> EvalFrames | None:
+        return None
 
 
 @functools.cache
@@ -139,22 +249,30 @@ def _zoo_file_teachers(path: str) -> tuple[Teacher, ...]:
     return tuple(load_zoo_file(path))
 
 
-def mini_source(zoo_dir: str | os.PathLike[str] | None = None) -> TeacherZoo:
+def mini_source(zoo_dir: str | os.PathLike[str] | None = None, *, zoo_file: str | None = None) -> MiniZoo:
     """The mini-Taskonomy zoo (default: ``$RSA_TOOLKIT_MINI_ZOO`` or the shipped ``data/mini_zoo``)."""
-    from rsa_toolkit.zoo.mini.embedded import MINI_PREPROCESSING, default_zoo_dir, read_manifest
+    from rsa_toolkit.zoo.mini.embedded import default_zoo_dir, read_manifest
 
     location = str(Path(zoo_dir) if zoo_dir is not None else default_zoo_dir())
     read_manifest(location)  # a missing zoo fails here, with the fix
-    return TeacherZoo("mini", location, MINI_PREPROCESSING, "compact")
+    return MiniZoo(location, zoo_file)
 
 
-def taskonomy_source(weights_dir: str | os.PathLike[str] | None = None) -> TeacherZoo:
-    """Taskonomy teachers from a local directory of visualpriors checkpoints (default ``$RSA_TOOLKIT_WEIGHTS``);
-    the student sees the RSA recipe's 256 x 256 crop without the low-saturation clip."""
+def taskonomy_source(weights_dir: str | os.PathLike[str] | None = None, *,
+                     zoo_file: str | None = None) -> TaskonomyZoo:
+    """Taskonomy teachers from a local directory of visualpriors checkpoints (default ``$RSA_TOOLKIT_WEIGHTS``)."""
     from rsa_toolkit.zoo.taskonomy.weights import resolve_weights_dir
 
     location = str(resolve_weights_dir(weights_dir))
-    return TeacherZoo("taskonomy", location, TaskonomyPreprocessing(low_saturation=False), "taskonomy")
+    return TaskonomyZoo(location, zoo_file)
+
+
+def open_zoo(*, weights_dir: str | os.PathLike[str] | None = None, zoo_dir: str | os.PathLike[str] | None = None,
+             zoo_file: str | None = None) -> TeacherZoo:
+    """The zoo of a run: Taskonomy checkpoints when ``weights_dir`` is given, else the mini zoo (``zoo_dir``)."""
+    if weights_dir:
+        return taskonomy_source(weights_dir, zoo_file=zoo_file)
+    return mini_source(zoo_dir, zoo_file=zoo_file)
 
 
 def resolve_targets(names: Sequence[str]) -> list[str]:
@@ -197,7 +315,8 @@ class _EncoderDecoder(nn.Module):
 def _taskonomy_target(task: str, weights_dir: str) -> Teacher:
     """A Taskonomy target teacher (encoder + decoder); files are found and hashed now, loaded on a cache miss."""
     from rsa_toolkit.zoo.taskonomy.net import ENCODER_ONLY_TASKS
-    from rsa_toolkit.zoo.taskonomy.weights import find_checkpoint, load_taskonomy_decoder, load_taskonomy_encoder, verify_hash
+    from rsa_toolkit.zoo.taskonomy.weights import (find_checkpoint, load_taskonomy_decoder, load_taskonomy_encoder,
+                                                   verify_hash)
 
     if task in ENCODER_ONLY_TASKS:
         raise UserInputError(f"target '{task}' has no Taskonomy decoder (visualpriors released only its encoder), "

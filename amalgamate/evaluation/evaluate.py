@@ -8,10 +8,11 @@ it beside its target teachers over held-out images:
 * ``eval_images`` (any zoo), or for Taskonomy teachers without it the training images: a folder of images, scored
   against the teachers only (there are no labels).
 
-It writes ``metrics.json`` (everything), ``metrics.csv`` (one row per model, task, reference and metric) and
-``examples.npz`` (the first frames with the student's, the teachers' and the true outputs, for the report's figure),
-and returns the metrics dict. Inference time per image is measured on one batch, best of a few repeats, with the
-networks in eval mode under ``torch.inference_mode``, for the student and for the n teachers together.
+It returns an :class:`amalgamate.evaluation.results.Evaluation` and writes ``metrics.json`` (everything: its
+:meth:`~amalgamate.evaluation.results.Evaluation.to_json`), ``metrics.csv`` (one row per model, task, reference and
+metric) and ``examples.npz`` (the first frames with the student's, the teachers' and the true outputs, for the
+report's figure). Inference time per image is measured on one batch, best of a few repeats, with the networks in
+eval mode under ``torch.inference_mode``, for the student and for the n teachers together.
 """
 
 from __future__ import annotations
@@ -33,13 +34,15 @@ from rsa_toolkit.files import atomic_path
 from rsa_toolkit.errors import UserInputError
 
 from amalgamate.config import config_from_dict
-from amalgamate.training.images import EvalFrames, folder_images, image_batch, mini_eval_frames
 from amalgamate.evaluation.metrics import MetricSums, task_metric_sums
+from amalgamate.evaluation.results import (EvalSet, Evaluation, InferenceTimes, ModelOrigin, Parameters,
+                                           StudentScores)
 from amalgamate.run_dir import RunDir
 from amalgamate.student import build_from_spec, count_parameters
-from amalgamate.training.run import setup_run
+from amalgamate.training.images import EvalFrames, folder_images, image_batch
+from amalgamate.training.setup import setup_run
 
-__all__ = ["evaluate_run", "load_student", "time_per_image", "time_together", "EXAMPLES"]
+__all__ = ["evaluate_run", "load_student", "time_per_image", "time_together", "metric_rows", "EXAMPLES"]
 
 EXAMPLES = 4  # frames kept in examples.npz
 
@@ -88,7 +91,7 @@ def _synchronize() -> None:
 
 
 def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = None, batch_size: int = 32,
-                 device: str | torch.device = "cpu", progress: bool = False) -> dict[str, Any]:
+                 device: str | torch.device = "cpu", progress: bool = False) -> Evaluation:
     """Evaluate the run in ``run_dir`` (see the module docstring) with the models on ``device``; ``eval_frames``
     overrides the run's setting."""
     from tqdm.auto import tqdm
@@ -111,12 +114,13 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = N
     model.to(dev)
     tasks = list(config.targets)
     spaces = {t.name: t.space for t in setup.targets}
-    frames: EvalFrames | None = None
+    # the zoo's labelled frames where it has them (mini: in-domain, whatever the student was trained on)
+    frames: EvalFrames | None = None if config.eval_images else setup.zoo.eval_frames(
+        tasks, config.eval_frames, shard=config.eval_shard)
     if config.eval_images:
         images, truth = folder_images(config.eval_images), False
         source = f"folder {config.eval_images} (no labels: against the teachers only)"
-    elif setup.zoo.family == "mini":  # in-domain labelled frames, whatever the student was trained on
-        frames = mini_eval_frames(tasks, config.eval_frames, shard=config.eval_shard)
+    elif frames is not None:
         images, truth, source = frames.probe, True, frames.source
     else:
         if not config.images:
@@ -157,25 +161,22 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = N
         teacher_x = {t.name: image_batch(images, timing_idx, t.teacher.preprocessing).to(dev) for t in setup.targets}
         teacher_ms = {t.name: time_per_image(lambda t=t: teachers[t.name](teacher_x[t.name]), len(timing_idx))
                       for t in setup.targets}
-    result: dict[str, Any] = {
-        "run": str(run.path), "device": str(dev), "method": config.method, "targets": tasks, "aux": run.read_json("aux.json")["chosen"],
-        "weighting": config.weighting, "model": origin, "steps": config.steps,
-        "eval_set": {"source": source, "images": n, "ground_truth": truth},
-        "spaces": {t: spaces[t].name for t in tasks},
-        "student": {t: {"vs_teacher": sums.result(("student", t, "teacher")),
-                        **({"vs_truth": sums.result(("student", t, "truth"))} if truth else {})} for t in tasks},
-        "teachers": {t: {"vs_truth": sums.result(("teacher", t, "truth"))} for t in tasks} if truth else {},
-        "parameters": {"student": count_parameters(model),
-                       "teachers": {t: count_parameters(m) for t, m in teachers.items()}},
-        "inference_ms_per_image": {"student": student_ms, "teachers": sum(teacher_ms.values()),
-                                   "per_teacher": teacher_ms},
-    }
-    result["parameters"]["teachers_total"] = sum(result["parameters"]["teachers"].values())
-    result["parameters"]["student_over_teachers"] = result["parameters"]["student"] / result["parameters"]["teachers_total"]
-    result["inference_ms_per_image"]["student_over_teachers"] = student_ms / sum(teacher_ms.values())
-    if config.method == "kd-n-to-n":
-        result["parameters"]["per_student"] = {t: count_parameters(s) for t, s in model.students.items()}
-    run.write_json("metrics.json", _finite_or_none(result))
+    params = {t: count_parameters(m) for t, m in teachers.items()}
+    result = Evaluation(
+        run=str(run.path), device=str(dev), method=config.method, targets=tuple(tasks),
+        aux=run.read_json("aux.json")["chosen"], weighting=config.weighting,
+        model=ModelOrigin(origin["file"], origin["step"]), steps=config.steps,
+        eval_set=EvalSet(source, n, truth), spaces={t: spaces[t].name for t in tasks},
+        student={t: StudentScores(sums.result(("student", t, "teacher")),
+                                  sums.result(("student", t, "truth")) if truth else None) for t in tasks},
+        teachers={t: sums.result(("teacher", t, "truth")) for t in tasks} if truth else {},
+        parameters=Parameters(count_parameters(model), params, sum(params.values()),
+                              count_parameters(model) / sum(params.values()),
+                              {t: count_parameters(s) for t, s in model.students.items()}
+                              if setup.method.ensemble else None),
+        inference_ms_per_image=InferenceTimes(student_ms, sum(teacher_ms.values()), teacher_ms,
+                                              student_ms / sum(teacher_ms.values())))
+    run.write_json("metrics.json", result.to_json())
     _write_csv(run, result)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **examples)
@@ -184,19 +185,12 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = N
     return result
 
 
-def metric_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+def metric_rows(result: Evaluation) -> list[dict[str, Any]]:
     """One row per (model, task, reference, metric) of an evaluation result."""
-    rows = []
-    for model_name in ("student", "teachers"):
-        for task, refs in result.get(model_name, {}).items():
-            for ref, values in refs.items():
-                for metric, value in values.items():
-                    rows.append({"model": model_name.rstrip("s"), "task": task, "reference": ref[3:],
-                                 "metric": metric, "value": value})
-    return rows
+    return result.metric_rows()
 
 
-def _write_csv(run: RunDir, result: dict[str, Any]) -> None:
+def _write_csv(run: RunDir, result: Evaluation) -> None:
     with atomic_path(run.file("metrics.csv")) as tmp:
         with open(tmp, "w", newline="") as fh:
             writer = csv.DictWriter(fh, ["model", "task", "reference", "metric", "value"])
@@ -204,14 +198,3 @@ def _write_csv(run: RunDir, result: dict[str, Any]) -> None:
             for row in metric_rows(result):
                 writer.writerow({**row, "value": "" if row["value"] is None or (
                     isinstance(row["value"], float) and math.isnan(row["value"])) else f"{row['value']:.6g}"})
-
-
-def _finite_or_none(value: Any) -> Any:
-    """NaN (no valid pixel) as JSON null."""
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

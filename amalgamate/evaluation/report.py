@@ -16,7 +16,8 @@ file                        holds
 ``report.md``               the three tables, each run's auxiliary choice, and links to the figures
 ==========================  ===========================================================================================
 
-Runs without ``metrics.json`` are evaluated first (:func:`amalgamate.evaluation.evaluate.evaluate_run`).
+Runs without ``metrics.json`` are evaluated first (:func:`amalgamate.evaluation.evaluate.evaluate_run`); the tables
+and figures read each run's :class:`amalgamate.evaluation.results.Evaluation` back from it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ import torch
 from rsa_toolkit.files import atomic_path
 from rsa_toolkit.errors import UserInputError
 
+from amalgamate.config import METHODS
+from amalgamate.evaluation.results import Evaluation, Scores, StudentScores
 from amalgamate.run_dir import RunDir
 
 __all__ = ["write_report", "run_label", "truth_table", "teacher_table", "speed_table"]
@@ -42,11 +45,12 @@ _METRIC_TITLES = {"rmse": "rmse", "rel": "rel", "delta1": "δ<1.25", "delta2": "
                   "angle_11": "<11.25°", "accuracy": "acc", "pair_accuracy": "pair acc"}
 
 
-def run_label(metrics: dict[str, Any]) -> str:
-    method = {"soka": "SOKA", "kd": "KD n-to-1", "kd-n-to-n": "KD n-to-n"}[metrics["method"]]
-    if metrics["method"] == "soka":
-        method += f" ({metrics['weighting']}" + (f", aux {metrics['aux']})" if metrics.get("aux") else ")")
-    return method
+def run_label(metrics: Evaluation) -> str:
+    method = METHODS.get(metrics.method)
+    label = method.label
+    if method.self_coordinated:  # the weighting and the auxiliary are choices
+        label += f" ({metrics.weighting}" + (f", aux {metrics.aux})" if metrics.aux else ")")
+    return label
 
 
 def _fmt(value: object) -> str:
@@ -57,13 +61,21 @@ def _fmt(value: object) -> str:
     return f"{value:.4g}"
 
 
-def _columns(runs: list[dict[str, Any]], reference: str) -> list[tuple[str, str]]:
+def _vs_truth(scores: StudentScores) -> Scores:
+    return scores.vs_truth or {}
+
+
+def _vs_teacher(scores: StudentScores) -> Scores:
+    return scores.vs_teacher
+
+
+def _columns(runs: list[Evaluation], reference: Callable[[StudentScores], Scores]) -> list[tuple[str, str]]:
     from amalgamate.evaluation.metrics import METRIC_ORDER
 
     cols: dict[tuple[str, str], None] = {}
     for m in runs:
-        for task in m["targets"]:
-            for metric in sorted(m["student"][task].get(reference, {}), key=METRIC_ORDER.index):
+        for task in m.targets:
+            for metric in sorted(reference(m.student[task]), key=METRIC_ORDER.index):
                 cols[(task, metric)] = None
     return list(cols)
 
@@ -75,50 +87,50 @@ def _table(rows: list[tuple[str, dict[tuple[str, str], object], int | None]],
     return header, body
 
 
-def truth_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def truth_table(runs: list[Evaluation]) -> tuple[list[str], list[list[str]]]:
     """Table 1: against ground truth; the teachers' row from the first run with ground truth."""
-    with_truth = [m for m in runs if m["eval_set"]["ground_truth"]]
+    with_truth = [m for m in runs if m.eval_set.ground_truth]
     if not with_truth:
         return [], []
-    columns = _columns(with_truth, "vs_truth")
+    columns = _columns(with_truth, _vs_truth)
     teacher_values: dict[tuple[str, str], object] = {}
     teacher_params = 0
     for m in with_truth:
-        for task, refs in m["teachers"].items():
-            for metric, value in refs["vs_truth"].items():
+        for task, scores in m.teachers.items():
+            for metric, value in scores.items():
                 teacher_values.setdefault((task, metric), value)
     seen = {}
     for m in with_truth:
-        seen.update(m["parameters"]["teachers"])
+        seen.update(m.parameters.teachers)
     teacher_params = sum(seen.values())
     rows = [(f"teachers ({len(seen)})", teacher_values, teacher_params)]
     for m in with_truth:
-        values = {(t, k): v for t in m["targets"] for k, v in m["student"][t]["vs_truth"].items()}
-        rows.append((run_label(m), values, m["parameters"]["student"]))
+        values = {(t, k): v for t in m.targets for k, v in _vs_truth(m.student[t]).items()}
+        rows.append((run_label(m), values, m.parameters.student))
     return _table(rows, columns)
 
 
-def teacher_table(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def teacher_table(runs: list[Evaluation]) -> tuple[list[str], list[list[str]]]:
     """Table 2: each student against its teachers' outputs."""
-    columns = _columns(runs, "vs_teacher")
-    rows = [(run_label(m), {(t, k): v for t in m["targets"] for k, v in m["student"][t]["vs_teacher"].items()},
-             m["parameters"]["student"]) for m in runs]
+    columns = _columns(runs, _vs_teacher)
+    rows = [(run_label(m), {(t, k): v for t in m.targets for k, v in m.student[t].vs_teacher.items()},
+             m.parameters.student) for m in runs]
     return _table(rows, columns)
 
 
-def speed_table(runs: list[dict[str, Any]], times: dict[str, float] | None = None) -> tuple[list[str], list[list[str]]]:
+def speed_table(runs: list[Evaluation], times: dict[str, float] | None = None) -> tuple[list[str], list[list[str]]]:
     """Table 3: sizes and inference times, the teachers of the first run as the reference. ``times`` (from
     :func:`time_runs`: "teachers" and one entry per run, in order) replaces the times each evaluation measured on its
     own, which other load on the machine may have skewed."""
     header = ["model", "targets", "#params", "ms / image", "params vs teachers", "time vs teachers"]
     first = runs[0]
-    teachers_ms = times["teachers"] if times else first["inference_ms_per_image"]["teachers"]
-    body = [[f"teachers ({len(first['targets'])})", ", ".join(first["targets"]),
-             _fmt(first["parameters"]["teachers_total"]), _fmt(teachers_ms), "1", "1"]]
+    teachers_ms = times["teachers"] if times else first.inference_ms_per_image.teachers
+    body = [[f"teachers ({len(first.targets)})", ", ".join(first.targets),
+             _fmt(first.parameters.teachers_total), _fmt(teachers_ms), "1", "1"]]
     for i, m in enumerate(runs):
-        ms = times[str(i)] if times else m["inference_ms_per_image"]["student"]
-        body.append([run_label(m), ", ".join(m["targets"]), _fmt(m["parameters"]["student"]), _fmt(ms),
-                     _fmt(m["parameters"]["student"] / first["parameters"]["teachers_total"]),
+        ms = times[str(i)] if times else m.inference_ms_per_image.student
+        body.append([run_label(m), ", ".join(m.targets), _fmt(m.parameters.student), _fmt(ms),
+                     _fmt(m.parameters.student / first.parameters.teachers_total),
                      _fmt(ms / teachers_ms)])
     return header, body
 
@@ -126,13 +138,13 @@ def speed_table(runs: list[dict[str, Any]], times: dict[str, float] | None = Non
 def time_runs(runs: Sequence[RunDir], batch_size: int = 32, rounds: int = 5,
               device: str | torch.device = "cpu") -> dict[str, float]:
     """Inference ms per image of every run's student and of the first run's teachers, timed together in this process
-    (:func:`amalgamate.evaluation.evaluate.time_together`) on one batch of noise at each model's input size (time does not
-    depend on the pixels)."""
+    (:func:`amalgamate.evaluation.evaluate.time_together`) on one batch of noise at each model's input size (time does
+    not depend on the pixels)."""
     from rsa_toolkit.features.extract import resolve_device
 
     from amalgamate.config import config_from_dict
     from amalgamate.evaluation.evaluate import load_student, time_together
-    from amalgamate.training.run import setup_run
+    from amalgamate.training.setup import setup_run
 
     dev = resolve_device(device)
     setup = setup_run(config_from_dict(runs[0].read_json("config.json")))
@@ -232,14 +244,14 @@ def _display(task: str, space: str, array: np.ndarray, truth: bool) -> tuple[np.
     return array[0], "", {"cmap": "magma", "vmin": lo, "vmax": hi if hi > lo else lo + 1}
 
 
-def predictions_figure(examples: dict[str, np.ndarray], metrics: dict[str, Any]):  # noqa: ANN201 - mpl Figure
+def predictions_figure(examples: dict[str, np.ndarray], metrics: Evaluation):  # noqa: ANN201 - mpl Figure
     """Seed Fig. 2: one row per test frame; the input, then per task the student's, the teacher's and (where known)
     the true output."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    tasks = metrics["targets"]
-    kinds = ["student", "teacher"] + (["truth"] if metrics["eval_set"]["ground_truth"] else [])
+    tasks = metrics.targets
+    kinds = ["student", "teacher"] + (["truth"] if metrics.eval_set.ground_truth else [])
     images = examples["image"]
     n, cols = len(images), 1 + len(tasks) * len(kinds)
     fig = Figure(figsize=(1.6 * cols, 1.7 * n + 0.4))
@@ -251,7 +263,7 @@ def predictions_figure(examples: dict[str, np.ndarray], metrics: dict[str, Any])
             axes[row][0].set_title("input", fontsize=8)
         col = 1
         for task in tasks:
-            shown = [_display(task, metrics["spaces"][task], examples[f"{task}/{kind}"][row], kind == "truth")
+            shown = [_display(task, metrics.spaces[task], examples[f"{task}/{kind}"][row], kind == "truth")
                      for kind in kinds]
             maps = [image for image, _, options in shown if image is not None and image.ndim == 2
                     and "vmin" not in options]
@@ -311,7 +323,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
     for run in runs:
         if not run.file("metrics.json").is_file():
             evaluate_run(run.path, device=device, progress=progress)
-        metrics.append(run.read_json("metrics.json"))
+        metrics.append(Evaluation.from_json(run.read_json("metrics.json")))
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserInputError(f"--out '{out}' is a file; give a directory for the report.")
@@ -324,10 +336,10 @@ def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
     sections = ["# Amalgamation report", ""]
     for run, m in zip(runs, metrics):
         aux = run.read_json("aux.json")
-        sections.append(f"- **{run_label(m)}**: `{run.path}`, targets {', '.join(m['targets'])}, "
-                        f"{m['model']['file']} at step {m['model']['step']}; auxiliary: "
-                        f"{aux['chosen'] or 'none'} ({aux['why']}); evaluated on {m['eval_set']['images']} images "
-                        f"({m['eval_set']['source']})")
+        sections.append(f"- **{run_label(m)}**: `{run.path}`, targets {', '.join(m.targets)}, "
+                        f"{m.model.file} at step {m.model.step}; auxiliary: "
+                        f"{aux['chosen'] or 'none'} ({aux['why']}); evaluated on {m.eval_set.images} images "
+                        f"({m.eval_set.source})")
     sections.append("")
     for stem, (title, (header, body)) in tables.items():
         sections += [f"## {title}", "", _markdown(header, body)]

@@ -4,13 +4,14 @@ Per image, amalgamation needs each target teacher's output (the soft target) and
 representation. Teacher outputs are deterministic for a fixed image, so :func:`build_knowledge` computes them once
 through the toolkit's feature cache: one memory-mapped float32 ``.npy`` per (teacher, layer, image set,
 preprocessing) under ``<cache>/features``, keyed by the sha256 of the teacher's weights hash, source, layer, the
-image set's content hash and the preprocessing (:func:`rsa_toolkit.features.extract.cache_key`); a changed input is a new
-entry, an unchanged one is never recomputed, and training then runs no teacher at all. ``live=True`` (for
+image set's content hash and the preprocessing (:func:`rsa_toolkit.features.extract.cache_key`); a changed input is
+a new entry, an unchanged one is never recomputed, and training then runs no teacher at all. ``live=True`` (for
 augmentation-heavy setups) runs the teachers under ``torch.inference_mode`` on each batch instead.
 
-Both kinds answer :meth:`Knowledge.batch` with the same :class:`KnowledgeBatch`, and both carry the standardisation
-statistics of every representation (mean and standard deviation over the first :data:`STATS_IMAGES` images, in
-float64), which the guidance mixture uses.
+Both kinds answer :meth:`Knowledge.batch` with the same :class:`KnowledgeBatch`, whose fields name each tensor's role
+(the target teachers' outputs and representations by task, the auxiliary's representation on its own), and both
+carry the standardisation statistics of every representation (:class:`RepresentationStats`, by the same roles: mean
+and standard deviation over the first :data:`STATS_IMAGES` images, in float64), which the guidance mixture uses.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,19 +32,27 @@ from rsa_toolkit.images.probe import ProbeSet
 from amalgamate.training.images import image_batch
 from amalgamate.zoo import AmalgamationTeacher
 
-__all__ = ["KnowledgeBatch", "Knowledge", "CachedKnowledge", "LiveKnowledge", "build_knowledge", "STATS_IMAGES"]
+__all__ = ["KnowledgeBatch", "RepresentationStats", "Knowledge", "CachedKnowledge", "LiveKnowledge", "build_knowledge",
+           "STATS_IMAGES"]
 
 STATS_IMAGES = 512
 
 
+Stats = tuple[float, float]  # (mean, standard deviation) of one teacher's representation
+
+
 @dataclass
 class KnowledgeBatch:
-    """``outputs``: target task -> the teacher's raw output (B, ...); ``representations``: the target teachers'
-    representations in target order, then the auxiliary's (B, 8, 16, 16); ``masks``: pixel task -> validity mask
-    (B, 1, H, W), when the run has masks (:mod:`amalgamate.training.masks`)."""
+    """The knowledge of a batch of B images, by role.
+
+    ``outputs``: target task -> the target teacher's raw output (B, ...); ``representations``: target task -> the
+    target teacher's representation (B, 8, 16, 16), in target order; ``auxiliary``: the auxiliary teacher's
+    representation (B, 8, 16, 16), None without an auxiliary; ``masks``: pixel task -> validity mask (B, 1, H, W),
+    when the run has masks (:mod:`amalgamate.training.masks`)."""
 
     outputs: dict[str, Tensor]
-    representations: list[Tensor]
+    representations: dict[str, Tensor]
+    auxiliary: Tensor | None = None
     masks: dict[str, Tensor] = dataclasses.field(default_factory=dict)
 
     def to(self, device: torch.device, dtype: torch.dtype | None = None) -> KnowledgeBatch:
@@ -51,22 +60,34 @@ class KnowledgeBatch:
         def move(v: Tensor) -> Tensor:
             return v.to(device, dtype) if dtype is not None and v.is_floating_point() else v.to(device)
 
-        return KnowledgeBatch({k: move(v) for k, v in self.outputs.items()}, [move(r) for r in self.representations],
+        return KnowledgeBatch({k: move(v) for k, v in self.outputs.items()},
+                              {k: move(v) for k, v in self.representations.items()},
+                              None if self.auxiliary is None else move(self.auxiliary),
                               {k: move(v) for k, v in self.masks.items()})
 
 
+@dataclass(frozen=True)
+class RepresentationStats:
+    """Standardisation statistics of the guiding representations, by role: ``targets`` (target task -> (mean, std))
+    and ``auxiliary`` ((mean, std), None without an auxiliary)."""
+
+    targets: dict[str, Stats]
+    auxiliary: Stats | None = None
+
+
 class Knowledge(abc.ABC):
-    """The knowledge of ``targets`` (and ``auxiliary``) on an image set of ``len(self)`` images."""
+    """The knowledge of ``targets`` (and ``auxiliary``) on an image set of ``len(self)`` images; ``stats``: the
+    standardisation of every guiding representation (:class:`RepresentationStats`)."""
 
     def __init__(self, targets: Sequence[AmalgamationTeacher], auxiliary: AmalgamationTeacher | None,
                  images: ProbeSet) -> None:
         self.targets, self.auxiliary, self.images = list(targets), auxiliary, images
         self.tasks = [t.name for t in self.targets]
-        self.stats: list[tuple[float, float]] = []
+        self.stats = RepresentationStats({})
 
     @property
     def sources(self) -> list[AmalgamationTeacher]:
-        """The teachers whose representations guide, in :attr:`KnowledgeBatch.representations` order."""
+        """Every teacher of the run: the targets, then the auxiliary (the order of runs and records)."""
         return self.targets + ([self.auxiliary] if self.auxiliary else [])
 
     def __len__(self) -> int:
@@ -76,6 +97,23 @@ class Knowledge(abc.ABC):
     def batch(self, indices: Sequence[int] | np.ndarray) -> KnowledgeBatch:
         """The knowledge of images ``indices``."""
 
+    def _by_role(self, output: Callable[[AmalgamationTeacher], Tensor],
+                 representation: Callable[[AmalgamationTeacher], Tensor]) -> KnowledgeBatch:
+        """A batch from a teacher's output and representation."""
+        return KnowledgeBatch({t.name: output(t) for t in self.targets},
+                              {t.name: representation(t) for t in self.targets},
+                              representation(self.auxiliary) if self.auxiliary else None)
+
+    def _stats_by_role(self, stats: Callable[[AmalgamationTeacher], Stats]) -> RepresentationStats:
+        return RepresentationStats({t.name: stats(t) for t in self.targets},
+                                   stats(self.auxiliary) if self.auxiliary else None)
+
+    def stats_of(self, teacher: AmalgamationTeacher) -> Stats:
+        """The (mean, std) of ``teacher``'s representation, a target's or the auxiliary's."""
+        if teacher is self.auxiliary:
+            return self.stats.auxiliary  # type: ignore[return-value]
+        return self.stats.targets[teacher.name]
+
     def describe(self) -> dict[str, object]:
         return {"mode": "live" if isinstance(self, LiveKnowledge) else "cached",
                 "images": self.images.describe(),
@@ -83,10 +121,10 @@ class Knowledge(abc.ABC):
                               "weights_sha256": t.teacher.weights_sha256, "source": t.teacher.source,
                               "layers": t.layers, "preprocessing": t.teacher.preprocessing.describe(),
                               "representation_mean": mu, "representation_std": sigma}
-                             for t, (mu, sigma) in zip(self.sources, self.stats)]}
+                             for t, (mu, sigma) in ((t, self.stats_of(t)) for t in self.sources)]}
 
 
-def _stats(rows: np.ndarray) -> tuple[float, float]:
+def _stats(rows: np.ndarray) -> Stats:
     x = np.asarray(rows, dtype=np.float64)
     return float(x.mean()), float(max(x.std(), 1e-6))
 
@@ -101,13 +139,13 @@ class CachedKnowledge(Knowledge):
         super().__init__(targets, auxiliary, images)
         self.arrays, self.computed, self.keys = arrays, computed, keys
         n = min(STATS_IMAGES, len(images))
-        self.stats = [_stats(arrays[t.name][t.representation][:n]) for t in self.sources]
+        self.stats = self._stats_by_role(lambda t: _stats(arrays[t.name][t.representation][:n]))
 
     def batch(self, indices: Sequence[int] | np.ndarray) -> KnowledgeBatch:
         idx = np.asarray(indices, dtype=np.int64)
         rows = lambda a: torch.from_numpy(np.ascontiguousarray(a[idx]))  # noqa: E731
-        return KnowledgeBatch({t.name: rows(self.arrays[t.name][t.output]) for t in self.targets},
-                              [rows(self.arrays[t.name][t.representation]) for t in self.sources])
+        return self._by_role(lambda t: rows(self.arrays[t.name][t.output]),
+                             lambda t: rows(self.arrays[t.name][t.representation]))
 
     def describe(self) -> dict[str, object]:
         record = super().describe()
@@ -126,13 +164,15 @@ class LiveKnowledge(Knowledge):
         super().__init__(targets, auxiliary, images)
         self.device = device
         n = min(STATS_IMAGES, len(images))
-        reps: list[list[np.ndarray]] = [[] for _ in self.sources]
+        reps: dict[str, list[np.ndarray]] = {t.name: [] for t in self.sources}
         for start in range(0, n, batch_size):
-            for k, r in enumerate(self._run(np.arange(start, min(start + batch_size, n))).representations):
-                reps[k].append(r.numpy())
-        self.stats = [_stats(np.concatenate(r)) for r in reps]
+            results = self._results(np.arange(start, min(start + batch_size, n)))
+            for t in self.sources:
+                reps[t.name].append(results[t.name][t.representation].cpu().numpy())
+        self.stats = self._stats_by_role(lambda t: _stats(np.concatenate(reps[t.name])))
 
-    def _run(self, idx: np.ndarray) -> KnowledgeBatch:
+    def _results(self, idx: np.ndarray) -> dict[str, dict[str, Tensor]]:
+        """teacher name -> layer -> its output on images ``idx`` (on the device, inference tensors)."""
         inputs: dict[str, Tensor] = {}  # one preprocessed batch per distinct preprocessing
         results: dict[str, dict[str, Tensor]] = {}
         with torch.inference_mode():
@@ -142,12 +182,13 @@ class LiveKnowledge(Knowledge):
                     inputs[key] = image_batch(self.images, idx, t.teacher.preprocessing).to(self.device)
                 model = t.teacher.build().to(self.device).eval()
                 results[t.name] = t.teacher.run(model, inputs[key], t.layers)
-        # clones outside inference mode are ordinary tensors, usable as targets of losses that autograd records
-        return KnowledgeBatch({t.name: results[t.name][t.output].cpu().clone() for t in self.targets},
-                              [results[t.name][t.representation].cpu().clone() for t in self.sources])
+        return results
 
     def batch(self, indices: Sequence[int] | np.ndarray) -> KnowledgeBatch:
-        return self._run(np.asarray(indices, dtype=np.int64))
+        results = self._results(np.asarray(indices, dtype=np.int64))
+        # clones outside inference mode are ordinary tensors, usable as targets of losses that autograd records
+        return self._by_role(lambda t: results[t.name][t.output].cpu().clone(),
+                             lambda t: results[t.name][t.representation].cpu().clone())
 
 
 def build_knowledge(targets: Sequence[AmalgamationTeacher], auxiliary: AmalgamationTeacher | None,

@@ -16,7 +16,8 @@ teachers' and the auxiliary's representations, each standardised by its own mean
 training images: ``g = sum_k w_k (r_k - mu_k) / sigma_k``, loss ``mean |z - g|`` (L1) or squared (L2). The weights
 w are fixed (:func:`mixing_weights`: the auxiliary gets ``aux_share``, the targets share the rest equally); the
 student's own representation is never part of the mixture, so the target cannot drift toward the student (the fault
-of learnable mixing in the public re-implementation).
+of learnable mixing in the public re-implementation). :func:`mixed_guidance_target` takes the representations by
+role (the targets' by task, the auxiliary's on its own) with a :class:`GuidanceMix` of the same roles.
 
 **GAN** (optional, after a given step, as the seed): a conditional 5-layer patch discriminator per pixel task sees
 (image, prediction); the student's per-task loss becomes ``0.996 distill + 0.004 GAN``.
@@ -24,7 +25,8 @@ of learnable mixing in the public re-implementation).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -34,7 +36,8 @@ from rsa_toolkit.errors import UserInputError
 
 from amalgamate.spaces import OutputSpace
 
-__all__ = ["NORMS", "GAN_MIX", "distillation_loss", "mixing_weights", "guidance_target", "guidance_loss",
+__all__ = ["NORMS", "GAN_MIX", "distillation_loss", "mixing_weights", "guidance_target", "GuidanceMix", "guidance_mix",
+           "mixed_guidance_target", "guidance_loss",
            "PatchDiscriminator", "as_probabilities", "gan_generator_loss", "gan_discriminator_loss"]
 
 NORMS = ("l1", "l2")
@@ -76,12 +79,45 @@ def mixing_weights(n_targets: int, *, auxiliary: bool, aux_share: float) -> Tens
 
 
 def guidance_target(representations: Sequence[Tensor], stats: Sequence[tuple[float, float]],
-                    weights: Tensor) -> Tensor:
+                    weights: Tensor | Sequence[float]) -> Tensor:
     """``sum_k w_k (r_k - mu_k) / sigma_k`` over the teachers' representations (B, 8, 16, 16) each."""
     out = torch.zeros_like(representations[0])
-    for r, (mu, sigma), w in zip(representations, stats, weights.tolist()):
+    for r, (mu, sigma), w in zip(representations, stats, weights.tolist() if isinstance(weights, Tensor) else weights):
         out = out + (r - mu) * (w / sigma)
     return out
+
+
+@dataclass(frozen=True)
+class GuidanceMix:
+    """The fixed weights of a run's guidance mixture, by role: ``targets`` (target task -> w_k, in target order) and
+    ``auxiliary`` (None without an auxiliary)."""
+
+    targets: dict[str, float]
+    auxiliary: float | None = None
+
+
+def guidance_mix(tasks: Sequence[str], *, auxiliary: bool, aux_share: float) -> GuidanceMix:
+    """:func:`mixing_weights` of ``tasks`` (and the auxiliary), by role."""
+    w = mixing_weights(len(tasks), auxiliary=auxiliary, aux_share=aux_share).tolist()
+    return GuidanceMix(dict(zip(tasks, w)), w[len(tasks)] if auxiliary else None)
+
+
+def mixed_guidance_target(representations: Mapping[str, Tensor], auxiliary: Tensor | None, *,
+                          stats: Mapping[str, tuple[float, float]], auxiliary_stats: tuple[float, float] | None,
+                          mix: GuidanceMix) -> Tensor:
+    """:func:`guidance_target` of the target teachers' ``representations`` (task -> (B, 8, 16, 16)), then the
+    ``auxiliary``'s, each with its (mean, std) and its weight in ``mix``."""
+    if (auxiliary is None) != (mix.auxiliary is None) or (auxiliary is None) != (auxiliary_stats is None):
+        raise ValueError("the auxiliary's representation, statistics and weight must be given together")
+    tasks = list(mix.targets)
+    reps = [representations[t] for t in tasks]
+    moments = [stats[t] for t in tasks]
+    weights = [mix.targets[t] for t in tasks]
+    if auxiliary is not None:
+        reps.append(auxiliary)
+        moments.append(auxiliary_stats)  # type: ignore[arg-type]
+        weights.append(mix.auxiliary)  # type: ignore[arg-type]
+    return guidance_target(reps, moments, weights)
 
 
 def guidance_loss(z: Tensor, target: Tensor, *, norm: str = "l1") -> Tensor:

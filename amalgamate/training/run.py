@@ -1,15 +1,18 @@
 """Training runs: from a config to a run directory, through the teachers' knowledge and the steps.
 
-:func:`train` checks the config and every input before it touches RUN_DIR, chooses the auxiliary (``--auto-aux``: the
-zoo's RSA ranking), builds the teachers' knowledge (cached once, or live), then runs :class:`amalgamate.training.trainer.Trainer`
-steps with a progress bar, a JSONL log line per step and atomic checkpoints; ``resume`` continues a killed run to the
-same final weights. What one step does (SOKA's collaboration and competition, or KD) is in :mod:`amalgamate.training.trainer`.
+:func:`train` goes through named stages: :func:`_checked_config` (the config and every argument, before RUN_DIR is
+touched), :func:`_join_processes` (threads, device, ``torchrun``'s process group), :func:`_training_images`,
+:func:`_auxiliary_choice` (``--auto-aux``: the zoo's RSA ranking; a resumed run reads its recorded choice),
+:func:`_knowledge` (the teachers' knowledge, cached once, or live), :func:`_start_run_dir` (the run directory's first
+files), :func:`_resume` (the last checkpoint), :func:`_loop` (the :class:`amalgamate.training.trainer.Trainer` steps
+with a progress bar, a JSONL log line per step and atomic checkpoints) and :func:`_finish` (the student, run.json
+and the :class:`TrainResult`). ``resume`` continues a killed run to the same final weights. What one step does
+(SOKA's collaboration and competition, or KD) is in :mod:`amalgamate.training.steps`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import time
 from collections.abc import Mapping
@@ -22,19 +25,20 @@ import torch
 from rsa_toolkit import distributed
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.features.extract import default_cache_dir, resolve_device
+from rsa_toolkit.images.probe import ProbeSet
 
-from amalgamate.training.auxiliary import AuxChoice, given_auxiliary, rank_zoo
 from amalgamate.config import AmalgamateConfig, check_config, config_from_dict, config_to_dict, merge_config
-from amalgamate.training.images import folder_images, mini_frames, shard_frames
-from amalgamate.training.knowledge import build_knowledge
-from amalgamate.training.masks import mask_files
 from amalgamate.run_dir import RunDir
-from amalgamate.training.trainer import Trainer, TrainingDiverged
 from amalgamate.student import count_parameters, model_spec
-from amalgamate.zoo import AmalgamationTeacher, TeacherZoo, mini_source, taskonomy_source
+from amalgamate.training.auxiliary import AuxChoice, given_auxiliary, rank_zoo
+from amalgamate.training.images import folder_images, shard_frames
+from amalgamate.training.knowledge import Knowledge, build_knowledge
+from amalgamate.training.masks import mask_files
+from amalgamate.training.setup import RunSetup, setup_run
+from amalgamate.training.trainer import Trainer, TrainingDiverged
+from amalgamate.zoo import TeacherZoo
 
 __all__ = ["TrainingDiverged", "TrainResult", "RunSetup", "setup_run", "train"]
-
 
 
 @dataclass
@@ -50,61 +54,6 @@ class TrainResult:
     teacher_parameters: int = 0  # the target teachers' total
 
 
-# --- what a run is made of --------------------------------------------------------------------------------------------
-
-@dataclass
-class RunSetup:
-    config: AmalgamateConfig
-    zoo: TeacherZoo
-    targets: list[AmalgamationTeacher]
-    architecture: str
-
-
-def setup_run(config: AmalgamateConfig) -> RunSetup:
-    """The zoo and the target teachers of a (checked) config; a target without a teacher fails here."""
-    zoo = taskonomy_source(config.weights_dir) if config.weights_dir else mini_source(config.zoo_dir)
-    zoo = dataclasses.replace(zoo, zoo_file=config.zoo_file)
-    targets = []
-    for task in config.targets:
-        try:
-            targets.append(zoo.target(task))
-        except UserInputError as exc:
-            raise UserInputError(f"target '{task}' has no teacher: {exc}") from None
-    return RunSetup(config, zoo, targets, config.architecture or zoo.default_architecture)
-
-
-def _cache_dir(config: AmalgamateConfig) -> Path:
-    return Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-
-
-def _training_images(config: AmalgamateConfig, zoo: TeacherZoo):  # noqa: ANN202 - a ProbeSet
-    if config.images:
-        return folder_images(config.images)
-    if config.train_shard:
-        return shard_frames(config.train_shard)
-    if zoo.family != "mini":
-        raise UserInputError("Taskonomy teachers need training images: --images DIR (any folder of photos; no labels "
-                             "are needed).")
-    return mini_frames("train", config.train_frames, cache_dir=_cache_dir(config))
-
-
-def _choose_aux(config: AmalgamateConfig, zoo: TeacherZoo, images, progress: bool) -> AuxChoice:  # noqa: ANN001
-    if not config.auto_aux:
-        return given_auxiliary(config.aux)
-    from rsa_toolkit.images.probe import resolve_probe
-
-    if config.probe:
-        probe = resolve_probe(config.probe)
-    elif zoo.family == "mini":
-        from rsa_toolkit.zoo.mini.embedded import mini_probe
-
-        probe = mini_probe(config.probe_frames)
-    else:
-        probe = images  # the training images are the probe set when no other is named
-    return rank_zoo(config.targets, zoo, probe, n_bootstrap=config.aux_bootstrap, seed=config.seed,
-                    cache_dir=_cache_dir(config), progress=progress)
-
-
 # --- the entry point --------------------------------------------------------------------------------------------------
 
 def train(run_dir: str | os.PathLike[str], config: AmalgamateConfig | Mapping[str, Any] | None = None, *,
@@ -118,12 +67,36 @@ def train(run_dir: str | os.PathLike[str], config: AmalgamateConfig | Mapping[st
     there; ``resume`` continues it. Library code: prints nothing; ``progress`` shows a tqdm bar.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every process calls this: they join the process group, split each
-    global batch of ``batch_size`` images (:mod:`amalgamate.training.data_parallel`), and rank 0 alone fills the caches first
-    and writes the run directory; feature extraction for the knowledge cache is shared by the ranks.
+    global batch of ``batch_size`` images (:mod:`amalgamate.training.data_parallel`), and rank 0 alone fills the
+    caches first and writes the run directory; feature extraction for the knowledge cache is shared by the ranks.
     """
-    from tqdm.auto import tqdm
-
     run = RunDir(run_dir)
+    config = _checked_config(run, config, resume=resume, overwrite=overwrite, stop_after=stop_after)
+    device = _join_processes(config)
+    main = distributed.is_main()
+    setup = setup_run(config)
+    images, masks = _training_images(config, setup.zoo)
+    aux = _auxiliary_choice(run, config, setup.zoo, images, resume=resume, progress=progress and main)
+    knowledge = _knowledge(config, setup, aux, images, device, progress=progress and main)
+    trainer = Trainer(config, setup, knowledge, run, device, masks)
+    trainer.check_shapes()
+    distributed.barrier()  # every rank has passed every check (and read the run directory)
+    if main and not resume:  # only now does the directory change
+        _start_run_dir(run, config, aux, knowledge, overwrite=overwrite)
+    if resume:
+        _resume(run, trainer, main=main)
+    distributed.barrier()  # no rank reads the checkpoint while rank 0 may write the next one
+    t0 = time.perf_counter()
+    last = _loop(run, config, trainer, stop_after=stop_after, progress=progress and main, main=main)
+    return _finish(run, config, setup, trainer, knowledge, aux, last, t0=t0, main=main)
+
+
+# --- the stages -------------------------------------------------------------------------------------------------------
+
+def _checked_config(run: RunDir, config: AmalgamateConfig | Mapping[str, Any] | None, *, resume: bool,
+                    overwrite: bool, stop_after: int | None) -> AmalgamateConfig:
+    """The run's checked config: the stored one on ``resume`` (with the changes allowed), else the defaults under
+    ``config``; a new run's directory must be free (or ``overwrite``). Nothing is written."""
     settings = config_to_dict(config) if isinstance(config, AmalgamateConfig) else dict(config or {})
     if resume:
         if overwrite:
@@ -134,50 +107,97 @@ def train(run_dir: str | os.PathLike[str], config: AmalgamateConfig | Mapping[st
         run.check_new(overwrite=overwrite)
     if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 1):
         raise UserInputError(f"stop-after must be an integer >= 1, got {stop_after!r}.")
+    return config
+
+
+def _join_processes(config: AmalgamateConfig) -> torch.device:
+    """Torch threads, this process's device, and the process group under ``torchrun``."""
     if config.threads:
         torch.set_num_threads(config.threads)
     device = distributed.local_device(resolve_device(config.device))
     if distributed.init_from_env(device) and config.batch_size % distributed.world_size():
         raise UserInputError(f"--batch-size {config.batch_size} (the global batch) must split evenly over the "
                              f"{distributed.world_size()} processes; use a multiple of {distributed.world_size()}.")
-    main = distributed.is_main()
-    setup = setup_run(config)
+    return device
+
+
+def _cache_dir(config: AmalgamateConfig) -> Path:
+    return Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+
+
+def _training_images(config: AmalgamateConfig, zoo: TeacherZoo) -> tuple[ProbeSet, list[Path] | None]:
+    """The training images (a folder, a shard, or the zoo's own) and their validity masks."""
     with distributed.main_first():  # rank 0 renders (and caches) the default frames, the others read them
-        images = _training_images(config, setup.zoo)
+        if config.images:
+            images = folder_images(config.images)
+        elif config.train_shard:
+            images = shard_frames(config.train_shard)
+        else:
+            images = zoo.training_images(config.train_frames, cache_dir=_cache_dir(config))
     masks = mask_files(images, config.masks) if config.masks else None
     if config.batch_size > len(images):
         raise UserInputError(f"--batch-size {config.batch_size} is larger than the {len(images)} training images; "
                              "lower it or give more images.")
+    return images, masks
+
+
+def _auxiliary_choice(run: RunDir, config: AmalgamateConfig, zoo: TeacherZoo, images: ProbeSet, *, resume: bool,
+                      progress: bool) -> AuxChoice:
+    """The auxiliary: the one recorded on ``resume``, the one named, or the best of the zoo's RSA ranking."""
     if resume:
         record = run.read_json("aux.json")
-        aux = AuxChoice(record["chosen"], record)
+        return AuxChoice(record["chosen"], record)
+    if not config.auto_aux:
+        return given_auxiliary(config.aux)
+    # under torchrun, every rank extracts its share of the features (rsa_toolkit.features.extract)
+    from rsa_toolkit.images.probe import resolve_probe
+
+    if config.probe:
+        probe = resolve_probe(config.probe)
     else:
-        # under torchrun, every rank extracts its share of the features (rsa_toolkit.features.extract)
-        aux = _choose_aux(config, setup.zoo, images, progress and main)
+        probe = zoo.probe_images(config.probe_frames)
+        if probe is None:
+            probe = images  # the training images are the probe set when no other is named
+    return rank_zoo(config.targets, zoo, probe, n_bootstrap=config.aux_bootstrap, seed=config.seed,
+                    cache_dir=_cache_dir(config), progress=progress)
+
+
+def _knowledge(config: AmalgamateConfig, setup: RunSetup, aux: AuxChoice, images: ProbeSet, device: torch.device, *,
+               progress: bool) -> Knowledge:
+    """The target teachers' and the auxiliary's knowledge of the training images."""
     try:
         aux_teacher = setup.zoo.auxiliary(aux.name) if aux.name else None
     except UserInputError as exc:
         raise UserInputError(f"auxiliary '{aux.name}': {exc}") from None
-    knowledge = build_knowledge(setup.targets, aux_teacher, images, live=config.live_teachers,
-                                cache_dir=_cache_dir(config), device=device, progress=progress and main)
-    trainer = Trainer(config, setup, knowledge, run, device, masks)
-    trainer.check_shapes()
-    distributed.barrier()  # every rank has passed every check (and read the run directory)
-    if main and not resume:  # only now does the directory change
-        run.start(overwrite=overwrite)
-        run.write_json("config.json", config_to_dict(config))
-        run.write_json("aux.json", aux.record)
-        run.write_json("knowledge.json", knowledge.describe())
-    if resume:
-        if run.file("checkpoint.pt").is_file():
-            trainer.load(run.load_torch("checkpoint.pt"))
-        if main:
-            run.truncate_log(trainer.step)
-    distributed.barrier()  # no rank reads the checkpoint while rank 0 may write the next one
+    return build_knowledge(setup.targets, aux_teacher, images, live=config.live_teachers,
+                           cache_dir=_cache_dir(config), device=device, progress=progress)
+
+
+def _start_run_dir(run: RunDir, config: AmalgamateConfig, aux: AuxChoice, knowledge: Knowledge, *,
+                   overwrite: bool) -> None:
+    """The new run directory with its config, the auxiliary's choice and the knowledge's record (rank 0)."""
+    run.start(overwrite=overwrite)
+    run.write_json("config.json", config_to_dict(config))
+    run.write_json("aux.json", aux.record)
+    run.write_json("knowledge.json", knowledge.describe())
+
+
+def _resume(run: RunDir, trainer: Trainer, *, main: bool) -> None:
+    """The trainer at the last checkpoint (if one was written); rank 0 drops the log lines after it."""
+    if run.file("checkpoint.pt").is_file():
+        trainer.load(run.load_torch("checkpoint.pt"))
+    if main:
+        run.truncate_log(trainer.step)
+
+
+def _loop(run: RunDir, config: AmalgamateConfig, trainer: Trainer, *, stop_after: int | None, progress: bool,
+          main: bool) -> dict[str, Any]:
+    """Steps until ``config.steps`` (or ``stop_after``) are done; rank 0 logs each and checkpoints. Returns the last
+    log entry ({} when no step ran)."""
+    from tqdm.auto import tqdm
+
     end = config.steps if stop_after is None else min(config.steps, stop_after)
-    bar = tqdm(total=config.steps, initial=trainer.step, disable=not (progress and main), desc="amalgamate",
-               unit="step")
-    t0 = time.perf_counter()
+    bar = tqdm(total=config.steps, initial=trainer.step, disable=not progress, desc="amalgamate", unit="step")
     entry: dict[str, Any] = {}
     with open(run.file("log.jsonl"), "a") if main else contextlib.nullcontext() as log:
         while trainer.step < end:
@@ -191,9 +211,15 @@ def train(run_dir: str | os.PathLike[str], config: AmalgamateConfig | Mapping[st
             if trainer.step % config.checkpoint_every == 0 or trainer.step == end:
                 trainer.checkpoint()
     bar.close()
+    return entry
+
+
+def _finish(run: RunDir, config: AmalgamateConfig, setup: RunSetup, trainer: Trainer, knowledge: Knowledge,
+            aux: AuxChoice, last: dict[str, Any], *, t0: float, main: bool) -> TrainResult:
+    """The result; rank 0 writes the student (when finished) and run.json. Every rank waits for them."""
     finished = trainer.step >= config.steps
     teachers = {t.name: count_parameters(t.teacher.build()) for t in setup.targets}
-    result = TrainResult(run.path, trainer.step, finished, aux, trainer.balanced_at, entry,
+    result = TrainResult(run.path, trainer.step, finished, aux, trainer.balanced_at, last,
                          list(getattr(knowledge, "computed", [])), count_parameters(trainer.model),
                          sum(teachers.values()))
     if main:

@@ -1,34 +1,25 @@
-"""One training step of the student, SOKA-Net's self-coordination or plain KD, and the state a checkpoint holds.
+"""The trainer of a student: the model, its optimisers, the data order and everything a step changes, and the state
+a checkpoint holds.
 
-**SOKA** (Luo et al., ECCV 2020). Each step alternates two parts, with two optimisers over disjoint parameter sets
-(no ``requires_grad`` toggling: each backward names the parameters it feeds with ``inputs=``):
-
-1. *collaboration*: the student's forward pass; loss ``sum_i w_i L_i + lambda L_guide`` with the current task weights
-   w (constants here) and the guidance of the shared representation by the teachers' and the auxiliary's
-   representations (:mod:`amalgamate.training.losses`); the **shared-encoder** optimiser steps.
-2. *competition*: the updated encoder's trunk runs without a graph, its last shared layer (weight W) and the heads
-   with one; per-task gradient norms ``||grad_W L_i||`` (``torch.autograd.grad``, one per task, no double backward)
-   feed the weighting strategy (GradNorm by default), which moves the weights w; then ``weighting.combine(L)``
-   trains the **task heads** (and learned weights, for ``uncertainty``) with the head optimiser. For weightings
-   linear in their weights, one backward per task gives both the norm and the head's gradient
-   (:meth:`Trainer._fused_competition`).
+:class:`Trainer` builds the student of the run's method (:data:`amalgamate.config.METHODS`), the weighting, two
+AdamW optimisers with warm-up and cosine decay (``"shared"``: the shared encoder; ``"heads"``: the task heads and
+learned weights), and the optional GAN discriminators; :meth:`Trainer.train_step` draws the next batch and hands it to
+the method's step function (:mod:`amalgamate.training.steps`: SOKA's collaboration and competition, or KD), then
+logs what it did.
 
 The competition is *balanced* when the mean absolute change of the weights per step, over the last
 ``balance_window`` steps, falls below ``balance_threshold``; the step is logged, and with
 ``stop_competition_when_balanced`` the weights are frozen from then on (the competition phase ends; the heads keep
 training on the frozen weights).
 
-**KD** (``kd``, ``kd-n-to-n``): one joint step, ``sum_i L_i``, both optimisers step.
-
 Runs are reproducible and resumable: every random thing is seeded (initialisation by ``torch.manual_seed(seed)``,
 the data order by a numpy generator), and a checkpoint holds the model, both optimisers and schedulers, the
 weighting's state, the discriminators, the RNG states and the data order, so a run killed and resumed ends with
 the same weights, bit for bit, as an uninterrupted one. A non-finite loss stops training with the step and the last
 good checkpoint named. Under ``torchrun`` each rank takes its share of every global batch, and the step averages
-what must be averaged (:mod:`amalgamate.training.data_parallel`). :func:`amalgamate.training.run.train` runs the steps; this
-module is what one step does.
+what must be averaged (:mod:`amalgamate.training.data_parallel`). :func:`amalgamate.training.run.train` runs the
+steps; this module is what one step changes.
 """
-
 from __future__ import annotations
 
 import collections
@@ -56,7 +47,7 @@ from amalgamate.training.weighting import Weighting, build_weighting
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from amalgamate.training.run import RunSetup
+    from amalgamate.training.setup import RunSetup
 
 __all__ = ["Trainer", "TrainingDiverged", "CHECKPOINT_FORMAT"]
 
@@ -67,7 +58,7 @@ class TrainingDiverged(UserInputError):
     """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
 
-# --- the steps --------------------------------------------------------------------------------------------------------
+# --- the trainer ------------------------------------------------------------------------------------------------------
 
 def _schedule(steps: int, warmup: float):  # noqa: ANN202 - a LambdaLR factor function
     warm = int(round(warmup * steps))
@@ -82,11 +73,14 @@ def _schedule(steps: int, warmup: float):  # noqa: ANN202 - a LambdaLR factor fu
 
 
 class Trainer:
-    """The student, its optimisers and everything a step changes; :meth:`train_step` does one step."""
+    """The student, its optimisers and everything a step changes; :meth:`train_step` does one step of the run's
+    method (``setup.method.step``, :mod:`amalgamate.training.steps`), which reads and changes this object through
+    :class:`amalgamate.training.steps.StepTrainer`."""
 
     def __init__(self, config: AmalgamateConfig, setup: RunSetup, knowledge: Knowledge, run: RunDir,
                  device: torch.device, masks: list[Path] | None = None) -> None:
         self.config, self.knowledge, self.run, self.device, self.masks = config, knowledge, run, device, masks
+        self.method = setup.method
         self.tasks = list(config.targets)
         self.spaces = {t.name: t.space for t in setup.targets}
         self.prep = setup.zoo.student_preprocessing
@@ -103,9 +97,8 @@ class Trainer:
                            "heads": opt(list(self.model.head_parameters()) + list(self.weighting.parameters()))}
         factor = _schedule(config.steps, config.warmup)
         self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.optimizers.items()}
-        self.guiding = config.method == "soka" and config.guide_weight > 0
-        self.mix = L.mixing_weights(len(self.tasks), auxiliary=knowledge.auxiliary is not None,
-                                    aux_share=config.aux_share)
+        self.guide_weight = config.guide_weight if self.method.self_coordinated else 0.0  # lambda; 0: no guidance
+        self.mix = L.guidance_mix(self.tasks, auxiliary=knowledge.auxiliary is not None, aux_share=config.aux_share)
         pixel_tasks = [t for t in self.tasks if self._is_pixel_task(t)]
         self.discriminators = nn.ModuleDict()
         if config.gan_start is not None:
@@ -202,7 +195,7 @@ class Trainer:
         self.cursor += b
         return idx
 
-    def _task_losses(self, outputs: dict[str, Tensor], kb: KnowledgeBatch) -> Tensor:
+    def task_losses(self, outputs: dict[str, Tensor], kb: KnowledgeBatch) -> Tensor:
         """Per-task losses on this rank's share of the batch."""
         return torch.stack([L.distillation_loss(outputs[t], kb.outputs[t], self.spaces[t], norm=self.config.distill,
                                                 temperature=self.config.temperature, mask=kb.masks.get(t))
@@ -224,7 +217,7 @@ class Trainer:
     def _gan_active(self) -> bool:
         return self.config.gan_start is not None and self.step >= self.config.gan_start and len(self.discriminators) > 0
 
-    def _with_gan(self, distill: Tensor, x: Tensor, outputs: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+    def with_gan(self, distill: Tensor, x: Tensor, outputs: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Per-task training losses: distillation, mixed 0.996 / 0.004 with the GAN term once it is active."""
         if not self._gan_active():
             return distill, {}
@@ -235,7 +228,7 @@ class Trainer:
                              for i, t in enumerate(self.tasks)])
         return mixed, {t: float(v.detach()) for t, v in gan.items()}
 
-    def _checked_mean(self, losses: Tensor, names: list[str] | None = None) -> Tensor:
+    def checked_mean(self, losses: Tensor, names: list[str] | None = None) -> Tensor:
         """Detached losses averaged over the ranks (the global batch's), checked to be finite on every rank alike."""
         mean = all_reduce_mean(losses.detach().clone())
         self._check_finite(dict(zip(names or self.tasks, mean)))
@@ -252,93 +245,14 @@ class Trainer:
                     f"training stopped: the {name} loss is {v} at step {self.step + 1}. {where}. Lower --lr (now "
                     f"{self.config.lr:g}) and start again with --overwrite.")
 
-    def _soka_step(self, x: Tensor, kb: KnowledgeBatch) -> dict[str, Any]:
-        model, weighting = self.model, self.weighting
-        # collaboration: the shared encoder learns from the amalgamated knowledge
-        z, outputs = self.net(x)
-        distill = self._task_losses(outputs, kb)
-        logged = self._checked_mean(distill)
-        per_task, gan = self._with_gan(distill, x, outputs)
-        loss = (weighting.weights.detach() * per_task).sum()
-        guide = None
-        if self.guiding:
-            target = L.guidance_target(kb.representations, self.knowledge.stats, self.mix)
-            guide = L.guidance_loss(z, target, norm=self.config.distill)
-            loss = loss + self.config.guide_weight * guide
-            guide = self._checked_mean(guide[None], ["guidance"])[0]
-        self.optimizers["shared"].zero_grad(set_to_none=True)
-        # Under DDP a backward must reach every parameter its forward used, or the reducer waits for the heads'
-        # gradients forever; their share here is dropped (the competition zeroes the heads' gradients first).
-        loss.backward(inputs=None if is_distributed() else list(model.shared_parameters()))
-        self.optimizers["shared"].step()
-        # competition: the heads and the loss weights, on the updated encoder
-        with torch.no_grad():
-            h = model.trunk(x)
-        z2 = model.represent(h)
-        outputs2 = model.decode(z2)
-        distill2 = self._task_losses(outputs2, kb)
-        global2 = self._checked_mean(distill2)  # the weighting sees the global batch's losses on every rank
-        per_task2, _ = self._with_gan(distill2, x, outputs2)
-        decision: dict[str, Any] = {}
-        before = weighting.weights.detach().clone()
-        self.optimizers["heads"].zero_grad(set_to_none=True)
-        if not self.frozen and weighting.needs_grad_norms and weighting.linear:
-            decision = self._fused_competition(per_task2, global2)
-        else:
-            if not self.frozen:
-                norms = None
-                if weighting.needs_grad_norms:
-                    w = model.shared_weight()
-                    grads = [torch.autograd.grad(per_task2[i], w, retain_graph=True)[0]
-                             for i in range(len(self.tasks))]
-                    average_gradients(grads)
-                    norms = torch.stack([g.norm() for g in grads])
-                decision = weighting.update(global2, grad_norms=norms)
-            trained = list(model.head_parameters()) + list(weighting.parameters())
-            weighting.combine(per_task2).backward(inputs=trained)
-            average_gradients(p.grad for p in trained)
-        self.optimizers["heads"].step()
-        self._balance(float((weighting.weights.detach() - before).abs().mean()))
-        self._train_discriminators(x, kb, outputs2)
-        return {"distill": logged, "guide": guide, "gan": gan, "decision": decision}
+    def guidance_loss(self, z: Tensor, kb: KnowledgeBatch) -> Tensor:
+        """The guidance of the shared representation z by the target teachers' and the auxiliary's representations."""
+        stats = self.knowledge.stats
+        target = L.mixed_guidance_target(kb.representations, kb.auxiliary, stats=stats.targets,
+                                         auxiliary_stats=stats.auxiliary, mix=self.mix)
+        return L.guidance_loss(z, target, norm=self.config.distill)
 
-    def _fused_competition(self, per_task: Tensor, distill: Tensor) -> dict[str, Any]:
-        """Gradient norms and head gradients from one backward per task.
-
-        Task i's loss reaches the last shared layer W only through head i, so one ``autograd.grad`` of L_i with respect
-        to (W, head i) gives both its gradient norm on W and its head's gradient. With a weighting that is linear in
-        its weights (``combine = sum_i w_i L_i``), head i's gradient of the combined loss is w_i times the latter, with
-        the weights just decided: the same update as a separate backward of ``combine``, for n backwards instead of
-        2n.
-        """
-        model, n = self.model, len(self.tasks)
-        heads = [list(model.heads[t].parameters()) for t in self.tasks]
-        grads = [torch.autograd.grad(per_task[i], [model.shared_weight(), *heads[i]], retain_graph=i < n - 1)
-                 for i in range(n)]
-        average_gradients(g for task_grads in grads for g in task_grads)  # norms of the global batch's gradients
-        decision = self.weighting.update(distill, grad_norms=torch.stack([g[0].norm() for g in grads]))
-        for i in range(n):
-            w_i = self.weighting.weights[i].detach()
-            for p, g in zip(heads[i], grads[i][1:]):
-                p.grad = w_i * g
-        return decision
-
-    def _kd_step(self, x: Tensor, kb: KnowledgeBatch) -> dict[str, Any]:
-        _, outputs = self.net(x)
-        distill = self._task_losses(outputs, kb)
-        logged = self._checked_mean(distill)
-        per_task, gan = self._with_gan(distill, x, outputs)
-        decision = self.weighting.update(logged)
-        for o in self.optimizers.values():
-            o.zero_grad(set_to_none=True)
-        self.weighting.combine(per_task).backward()  # DDP averages the student's gradients
-        average_gradients(p.grad for p in self.weighting.parameters())
-        for o in self.optimizers.values():
-            o.step()
-        self._train_discriminators(x, kb, outputs)
-        return {"distill": logged, "guide": None, "gan": gan, "decision": decision}
-
-    def _train_discriminators(self, x: Tensor, kb: KnowledgeBatch, outputs: dict[str, Tensor]) -> None:
+    def train_discriminators(self, x: Tensor, kb: KnowledgeBatch, outputs: dict[str, Tensor]) -> None:
         if not self._gan_active():
             return
         loss = sum(L.gan_discriminator_loss(d, x, L.as_probabilities(kb.outputs[t], self.spaces[t]),
@@ -349,7 +263,7 @@ class Trainer:
         average_gradients(p.grad for p in self.discriminators.parameters())
         self.d_optimizer.step()
 
-    def _balance(self, delta: float) -> None:
+    def balance(self, delta: float) -> None:
         self.deltas.append(delta)
         full = len(self.deltas) == self.deltas.maxlen
         if self.balanced_at is None and full and float(np.mean(self.deltas)) < self.config.balance_threshold:
@@ -362,7 +276,7 @@ class Trainer:
         kb = self._with_masks(self.knowledge.batch(idx).to(self.device, self.dtype), idx)
         self.model.train()
         lr = self.optimizers["shared"].param_groups[0]["lr"]  # the rate this step uses
-        parts = self._soka_step(x, kb) if self.config.method == "soka" else self._kd_step(x, kb)
+        parts = self.method.step(self, x, kb)
         for s in self.schedulers.values():
             s.step()
         self.step += 1
@@ -379,7 +293,7 @@ class Trainer:
         for key in ("grad_norms", "rates"):
             if key in parts["decision"]:
                 entry[key] = dict(zip(self.tasks, parts["decision"][key]))
-        if self.config.method == "soka":
+        if self.method.self_coordinated:
             entry["balanced"] = self.balanced_at is not None
         return entry
 
@@ -398,7 +312,10 @@ class Trainer:
                                      f"teacher {tuple(kb.outputs[t].shape[1:])}; choose the architecture that "
                                      "matches the zoo (compact for the mini zoo, taskonomy for Taskonomy weights).")
         if z is not None:
-            for source, r in zip(self.knowledge.sources, kb.representations):
+            guides = [(t.name, kb.representations[t.name]) for t in self.knowledge.targets]
+            if self.knowledge.auxiliary is not None:
+                guides.append((self.knowledge.auxiliary.name, kb.auxiliary))
+            for name, r in guides:
                 if tuple(r.shape) != tuple(z.shape):
-                    raise UserInputError(f"teacher '{source.name}' has a {tuple(r.shape[1:])} representation, the "
+                    raise UserInputError(f"teacher '{name}' has a {tuple(r.shape[1:])} representation, the "
                                          f"student {tuple(z.shape[1:])}; they must match for the guidance.")

@@ -11,8 +11,8 @@ from torch.nn import functional as F
 
 from amalgamate.training.images import image_batch, shard_frames
 from amalgamate.training.knowledge import build_knowledge
-from amalgamate.training.losses import (PatchDiscriminator, distillation_loss, guidance_loss, guidance_target,
-                               mixing_weights)
+from amalgamate.training.losses import (PatchDiscriminator, distillation_loss, guidance_loss, guidance_mix,
+                                       guidance_target, mixed_guidance_target, mixing_weights)
 from amalgamate.spaces import SPACES, depth_metres, output_space
 from amalgamate.student import Student
 from amalgamate.zoo import mini_source
@@ -104,12 +104,14 @@ def test_losses_decrease_on_a_fixed_batch(tiny_zoo, tiny_shards, tmp_path):
     torch.manual_seed(0)
     student = Student(["depth", "normal"])
     opt = torch.optim.Adam(student.parameters(), lr=1e-3)
-    mix = mixing_weights(2, auxiliary=True, aux_share=0.5)
+    mix = guidance_mix(["depth_zbuffer", "normal"], auxiliary=True, aux_share=0.5)
 
     def losses() -> list[float]:
         z, out = student(x)
         parts = [distillation_loss(out[t.name], kb.outputs[t.name], t.space) for t in targets]
-        parts.append(guidance_loss(z, guidance_target(kb.representations, knowledge.stats, mix)))
+        parts.append(guidance_loss(z, mixed_guidance_target(kb.representations, kb.auxiliary,
+                                                            stats=knowledge.stats.targets,
+                                                            auxiliary_stats=knowledge.stats.auxiliary, mix=mix)))
         return parts
 
     first = [float(v.detach()) for v in losses()]

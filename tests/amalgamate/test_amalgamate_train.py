@@ -89,10 +89,14 @@ def test_cached_and_live_knowledge_agree(tmp_path, tiny_zoo, tiny_shards):
     assert a.outputs.keys() == b.outputs.keys() == {"depth_zbuffer", "normal"}
     for t in a.outputs:
         assert a.outputs[t].shape == b.outputs[t].shape and torch.allclose(a.outputs[t], b.outputs[t], atol=1e-5)
-    assert len(a.representations) == 3 and all(r.shape == (3, 8, 16, 16) for r in a.representations)
-    assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(a.representations, b.representations))
-    assert np.allclose(cached.stats, live.stats, rtol=1e-4)
-    assert isinstance(a.representations[0], torch.Tensor) and not a.representations[0].is_inference()
+    guides_a = [*a.representations.values(), a.auxiliary]
+    guides_b = [*b.representations.values(), b.auxiliary]
+    assert a.representations.keys() == b.representations.keys() == {"depth_zbuffer", "normal"}
+    assert len(guides_a) == 3 and all(r.shape == (3, 8, 16, 16) for r in guides_a)
+    assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(guides_a, guides_b))
+    assert np.allclose([*cached.stats.targets.values(), cached.stats.auxiliary],
+                       [*live.stats.targets.values(), live.stats.auxiliary], rtol=1e-4)
+    assert isinstance(guides_a[0], torch.Tensor) and not guides_a[0].is_inference()
     assert not b.outputs["normal"].is_inference()  # usable as a loss target under autograd
 
 
@@ -195,9 +199,9 @@ def test_baselines_run_through_the_same_command(tmp_path, settings):
     from amalgamate.evaluation.evaluate import evaluate_run
 
     metrics = evaluate_run(tmp_path / "kdn")
-    assert set(metrics["parameters"]["per_student"]) == {"depth_zbuffer", "normal"}
-    assert sum(metrics["parameters"]["per_student"].values()) == metrics["parameters"]["student"] == separate
-    assert metrics["inference_ms_per_image"]["student"] > 0 and metrics["eval_set"]["images"] == 6
+    assert set(metrics.parameters.per_student) == {"depth_zbuffer", "normal"}
+    assert sum(metrics.parameters.per_student.values()) == metrics.parameters.student == separate
+    assert metrics.inference_ms_per_image.student > 0 and metrics.eval_set.images == 6
 
 
 def test_gan_term_and_uncertainty_weighting(tmp_path, settings):
@@ -230,8 +234,8 @@ def test_training_on_a_folder_of_images_uses_only_the_teachers(tmp_path, setting
                                               steps=2))
     assert result.finished
     metrics = evaluate_run(tmp_path / "run")
-    assert metrics["eval_set"]["ground_truth"] is False and metrics["eval_set"]["images"] == 5
-    assert set(metrics["student"]["depth_zbuffer"]) == {"vs_teacher"} and metrics["teachers"] == {}
+    assert metrics.eval_set.ground_truth is False and metrics.eval_set.images == 5
+    assert metrics.student["depth_zbuffer"].vs_truth is None and metrics.teachers == {}
     examples = np.load(tmp_path / "run" / "examples.npz")
     assert "depth_zbuffer/teacher" in examples.files and "depth_zbuffer/truth" not in examples.files
 
