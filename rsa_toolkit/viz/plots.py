@@ -55,7 +55,9 @@ _SCALE_STOPS = 33  # samples of the source colormap; both backends interpolate l
 _HTML_CELL_TEXT_MAX_T = 30  # the HTML writes values in the cells up to this many tasks
 _PNG_CELL_TEXT_MAX_T = 25  # the PNG's cells are smaller (8 in for the whole matrix)
 # CSS height of a figure without a fixed height in the HTML page: most of the window, but never cramped.
-HTML_HEIGHT = "max(600px, calc(100vh - 60px))"
+HTML_HEIGHT = "max(600px, calc(100vh - 24px))"
+# The page's own margin would push a window-high figure past the window's bottom edge (a needless scroll bar).
+_NO_PAGE_MARGIN = "document.body.style.margin = '0';"
 _SPRING_K = 1.5  # spring length × sqrt(T); networkx's 1 packs a cluster's labels on top of each other
 _BACKGROUND_PULL = 0.03  # layout-only attraction between unlinked nodes (the strongest edge pulls with 1)
 
@@ -324,7 +326,7 @@ def save_html(fig: go.Figure, path: str | os.PathLike[str]) -> None:
     with atomic_path(path) as tmp:
         fig.write_html(tmp, include_plotlyjs=True, full_html=True, include_mathjax=False,
                        config={"responsive": True, "displaylogo": False}, default_width="100%",
-                       default_height=HTML_HEIGHT)
+                       default_height=HTML_HEIGHT, post_script=_NO_PAGE_MARGIN)
 
 
 def save_png(fig: MplFigure, path: str | os.PathLike[str], *, dpi: int = 150) -> None:
