@@ -159,10 +159,9 @@ def similarity_heatmap(
     codes = [_TYPE_ORDER.index(ty) for ty in node_types]
     k = len(_TYPE_ORDER)
     strip_scale = [[edge / k, TYPE_COLORS[ty]] for n, ty in enumerate(_TYPE_ORDER) for edge in (n, n + 1)]
-    # Values in the cells: plotly picks black or white per cell for contrast (textfont colour "auto") and fits the
-    # size to the cell; an upper bound keeps small matrices from shouting.
-    cell_text = dict(texttemplate="%{z:.2f}", textfont=dict(size=min(13, int(300 / t)))) \
-        if t <= _HTML_CELL_TEXT_MAX_T else {}
+    # Values in the cells: plotly picks black or white per cell for contrast and fits the font to the cell as the
+    # window is resized (textfont colour and size left at "auto").
+    cell_text = dict(texttemplate="%{z:.2f}") if t <= _HTML_CELL_TEXT_MAX_T else {}
 
     fig = go.Figure()
     fig.add_trace(go.Heatmap(
@@ -203,7 +202,8 @@ def similarity_png_figure(
     """Static heatmap of a (T, T) similarity matrix for papers (matplotlib, Agg canvas).
 
     Same ordering and colours (:func:`similarity_color_scale`) as :func:`similarity_heatmap`; values (2 decimals) are
-    written in the cells when T <= 25, black or white by the cell's colour; tick labels are coloured by task type, with a legend of the types and a colour bar.
+    written in the cells when T <= 25, black or white by the cell's colour; tick labels are coloured by task type,
+    with a legend of the types and a colour bar.
     """
     s, names, node_types, _ = _prepare(similarity, names, types, order)
     t = len(names)
@@ -221,9 +221,10 @@ def similarity_png_figure(
         for label, ty in zip(tick_labels, node_types):
             label.set_color(TYPE_COLORS[ty])
     if t <= _PNG_CELL_TEXT_MAX_T:
+        cells = cmap(norm(s))
         for i in range(t):
             for j in range(t):  # black or white by the cell's colour, so every number stays readable
-                ax.text(j, i, f"{s[i, j]:.2f}", ha="center", va="center", color=_text_color(scale.color(s[i, j])),
+                ax.text(j, i, f"{s[i, j]:.2f}", ha="center", va="center", color=_text_color(to_hex(cells[i, j])),
                         fontsize=font * 0.75)
     ax.set_title(title)
     fig.colorbar(image, ax=ax, shrink=0.8, label="similarity")

@@ -165,8 +165,8 @@ def test_heatmap_writes_values_in_cells_up_to_30_tasks() -> None:
         s = np.corrcoef(x)
         trace = similarity_heatmap(s, [f"t{i}" for i in range(t)]).data[0]
         assert (trace.texttemplate == "%{z:.2f}") is written
-        if written:  # plotly picks black or white per cell for contrast
-            assert trace.textfont.color is None
+        if written:  # plotly picks black or white per cell for contrast, and a size that fits the cell
+            assert trace.textfont.color is None and trace.textfont.size is None
         assert trace.hovertemplate == "%{text}<extra></extra>"  # the value on hover either way
 
 
