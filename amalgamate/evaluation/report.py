@@ -36,6 +36,7 @@ from rsa_toolkit.files import atomic_path
 from rsa_toolkit.errors import UserInputError
 
 from amalgamate.config import METHODS
+from amalgamate.evaluation.figures import curves_figure, predictions_figure
 from amalgamate.evaluation.results import Evaluation, Scores, StudentScores
 from amalgamate.run_dir import RunDir
 
@@ -183,110 +184,6 @@ def _write_csv(path: Path, header: list[str], body: list[list[str]]) -> Path:
             writer.writerow(header)
             writer.writerows([[c.replace(",", "") if c[:1].isdigit() else c for c in row] for row in body])
     return path
-
-
-# --- figures ------------------------------------------------------------------------------------------------------------
-
-def curves_figure(runs: list[tuple[str, list[dict[str, Any]]]]):  # noqa: ANN201 - plotly Figure
-    """Seed Fig. 3: per-task distillation loss (top) and loss weight (bottom) over training steps, one trace per run
-    and task."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("distillation loss per task", "loss weight per task"))
-    for label, entries in runs:
-        if not entries:
-            continue
-        steps = [e["step"] for e in entries]
-        for task in entries[0]["losses"]:
-            name = f"{label}: {task}"
-            fig.add_trace(go.Scatter(x=steps, y=[e["losses"][task] for e in entries], mode="lines", name=name,
-                                     legendgroup=name), row=1, col=1)
-            fig.add_trace(go.Scatter(x=steps, y=[e["weights"][task] for e in entries], mode="lines", name=name,
-                                     legendgroup=name, showlegend=False), row=2, col=1)
-    fig.update_yaxes(type="log", row=1, col=1)
-    fig.update_xaxes(title_text="step", row=2, col=1)
-    fig.update_layout(title="Training curves", template="plotly_white", height=700)
-    return fig
-
-
-def _display(task: str, space: str, array: np.ndarray, truth: bool) -> tuple[np.ndarray | None, str, dict]:
-    """(image, caption, imshow options) of one output for the figure; image-level outputs are captions only."""
-    import torch
-
-    from rsa_toolkit.scenes import SCENE_TYPES
-
-    from amalgamate.spaces import depth_metres
-
-    if space == "class_logits" and array.ndim == 1:  # image-level classes
-        k = int(np.argmax(array))
-        names = SCENE_TYPES if task == "class_scene" and len(SCENE_TYPES) == len(array) else None
-        return None, names[k] if names else f"class {k}", {}
-    if array.ndim == 1:
-        return None, " ".join(f"{v:.2f}" for v in array[:3]) + " …", {}
-    if space in ("log_depth", "taskonomy_depth"):
-        metres = np.exp(array[0]) if truth else depth_metres(torch.from_numpy(array[0]), space).numpy()
-        return metres, "depth (m)", {"cmap": "viridis"}
-    if space == "normal":
-        return np.clip((np.moveaxis(array, 0, -1) + 1) / 2, 0, 1), "", {}
-    if space == "edge_logits":
-        prob = array[0] if truth else 1 / (1 + np.exp(-array[0]))
-        return prob, "", {"cmap": "gray", "vmin": 0, "vmax": 1}
-    if space == "class_logits":
-        labels = array if truth else np.argmax(array, axis=0)
-        return labels, "", {"cmap": "tab10", "vmin": 0, "vmax": 9, "interpolation": "nearest"}
-    if array.ndim == 2:  # id maps (unsupervised segments)
-        return array % 20, "", {"cmap": "tab20", "vmin": 0, "vmax": 19, "interpolation": "nearest"}
-    if array.shape[0] == 3:
-        return np.clip(np.moveaxis(array, 0, -1), 0, 1), "", {}
-    lo, hi = np.percentile(array[0], [1, 99])
-    return array[0], "", {"cmap": "magma", "vmin": lo, "vmax": hi if hi > lo else lo + 1}
-
-
-def predictions_figure(examples: dict[str, np.ndarray], metrics: Evaluation):  # noqa: ANN201 - mpl Figure
-    """Seed Fig. 2: one row per test frame; the input, then per task the student's, the teacher's and (where known)
-    the true output."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    tasks = metrics.targets
-    kinds = ["student", "teacher"] + (["truth"] if metrics.eval_set.ground_truth else [])
-    images = examples["image"]
-    n, cols = len(images), 1 + len(tasks) * len(kinds)
-    fig = Figure(figsize=(1.6 * cols, 1.7 * n + 0.4))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(n, cols, squeeze=False)
-    for row in range(n):
-        axes[row][0].imshow(images[row])
-        if row == 0:
-            axes[row][0].set_title("input", fontsize=8)
-        col = 1
-        for task in tasks:
-            shown = [_display(task, metrics.spaces[task], examples[f"{task}/{kind}"][row], kind == "truth")
-                     for kind in kinds]
-            maps = [image for image, _, options in shown if image is not None and image.ndim == 2
-                    and "vmin" not in options]
-            if maps:  # one colour scale for the student, the teacher and the truth of a row
-                lo, hi = np.percentile(np.concatenate([m.ravel() for m in maps]), [1, 99])
-                shown = [(image, caption, {**options, "vmin": lo, "vmax": hi if hi > lo else lo + 1}
-                          if image is not None and image.ndim == 2 and "vmin" not in options else options)
-                         for image, caption, options in shown]
-            for kind, (image, caption, options) in zip(kinds, shown):
-                ax = axes[row][col]
-                if image is None:
-                    ax.text(0.5, 0.5, caption, ha="center", va="center", fontsize=8, wrap=True)
-                else:
-                    ax.imshow(image, **options)
-                if row == 0:
-                    ax.set_title(f"{task}\n{kind}", fontsize=8)
-                col += 1
-        for ax in axes[row]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.suptitle(f"{run_label(metrics)}: student vs teacher" + (" vs ground truth" if "truth" in kinds else ""),
-                 fontsize=9)
-    return fig
 
 
 # --- the report -----------------------------------------------------------------------------------------------------------

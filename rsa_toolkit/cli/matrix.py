@@ -25,6 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layer", default=None,
                    help="layer to compare (default: the only one, or each teacher's default), or 'all'")
     p.add_argument("--graph", action="store_true", help="also write the task graph (PNG, HTML, GraphML)")
+    p.add_argument("--save-rdms", action="store_true",
+                   help="also keep every teacher's RDM in the NPZ (T x N(N-1)/2 values: large; out of core they are "
+                        "kept on the scratch disk until written)")
     add_source_options(p)
     add_rdm_options(p)
     add_comparison_options(p, bootstrap_default=0)
@@ -36,16 +39,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     similarity_output_paths(args.out, graph=args.graph)  # a bad --out fails before any (possibly long) work
     options = similarity_kwargs(args)  # and so do bad RSA options
+    options["keep_rdms"] = args.save_rdms  # RDMs that are not saved need not be kept: less memory
     reports = []
     # One stage for all layers: a bad later layer must not leave the earlier layers' files behind.
     with contextlib.ExitStack() as stage:
         for label, features in feature_sets(args, progress=show_progress(args)):
             result = compute(features, options, layer_label=label)
             written = save_similarity(result, args.out, provenance=record(features, args), graph=args.graph,
-                                      seed=args.seed, stage=stage)
+                                      seed=args.seed, save_rdms=args.save_rdms, stage=stage)
             reports.append(f"{len(result.names)} teachers x {result.n_images} images"
                            + (f", layer {result.layer}" if result.layer else "")
-                           + (" (out of core; RDMs not kept)" if result.memory.out_of_core else "") + ": wrote "
+                           + (" (out of core" + ("" if args.save_rdms else "; RDMs not kept") + ")"
+                              if result.memory.out_of_core else "") + ": wrote "
                            + ", ".join(map(str, written)))
     if not args.quiet:
         print("\n".join(reports))

@@ -42,9 +42,13 @@ def similarity_output_paths(out: str | os.PathLike[str], *, layer: str | None = 
 
 def save_similarity(result: SimilarityResult, out: str | os.PathLike[str], *,
                     provenance: dict[str, object] | None = None, graph: bool = False, seed: int = 0,
-                    stage: contextlib.ExitStack | None = None) -> list[Path]:
+                    save_rdms: bool = False, stage: contextlib.ExitStack | None = None) -> list[Path]:
     """Write PNG, HTML, CSV, NPZ and a provenance JSON (and, with ``graph``, the task graph as PNG, HTML and GraphML);
     return the paths. The NPZ and the HTML (``layout.meta``) carry the provenance too.
+
+    The NPZ holds the matrix, the names, ``n_images``, ``rdm_kind``, the provenance and any bootstrap arrays; the
+    RDMs (T x N(N-1)/2 values, 80 MB for 20 teachers x 1,000 images) only with ``save_rdms``, which needs a result
+    that kept them (``similarity_matrix(..., keep_rdms=True)``; the default in memory).
 
     The files appear together when this returns; with ``stage``, only when the caller closes that ExitStack without
     an error, so several results (one per layer) appear all together or not at all.
@@ -53,6 +57,9 @@ def save_similarity(result: SimilarityResult, out: str | os.PathLike[str], *,
     from rsa_toolkit.viz.plots import graph_figure, graph_png_figure, save_html, save_png, similarity_heatmap, similarity_png_figure
 
     paths = similarity_output_paths(out, layer=result.layer, graph=graph)
+    if save_rdms and result.rdms is None:
+        raise UserInputError("save_rdms: the result holds no RDMs (out of core, or computed with keep_rdms=False); "
+                             "compute it with keep_rdms=True to save them.")
     boot = result.bootstrap
     title = f"Task similarity ({result.comparison} of {result.method} RDMs" + (
         f", layer {result.layer})" if result.layer else ")")
@@ -67,7 +74,7 @@ def save_similarity(result: SimilarityResult, out: str | os.PathLike[str], *,
         save_html(heatmap, tmp["html"])
         write_matrix_csv(result.matrix, result.names, tmp["csv"])
         tmp["json"].write_text(json.dumps(record, indent=1, sort_keys=True))
-        _write_npz(result, tmp["npz"], record)
+        _write_npz(result, tmp["npz"], record, save_rdms=save_rdms)
         if graph:
             g = task_graph(result.matrix, result.names)
             save_png(graph_png_figure(g, seed=seed), tmp["graph_png"])
@@ -113,11 +120,11 @@ def _record(result: SimilarityResult, provenance: dict[str, object]) -> dict[str
             **provenance}
 
 
-def _write_npz(result: SimilarityResult, path: Path, provenance: dict[str, object]) -> None:
+def _write_npz(result: SimilarityResult, path: Path, provenance: dict[str, object], *, save_rdms: bool) -> None:
     arrays: dict[str, np.ndarray] = {
         "similarity": result.matrix,
         "names": np.array(result.names),
-        **({} if result.rdms is None else {"rdms": result.rdms}),  # not kept: out of core, they fill the disk
+        **({"rdms": result.rdms} if save_rdms else {}),  # only when asked for: they are most of the file
         "n_images": np.array(result.n_images),
         "rdm_kind": np.array(result.kind),
         "provenance": np.array(json.dumps(provenance, sort_keys=True)),

@@ -12,13 +12,16 @@ import html
 import itertools
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import networkx as nx
 import numpy as np
 import plotly.graph_objects as go
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib import colormaps
 from matplotlib.collections import LineCollection
+from matplotlib.colors import LinearSegmentedColormap, Normalize, to_hex
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.patches import Patch
 
@@ -27,8 +30,8 @@ from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.analysis.graph import OTHER_TYPE, _check_names, _check_similarity, cluster_order, resolve_types
 from rsa_toolkit.tasks import TASK_TYPES
 
-__all__ = ["TYPE_COLORS", "similarity_heatmap", "similarity_png_figure", "graph_figure", "graph_png_figure",
-           "rdm_png_figure", "save_html", "save_png"]
+__all__ = ["TYPE_COLORS", "ColorScale", "similarity_color_scale", "similarity_heatmap", "similarity_png_figure",
+           "graph_figure", "graph_png_figure", "rdm_png_figure", "save_html", "save_png"]
 
 # Okabe-Ito colours (colour-blind safe) that stay legible as text on white; the yellow and sky blue are left out for
 # that reason. Shared by both backends so an HTML figure and its PNG twin read the same.
@@ -41,15 +44,85 @@ TYPE_COLORS: dict[str, str] = {
 }
 _TYPE_ORDER = (*TASK_TYPES, OTHER_TYPE)
 
-# Colour scale: reversed RdBu centred at 0 (red = alike, white = unrelated, blue = opposite). A correlation's sign is
-# its first message, and a sequential scale such as viridis would paint 0 as "some" similarity. The range is
-# ±max |off-diagonal|, not ±1, so the typical 0.2-0.9 values keep their contrast; the trivial diagonal saturates.
-_PLOTLY_SCALE = "RdBu"  # with reversescale=True
-_MPL_CMAP = "RdBu_r"
+# Colour scale (one rule for both backends, :func:`similarity_color_scale`): when every off-diagonal value has the
+# same sign, a sequential scale (viridis, colour-blind safe and perceptually even) over the data's min..max, so the
+# typical 0.2-0.9 values use the whole scale; when signs are mixed, reversed RdBu centred at 0 (red = alike,
+# white = unrelated, blue = opposite), as a sign is then the first message. In both cases the colour bar spans the
+# off-diagonal data, not ±1 or ±max; the trivial diagonal saturates.
+_SEQUENTIAL = "viridis"
+_DIVERGING = "RdBu_r"
+_SCALE_STOPS = 33  # samples of the source colormap; both backends interpolate linearly between them
+_HTML_CELL_TEXT_MAX_T = 30  # the HTML writes values in the cells up to this many tasks
+_PNG_CELL_TEXT_MAX_T = 25  # the PNG's cells are smaller (8 in for the whole matrix)
+# CSS height of a figure without a fixed height in the HTML page: most of the window, but never cramped.
+HTML_HEIGHT = "max(600px, calc(100vh - 24px))"
+# The page's own margin would push a window-high figure past the window's bottom edge (a needless scroll bar).
+_NO_PAGE_MARGIN = "document.body.style.margin = '0';"
 _SPRING_K = 1.5  # spring length × sqrt(T); networkx's 1 packs a cluster's labels on top of each other
 _BACKGROUND_PULL = 0.03  # layout-only attraction between unlinked nodes (the strongest edge pulls with 1)
 
 Order = Literal["cluster", "given"] | Sequence[int] | np.ndarray
+
+
+@dataclass(frozen=True)
+class ColorScale:
+    """The colour scale of a similarity matrix, shared by the HTML and the PNG figure.
+
+    ``kind``: "sequential" (all off-diagonal values of one sign) or "diverging" (mixed signs, white at 0).
+    ``vmin``, ``vmax``: the colour bar's range (the off-diagonal data's). ``stops``: (position in 0..1, "#rrggbb")
+    along vmin..vmax, linearly interpolated in between (a plotly colorscale as it is).
+    """
+
+    kind: Literal["sequential", "diverging"]
+    vmin: float
+    vmax: float
+    stops: tuple[tuple[float, str], ...]
+
+    def plotly(self) -> list[list[float | str]]:
+        return [[pos, colour] for pos, colour in self.stops]
+
+    def matplotlib(self) -> tuple[LinearSegmentedColormap, Normalize]:
+        return LinearSegmentedColormap.from_list(f"similarity_{self.kind}", list(self.stops)), Normalize(
+            self.vmin, self.vmax, clip=True)
+
+    def color(self, value: float) -> str:
+        """The "#rrggbb" a value gets (clipped to the range), for choosing a readable text colour on it."""
+        cmap, norm = self.matplotlib()
+        return to_hex(cmap(norm(value)))
+
+
+def similarity_color_scale(similarity: np.ndarray) -> ColorScale:
+    """The colour scale of a (T, T) similarity matrix, from its off-diagonal values v (the diagonal is trivial):
+
+    * all v >= 0 or all v <= 0: sequential (viridis) over [min v, max v];
+    * mixed signs: diverging RdBu (red = alike, blue = opposite) over [min v, max v], white at 0 and colours
+      symmetric in value (-x is as saturated as +x), so the shorter side is not stretched to full saturation.
+
+    A range of one value (T = 2, or all equal) is widened to include 0 (to [-1, 1] for all zeros).
+    """
+    s = _check_similarity(similarity)
+    off = s[~np.eye(s.shape[0], dtype=bool)]
+    lo, hi = (float(off.min()), float(off.max())) if off.size else (-1.0, 1.0)
+    if hi - lo <= 1e-12 * max(1.0, abs(hi)):
+        lo, hi = (min(lo, 0.0), max(hi, 0.0)) if lo != 0.0 else (-1.0, 1.0)
+    if lo >= 0.0 or hi <= 0.0:
+        kind, cmap, first, last = "sequential", colormaps[_SEQUENTIAL], 0.0, 1.0
+    else:  # the part [lo, hi] of the symmetric scale [-lim, lim]
+        lim = max(-lo, hi)
+        kind, cmap, first, last = "diverging", colormaps[_DIVERGING], 0.5 + lo / (2 * lim), 0.5 + hi / (2 * lim)
+    positions = np.linspace(0.0, 1.0, _SCALE_STOPS)
+    if kind == "diverging":  # 0 on a stop of its own, so it is exactly the scale's white
+        positions = np.union1d(positions, [-lo / (hi - lo)])
+    stops = tuple((float(p), to_hex(cmap(first + p * (last - first)))) for p in positions)
+    return ColorScale(kind, lo, hi, stops)
+
+
+def _text_color(background: str) -> str:
+    """Black or white, whichever reads better on ``background`` (WCAG relative luminance)."""
+    rgb = np.array([int(background[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    linear = np.where(rgb <= 0.03928, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    luminance = float(linear @ [0.2126, 0.7152, 0.0722])
+    return "black" if (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) else "white"
 
 
 def similarity_heatmap(
@@ -65,8 +138,12 @@ def similarity_heatmap(
     """Interactive heatmap of a (T, T) similarity matrix, rows and columns in dendrogram order by default.
 
     Hovering a cell shows the row and column task, the value (3 decimals) and, when ``ci_low``/``ci_high`` (both
-    (T, T), NaN = unknown) are given, the 95% confidence interval. Tick labels are coloured by task type
-    (:data:`TYPE_COLORS`); a thin strip above the matrix and the legend show the types.
+    (T, T), NaN = unknown) are given, the 95% confidence interval; up to 30 tasks the value (2 decimals) is also
+    written in each cell, black or white by the cell's colour. Colours: :func:`similarity_color_scale`. Tick labels
+    are coloured by task type (:data:`TYPE_COLORS`); a thin strip above the matrix and the legend show the types.
+
+    The figure has no fixed size: it fills its container (:func:`save_html` gives it the page's width and most of the
+    window's height), the cells staying square.
 
     ``order``: ``"cluster"`` (:func:`rsa_toolkit.analysis.graph.cluster_order`), ``"given"``, or a permutation of range(T).
     """
@@ -77,16 +154,19 @@ def similarity_heatmap(
     lo, hi = (c[np.ix_(idx, idx)] for c in ci) if ci is not None else (None, None)
     hover = [[f"row: {labels[i]}<br>column: {labels[j]}<br>similarity: {s[i, j]:.3f}" + _ci_text(lo, hi, i, j)
               for j in range(t)] for i in range(t)]
-    lim = _color_limit(s)
+    scale = similarity_color_scale(s)
     ticks = [f'<span style="color:{TYPE_COLORS[ty]}">{lab}</span>' for lab, ty in zip(labels, node_types)]
     codes = [_TYPE_ORDER.index(ty) for ty in node_types]
     k = len(_TYPE_ORDER)
     strip_scale = [[edge / k, TYPE_COLORS[ty]] for n, ty in enumerate(_TYPE_ORDER) for edge in (n, n + 1)]
+    # Values in the cells: plotly picks black or white per cell for contrast and fits the font to the cell as the
+    # window is resized (textfont colour and size left at "auto").
+    cell_text = dict(texttemplate="%{z:.2f}") if t <= _HTML_CELL_TEXT_MAX_T else {}
 
     fig = go.Figure()
     fig.add_trace(go.Heatmap(
         z=s, x=list(range(t)), y=list(range(t)), text=hover, hovertemplate="%{text}<extra></extra>",
-        colorscale=_PLOTLY_SCALE, reversescale=True, zmin=-lim, zmax=lim, zmid=0.0,
+        colorscale=scale.plotly(), zmin=scale.vmin, zmax=scale.vmax, **cell_text,
         colorbar=dict(title=dict(text="similarity"), len=0.6, y=0.955, yanchor="top"), name="similarity",
     ))
     fig.add_trace(go.Heatmap(  # the type strip: one coloured cell per column
@@ -98,12 +178,12 @@ def similarity_heatmap(
         if ty in node_types:
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=ty, showlegend=True,
                                      marker=dict(symbol="square", size=12, color=TYPE_COLORS[ty])))
-    side = int(np.clip(28 * t, 360, 900))
-    axis = dict(tickmode="array", tickvals=list(range(t)), ticktext=ticks, showgrid=False, zeroline=False)
+    axis = dict(tickmode="array", tickvals=list(range(t)), ticktext=ticks, showgrid=False, zeroline=False,
+                automargin=True, tickfont=dict(size=int(np.clip(600 / t, 9, 13))))
     fig.update_layout(
         title=dict(text=html.escape(title), x=0.5),
-        width=side + 480, height=side + 260, plot_bgcolor="white",
-        xaxis=dict(axis, tickangle=-60, scaleanchor="y", constrain="domain", constraintoward="right"),
+        autosize=True, plot_bgcolor="white", margin=dict(l=20, r=20, t=70, b=20),
+        xaxis=dict(axis, tickangle=-60, scaleanchor="y", constrain="domain", constraintoward="center"),
         yaxis=dict(axis, domain=[0.0, 0.955], autorange="reversed", constrain="domain", constraintoward="top"),
         yaxis2=dict(domain=[0.965, 1.0], anchor="x", showticklabels=False, showgrid=False, zeroline=False),
         legend=dict(title=dict(text="task type"), x=1.02, y=0.0, yanchor="bottom"),
@@ -121,8 +201,9 @@ def similarity_png_figure(
 ) -> MplFigure:
     """Static heatmap of a (T, T) similarity matrix for papers (matplotlib, Agg canvas).
 
-    Same ordering and colours as :func:`similarity_heatmap`; values (2 decimals) are written in the cells when
-    T <= 25; tick labels are coloured by task type, with a legend of the types and a colour bar.
+    Same ordering and colours (:func:`similarity_color_scale`) as :func:`similarity_heatmap`; values (2 decimals) are
+    written in the cells when T <= 25, black or white by the cell's colour; tick labels are coloured by task type,
+    with a legend of the types and a colour bar.
     """
     s, names, node_types, _ = _prepare(similarity, names, types, order)
     t = len(names)
@@ -130,20 +211,21 @@ def similarity_png_figure(
     fig = MplFigure(figsize=(cell * t + 3.8, cell * t + 3.0), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    lim = _color_limit(s)
-    image = ax.imshow(s, cmap=_MPL_CMAP, vmin=-lim, vmax=lim, interpolation="nearest")
+    scale = similarity_color_scale(s)
+    cmap, norm = scale.matplotlib()
+    image = ax.imshow(s, cmap=cmap, norm=norm, interpolation="nearest")
     font = float(np.clip(cell * 22, 4.0, 9.0))
     ax.set_xticks(range(t), labels=names, rotation=60, ha="right", rotation_mode="anchor", fontsize=font)
     ax.set_yticks(range(t), labels=names, fontsize=font)
     for tick_labels in (ax.get_xticklabels(), ax.get_yticklabels()):
         for label, ty in zip(tick_labels, node_types):
             label.set_color(TYPE_COLORS[ty])
-    if t <= 25:
+    if t <= _PNG_CELL_TEXT_MAX_T:
+        cells = cmap(norm(s))
         for i in range(t):
-            for j in range(t):
-                # White text on saturated cells, black elsewhere, so every number stays readable.
-                colour = "white" if abs(s[i, j]) > 0.6 * lim else "black"
-                ax.text(j, i, f"{s[i, j]:.2f}", ha="center", va="center", color=colour, fontsize=font * 0.75)
+            for j in range(t):  # black or white by the cell's colour, so every number stays readable
+                ax.text(j, i, f"{s[i, j]:.2f}", ha="center", va="center", color=_text_color(to_hex(cells[i, j])),
+                        fontsize=font * 0.75)
     ax.set_title(title)
     fig.colorbar(image, ax=ax, shrink=0.8, label="similarity")
     present = [ty for ty in _TYPE_ORDER if ty in node_types]
@@ -234,12 +316,18 @@ def rdm_png_figure(rdm: np.ndarray, *, title: str = "RDM") -> MplFigure:
 
 
 def save_html(fig: go.Figure, path: str | os.PathLike[str]) -> None:
-    """Write a plotly figure as one self-contained HTML file (plotly.js inlined, works offline), atomically."""
+    """Write a plotly figure as one self-contained HTML file (plotly.js inlined, works offline), atomically.
+
+    A figure without a fixed ``layout.width``/``height`` fills the page's width and most of the window's height
+    (:data:`HTML_HEIGHT`, never under 600 px) and follows the window when it is resized (plotly's responsive mode).
+    """
     if not isinstance(fig, go.Figure):
         raise UserInputError(f"fig: expected a plotly.graph_objects.Figure, got {type(fig).__name__}.")
     path = check_output_path(path, what="HTML")
     with atomic_path(path) as tmp:
-        fig.write_html(tmp, include_plotlyjs=True, full_html=True, include_mathjax=False)
+        fig.write_html(tmp, include_plotlyjs=True, full_html=True, include_mathjax=False,
+                       config={"responsive": True, "displaylogo": False}, default_width="100%",
+                       default_height=HTML_HEIGHT, post_script=_NO_PAGE_MARGIN)
 
 
 def save_png(fig: MplFigure, path: str | os.PathLike[str], *, dpi: int = 150) -> None:
@@ -306,12 +394,6 @@ def _ci_text(lo: np.ndarray | None, hi: np.ndarray | None, i: int, j: int) -> st
     if np.isnan(lo[i, j]) or np.isnan(hi[i, j]):
         return "<br>95% CI: n/a"
     return f"<br>95% CI: [{lo[i, j]:.3f}, {hi[i, j]:.3f}]"
-
-
-def _color_limit(s: np.ndarray) -> float:
-    off = s[~np.eye(s.shape[0], dtype=bool)]
-    lim = float(np.max(np.abs(off))) if off.size else 1.0
-    return lim if lim > 0 else 1.0
 
 
 def _graph_geometry(graph: nx.Graph, seed: int) -> tuple[dict, list[tuple[object, object, float]]]:

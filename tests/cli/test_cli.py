@@ -195,7 +195,7 @@ def test_demo_features_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path
 # --------------------------------------------------------------------------- matrix
 
 
-def test_demo_then_matrix_matches_library(demo_dir: Path, demo_matrix: Path) -> None:
+def test_demo_then_matrix_matches_library(demo_dir: Path, demo_matrix: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in demo_matrix.iterdir()) == ["sim.csv", "sim.html", "sim.json", "sim.npz", "sim.png"]
     assert (demo_matrix / "sim.png").read_bytes()[:8] == PNG_MAGIC
     assert "<html" in (demo_matrix / "sim.html").read_text()[:1000].lower()
@@ -206,13 +206,18 @@ def test_demo_then_matrix_matches_library(demo_dir: Path, demo_matrix: Path) -> 
     np.testing.assert_array_equal(matrix, expected.matrix)
     with np.load(demo_matrix / "sim.npz", allow_pickle=False) as npz:
         np.testing.assert_array_equal(npz["similarity"], expected.matrix)
-        np.testing.assert_array_equal(npz["rdms"], expected.rdms)
+        assert "rdms" not in npz.files  # only with --save-rdms
         assert npz["names"].tolist() == names
         prov = json.loads(str(npz["provenance"]))
     assert prov["options"]["method"] == "correlation" and prov["options"]["seed"] == 0
     assert prov["image_ids"][:2] == ["synthetic_00000", "synthetic_00001"]
     assert set(prov["features"]) == set(names)  # sha256 of each teacher's features file
     assert "numpy" in prov["packages"]
+    assert main(["matrix", "--features", str(demo_dir), "--out", str(tmp_path / "sim.npz"), "--save-rdms",
+                 "--quiet"]) == 0
+    with np.load(tmp_path / "sim.npz", allow_pickle=False) as npz:
+        np.testing.assert_array_equal(npz["rdms"], expected.rdms)
+        np.testing.assert_array_equal(npz["similarity"], expected.matrix)
 
 
 def test_matrix_prints_summary_and_hint(capsys: pytest.CaptureFixture[str], small_dir: Path, tmp_path: Path) -> None:

@@ -263,7 +263,7 @@ def test_cli_matrix_out_of_core(capsys: pytest.CaptureFixture[str], tmp_path: Pa
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     features = _features_dir(tmp_path)
     monkeypatch.setattr(memory, "resident_memory", lambda: 0)
-    plan = plan_memory(4, 40, 6)
+    plan = plan_memory(4, 40, 6, keep_rdms=False)  # without --save-rdms, matrix does not keep them
     budget = (plan.in_memory_needed + plan.out_of_core_needed) // 2
     scratch = tmp_path / "scratch"
     scratch.mkdir()
@@ -278,6 +278,10 @@ def test_cli_matrix_out_of_core(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert list(scratch.iterdir()) == []
     assert main([str(a) for a in argv[:-1]]) == 0
     assert "(out of core; RDMs not kept)" in capsys.readouterr().out
+    assert main([str(a) for a in argv] + ["--save-rdms"]) == 0  # out of core too, the RDMs when asked for
+    with np.load(tmp_path / "sim.npz") as npz:
+        np.testing.assert_array_equal(npz["rdms"], similarity_matrix(load_features_dir(features).as_dict()).rdms)
+    assert list(scratch.iterdir()) == []
     _one_line_error(capsys, ["matrix", "--features", features, "--out", tmp_path / "sim.png", "--max-memory", budget,
                              "--scratch", tmp_path / "nowhere"], r"scratch '.*nowhere' is not an existing, writable")
     _one_line_error(capsys, ["pick-aux", "--features", features, "--targets", "teacher_0", "--max-memory", budget],

@@ -110,7 +110,7 @@ def test_read_matrix_csv_missing_or_binary(tmp_path: Path) -> None:
 
 def test_save_similarity_writes_every_format(tmp_path: Path, result: SimilarityResult) -> None:
     prov = {"seed": 0, "options": {"method": "correlation"}}
-    written = save_similarity(result, tmp_path / "sim.png", provenance=prov)
+    written = save_similarity(result, tmp_path / "sim.png", provenance=prov, save_rdms=True)
     assert [p.name for p in written] == ["sim.png", "sim.html", "sim.csv", "sim.npz", "sim.json"]
     assert _listing(tmp_path) == ["sim.csv", "sim.html", "sim.json", "sim.npz", "sim.png"]  # no temp files left over
     assert (tmp_path / "sim.png").read_bytes()[:8] == PNG_MAGIC
@@ -142,8 +142,24 @@ def test_save_similarity_any_extension_writes_the_same_set(tmp_path: Path, plain
     assert sorted(p.name for p in written) == ["out.csv", "out.html", "out.json", "out.npz", "out.png"]
     with np.load(tmp_path / "out.npz") as npz:
         assert "ci_low" not in npz.files and "bootstrap_samples" not in npz.files
+        assert sorted(npz.files) == ["n_images", "names", "provenance", "rdm_kind", "similarity"]  # no RDMs
         assert set(json.loads(str(npz["provenance"]))) == {"names", "n_images", "method", "normalization",
                                                            "comparison", "layer"}
+
+
+def test_save_similarity_rdms_only_when_asked(tmp_path: Path, plain_result: SimilarityResult) -> None:
+    save_similarity(plain_result, tmp_path / "default.npz")
+    save_similarity(plain_result, tmp_path / "with.npz", save_rdms=True)
+    with np.load(tmp_path / "default.npz") as npz:
+        assert "rdms" not in npz.files
+        np.testing.assert_array_equal(npz["similarity"], plain_result.matrix)
+    with np.load(tmp_path / "with.npz") as npz:
+        np.testing.assert_array_equal(npz["rdms"], plain_result.rdms)
+    assert (tmp_path / "default.npz").stat().st_size < (tmp_path / "with.npz").stat().st_size
+    dropped = similarity_matrix(_features(), keep_rdms=False)
+    with pytest.raises(UserInputError, match=r"save_rdms: the result holds no RDMs .* keep_rdms=True"):
+        save_similarity(dropped, tmp_path / "none.npz", save_rdms=True)
+    assert not any(p.name.startswith("none") for p in tmp_path.iterdir())
 
 
 def test_save_similarity_with_graph(tmp_path: Path, plain_result: SimilarityResult) -> None:

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure as MplFigure
 
 from rsa_toolkit.errors import UserInputError
@@ -16,8 +17,10 @@ from rsa_toolkit.viz.plots import (
     TYPE_COLORS,
     graph_figure,
     graph_png_figure,
+    HTML_HEIGHT,
     save_html,
     save_png,
+    similarity_color_scale,
     similarity_heatmap,
     similarity_png_figure,
 )
@@ -69,7 +72,8 @@ def test_heatmap_orders_by_cluster_and_marks_types(zoo) -> None:
     legend = [tr.name for tr in fig.data if isinstance(tr, go.Scatter)]
     assert legend == list(TASK_TYPES)
     assert fig.layout.xaxis.scaleanchor == "y"  # square cells
-    assert fig.data[0].zmid == 0 and fig.data[0].zmin == -fig.data[0].zmax
+    off = s[~np.eye(20, dtype=bool)]
+    assert (fig.data[0].zmin, fig.data[0].zmax) == (off.min(), off.max())  # the colour bar spans the data
     given = similarity_heatmap(s, names, order="given")
     np.testing.assert_allclose(np.asarray(given.data[0].z), s)
     perm = np.arange(20)[::-1]
@@ -82,10 +86,88 @@ def test_save_html_is_self_contained(tmp_path, zoo) -> None:
     save_html(similarity_heatmap(s, names, ci_low=s - 0.1, ci_high=s + 0.1), path)
     html = path.read_text(encoding="utf-8")
     assert path.stat().st_size > 1_000_000  # plotly.js is inlined
-    assert not re.search(r"<script[^>]*src=[\"'][^\"']*cdn\.plot\.ly", html)
+    assert not re.search(r"<script[^>]*\ssrc\s*=", html, flags=re.IGNORECASE)  # no script from anywhere else
+    assert not re.search(r"<link[^>]*\shref\s*=\s*[\"']https?:", html, flags=re.IGNORECASE)
     assert re.match(r"\s*(<!doctype html>\s*)?<html", html, flags=re.IGNORECASE)  # a full page
     assert "depth_zbuffer" in html and f"{s[0, 1]:.3f}" in html
     assert [p.name for p in tmp_path.iterdir()] == ["sim.html"]
+    # It fills the page: no fixed pixel size, full width, a height tied to the window, plotly's responsive mode.
+    assert f'style="height:{HTML_HEIGHT}; width:100%;"' in html
+    assert '"responsive": true' in html
+    assert not re.search(r'"layout": \{[^{]*"(width|height)": \d', html)
+
+
+def test_heatmap_has_no_fixed_size() -> None:
+    fig = similarity_heatmap(np.eye(3) + 0.1, ["a", "b", "c"])
+    assert fig.layout.width is None and fig.layout.height is None and fig.layout.autosize
+    assert fig.layout.xaxis.scaleanchor == "y"  # the cells stay square at any size
+
+
+def _matrix(values: list[float]) -> np.ndarray:
+    """A 3 x 3 symmetric matrix with off-diagonal values (0, 1), (0, 2), (1, 2) and a diagonal of 1."""
+    s = np.eye(3)
+    for (i, j), v in zip([(0, 1), (0, 2), (1, 2)], values):
+        s[i, j] = s[j, i] = v
+    return s
+
+
+@pytest.mark.parametrize("values, kind, lo, hi", [
+    ([0.2, 0.5, 0.9], "sequential", 0.2, 0.9),
+    ([-0.2, -0.5, -0.9], "sequential", -0.9, -0.2),
+    ([0.0, 0.3, 0.6], "sequential", 0.0, 0.6),  # zero goes with either sign
+    ([-0.2, 0.1, 0.8], "diverging", -0.2, 0.8),
+    ([0.4, 0.4, 0.4], "sequential", 0.0, 0.4),  # one value: widened to include 0
+    ([0.0, 0.0, 0.0], "diverging", -1.0, 1.0),
+])
+def test_color_scale_fits_the_data(values, kind, lo, hi) -> None:
+    scale = similarity_color_scale(_matrix(values))
+    assert (scale.kind, scale.vmin, scale.vmax) == (kind, pytest.approx(lo), pytest.approx(hi))
+    assert scale.stops[0][0] == 0.0 and scale.stops[-1][0] == 1.0
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", colour) for _, colour in scale.stops)
+
+
+def test_diverging_scale_is_white_at_zero_and_symmetric_in_value() -> None:
+    scale = similarity_color_scale(_matrix([-0.2, 0.1, 0.8]))
+    white = np.array([int(scale.color(0.0)[k:k + 2], 16) for k in (1, 3, 5)])
+    assert np.all(np.abs(white - 0xF7) <= 2)  # RdBu's near-white centre (#f7f7f7)
+    red, blue = (np.array([int(c[k:k + 2], 16) for k in (1, 3, 5)]) for c in (scale.color(0.2), scale.color(-0.2)))
+    assert red[0] > red[2] and blue[2] > blue[0]  # red = alike, blue = opposite
+    assert abs(int(red.sum()) - int(blue.sum())) < 60  # equally far from white: -0.2 is not stretched to dark blue
+    sequential = similarity_color_scale(_matrix([0.2, 0.5, 0.9]))
+    assert sequential.stops[0][1] == "#440154" and sequential.stops[-1][1] == "#fde725"  # viridis end to end
+
+
+@pytest.mark.parametrize("values, kind", [([0.2, 0.5, 0.9], "sequential"), ([-0.2, 0.1, 0.8], "diverging")])
+def test_both_figures_use_the_same_scale(values, kind) -> None:
+    s = _matrix(values)
+    scale = similarity_color_scale(s)
+    assert scale.kind == kind
+    trace = similarity_heatmap(s, ["a", "b", "c"], order="given").data[0]
+    assert (trace.zmin, trace.zmax) == (scale.vmin, scale.vmax)
+    assert [list(stop) for stop in trace.colorscale] == scale.plotly()
+    image = similarity_png_figure(s, ["a", "b", "c"], order="given").axes[0].get_images()[0]
+    assert (image.norm.vmin, image.norm.vmax) == (scale.vmin, scale.vmax)
+    for pos, colour in scale.stops[::8]:  # up to the rounding of matplotlib's 256-entry lookup table
+        np.testing.assert_allclose(to_rgb(image.get_cmap()(pos)), to_rgb(colour), atol=3 / 255)
+
+
+def test_png_cell_text_is_readable_on_both_ends() -> None:
+    s = _matrix([0.1, 0.5, 0.9])
+    ax = similarity_png_figure(s, ["a", "b", "c"], order="given").axes[0]
+    colours = {t.get_text(): t.get_color() for t in ax.texts}
+    assert colours["0.10"] == "white" and colours["1.00"] == "black"  # viridis: dark purple low, yellow high
+
+
+def test_heatmap_writes_values_in_cells_up_to_30_tasks() -> None:
+    rng = np.random.default_rng(3)
+    for t, written in ((3, True), (30, True), (31, False)):
+        x = rng.normal(size=(t, 5))
+        s = np.corrcoef(x)
+        trace = similarity_heatmap(s, [f"t{i}" for i in range(t)]).data[0]
+        assert (trace.texttemplate == "%{z:.2f}") is written
+        if written:  # plotly picks black or white per cell for contrast, and a size that fits the cell
+            assert trace.textfont.color is None and trace.textfont.size is None
+        assert trace.hovertemplate == "%{text}<extra></extra>"  # the value on hover either way
 
 
 def test_png_figure_for_papers(tmp_path, zoo) -> None:
