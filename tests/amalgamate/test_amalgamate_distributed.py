@@ -99,6 +99,8 @@ def _assert_same_run(one: Path, two: Path) -> None:
                     assert eb[field][task] == pytest.approx(ea[field][task], rel=LOSS_RTOL), (field, task, ea["step"])
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 @pytest.mark.parametrize("method", ["soka", "kd"])
 def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path, tiny_shards, env, method):
     config = _config(tmp_path, tiny_shards, method=method, **({} if method == "soka" else {"aux": None}))
@@ -110,6 +112,8 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path,
     assert not list((tmp_path / "two").glob("*.tmp*"))  # rank 0 alone wrote, atomically
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_a_run_killed_under_ddp_resumes_under_ddp(tmp_path, tiny_shards, env):
     config = _config(tmp_path, tiny_shards)
     _single(env, "--out", str(tmp_path / "one"), "--config", str(config))
@@ -119,6 +123,8 @@ def test_a_run_killed_under_ddp_resumes_under_ddp(tmp_path, tiny_shards, env):
     _assert_same_run(tmp_path / "one", tmp_path / "two")
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_a_global_batch_that_does_not_split_evenly_is_refused(tmp_path, tiny_shards, env):
     config = _config(tmp_path, tiny_shards, batch_size=5)
     done = _torchrun(env, "--out", str(tmp_path / "odd"), "--config", str(config), check=False)

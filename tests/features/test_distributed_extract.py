@@ -98,6 +98,8 @@ def _assert_same_tree(got: Path, expected: Path) -> None:
 
 # --- through torchrun -----------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_ranks_share_the_extraction_in_step_and_take_turns_in_main_first(frames_dir: Path, tmp_path: Path,
                                                                       one_torch_thread: None) -> None:
     (tmp_path / "extract.py").write_text(LIBRARY_SCRIPT)
@@ -112,6 +114,8 @@ def test_ranks_share_the_extraction_in_step_and_take_turns_in_main_first(frames_
     _assert_same_tree(tmp_path / "cache2", tmp_path / "cache1")
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_torchrun_features_write_the_single_process_cache_and_directory(frames_dir: Path, tmp_path: Path,
                                                                         one_torch_thread: None,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,6 +132,8 @@ def test_torchrun_features_write_the_single_process_cache_and_directory(frames_d
     assert ran.stderr.count("next: rsa-toolkit matrix") == 1
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_torchrun_matrix_with_a_rank_without_images_and_a_warm_cache(frames_dir: Path, tmp_path: Path,
                                                                       one_torch_thread: None,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
