@@ -28,6 +28,7 @@ def _tiny(tiny_shards) -> list[str]:
             "--probe-frames", "6", "--bootstrap", "4", "--eval-frames", "4", "--threads", "1"]
 
 
+@pytest.mark.slow
 def test_round_trip_train_eval_report(tmp_path, tiny_shards, capsys):
     run = tmp_path / "dn"
     assert main(["train", "--targets", "depth", "normals", "--auto-aux", "--out", str(run), *_tiny(tiny_shards)]) == 0
@@ -88,6 +89,7 @@ def test_resume_and_stop_after(tmp_path, tiny_shards, capsys):
     assert json.loads((run / "run.json").read_text())["finished"]
 
 
+@pytest.mark.slow
 def test_default_report_lives_in_the_run_and_overwrite_clears_it(tmp_path, tiny_shards, capsys):
     run = tmp_path / "run"
     args = ["train", "--targets", "depth", "normal", "--out", str(run), "-q", *_tiny(tiny_shards)]
@@ -116,6 +118,7 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_subprocess_help_and_errors(tmp_path, tiny_zoo):
     env = {**os.environ, "RSA_TOOLKIT_MINI_ZOO": str(tiny_zoo), "RSA_TOOLKIT_CACHE": str(tmp_path / "cache")}
     shown = subprocess.run([sys.executable, "-m", "amalgamate"], capture_output=True, text=True, env=env)

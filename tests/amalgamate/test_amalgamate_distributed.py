@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,11 +37,30 @@ PARAM_ATOL = 1e-9
 LOSS_RTOL = 1e-9
 
 
+def _env(tiny_zoo: Path, root: Path) -> dict[str, str]:
+    return {**os.environ, "RSA_TOOLKIT_MINI_ZOO": str(tiny_zoo), "RSA_TOOLKIT_CACHE": str(root / "cache"),
+            "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+
+
 @pytest.fixture
 def env(tiny_zoo, tmp_path):
-    cache = tmp_path / "cache"
-    return {**os.environ, "RSA_TOOLKIT_MINI_ZOO": str(tiny_zoo), "RSA_TOOLKIT_CACHE": str(cache),
-            "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    return _env(tiny_zoo, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def soka_reference(tmp_path_factory, tiny_zoo, tiny_shards) -> Path:
+    """The one-process SOKA run (the default method) that the soka DDP tests compare with, trained once for the
+    module: ``one/`` its run directory, ``cache/`` the feature cache it filled with the teachers' knowledge."""
+    root = tmp_path_factory.mktemp("soka-reference")
+    _single(_env(tiny_zoo, root), "--out", str(root / "one"), "--config", str(_config(root, tiny_shards)))
+    return root
+
+
+def _one_process_soka(reference: Path, tmp_path: Path) -> Path:
+    """The shared one-process SOKA run, its warm cache copied to this test's cache as if the run had been trained
+    here: the DDP run then finds the teachers' knowledge cached, as when each test trained its own reference."""
+    shutil.copytree(reference / "cache", tmp_path / "cache")
+    return reference / "one"
 
 
 def _config(tmp_path: Path, tiny_shards, **changes) -> Path:
@@ -99,26 +119,36 @@ def _assert_same_run(one: Path, two: Path) -> None:
                     assert eb[field][task] == pytest.approx(ea[field][task], rel=LOSS_RTOL), (field, task, ea["step"])
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 @pytest.mark.parametrize("method", ["soka", "kd"])
-def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path, tiny_shards, env, method):
+def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path, tiny_shards, env, method, request):
     config = _config(tmp_path, tiny_shards, method=method, **({} if method == "soka" else {"aux": None}))
-    _single(env, "--out", str(tmp_path / "one"), "--config", str(config))
+    if method == "soka":  # the same one-process run as test_a_run_killed_under_ddp_resumes_under_ddp's
+        one = _one_process_soka(request.getfixturevalue("soka_reference"), tmp_path)
+    else:
+        one = tmp_path / "one"
+        _single(env, "--out", str(one), "--config", str(config))
     _torchrun(env, "--out", str(tmp_path / "two"), "--config", str(config))
-    _assert_same_run(tmp_path / "one", tmp_path / "two")
+    _assert_same_run(one, tmp_path / "two")
     run = json.loads((tmp_path / "two" / "run.json").read_text())
     assert run["processes"] == 2 and run["finished"]
     assert not list((tmp_path / "two").glob("*.tmp*"))  # rank 0 alone wrote, atomically
 
 
-def test_a_run_killed_under_ddp_resumes_under_ddp(tmp_path, tiny_shards, env):
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_a_run_killed_under_ddp_resumes_under_ddp(tmp_path, tiny_shards, env, soka_reference):
     config = _config(tmp_path, tiny_shards)
-    _single(env, "--out", str(tmp_path / "one"), "--config", str(config))
+    one = _one_process_soka(soka_reference, tmp_path)
     _torchrun(env, "--out", str(tmp_path / "two"), "--config", str(config), "--stop-after", "2")
     assert not (tmp_path / "two" / "student.pt").exists() and len(_log(tmp_path / "two")) == 2
     _torchrun(env, "--out", str(tmp_path / "two"), "--resume")
-    _assert_same_run(tmp_path / "one", tmp_path / "two")
+    _assert_same_run(one, tmp_path / "two")
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_a_global_batch_that_does_not_split_evenly_is_refused(tmp_path, tiny_shards, env):
     config = _config(tmp_path, tiny_shards, batch_size=5)
     done = _torchrun(env, "--out", str(tmp_path / "odd"), "--config", str(config), check=False)

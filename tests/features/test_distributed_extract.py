@@ -30,9 +30,11 @@ TASKS = ["depth", "normal", "class_scene"]
 
 # The library under a process group: every rank calls zoo_features for two teachers together, then for a third inside
 # main_first (rank 0 alone, then the others); each rank reports the images its teachers ran on in each call and a
-# digest of every array it got back.
+# digest of every array it got back, in a file of its own beside the script (report-<rank>.txt), written whole and
+# renamed into place: two ranks printing to the one stdout pipe at the same moment can interleave their lines
+# (with PYTHONUNBUFFERED each print argument is its own write), so the report never depends on timing.
 LIBRARY_SCRIPT = """
-import dataclasses, hashlib, sys
+import dataclasses, hashlib, os, sys
 import torch
 from rsa_toolkit import distributed
 from rsa_toolkit.features.extract import zoo_features
@@ -53,8 +55,11 @@ features = zoo_features(teachers, probe, batch_size=4, cache_dir=sys.argv[2])
 with distributed.main_first():
     zoo_features([counted(t, seen_first) for t in mini_zoo(["class_scene"])], probe, batch_size=4,
                  cache_dir=sys.argv[2])
-print(distributed.rank(), sum(seen), sum(seen_first),
-      *(hashlib.sha256(a.tobytes()).hexdigest() for a in features.arrays))
+report = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"report-{distributed.rank()}.txt")
+with open(report + ".tmp", "w") as fh:
+    print(distributed.rank(), sum(seen), sum(seen_first),
+          *(hashlib.sha256(a.tobytes()).hexdigest() for a in features.arrays), file=fh)
+os.replace(report + ".tmp", report)
 distributed.shutdown()
 """
 
@@ -98,11 +103,14 @@ def _assert_same_tree(got: Path, expected: Path) -> None:
 
 # --- through torchrun -----------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_ranks_share_the_extraction_in_step_and_take_turns_in_main_first(frames_dir: Path, tmp_path: Path,
                                                                       one_torch_thread: None) -> None:
     (tmp_path / "extract.py").write_text(LIBRARY_SCRIPT)
-    ran = _torchrun(tmp_path / "extract.py", frames_dir, tmp_path / "cache2", "depth", "normal", module=False)
-    reports = sorted(line.split() for line in ran.stdout.splitlines())
+    _torchrun(tmp_path / "extract.py", frames_dir, tmp_path / "cache2", "depth", "normal", module=False)
+    reports = sorted(line.split() for rank in (0, 1)
+                     for line in (tmp_path / f"report-{rank}.txt").read_text().splitlines())
     # in step: 5 and 4 batches per teacher; in main_first: rank 0 computes all 33, rank 1 reads the cache
     assert [r[:3] for r in reports] == [["0", str(2 * 20), "33"], ["1", str(2 * 13), "0"]]
     probe = probe_from_folder(frames_dir)[0]
@@ -112,6 +120,8 @@ def test_ranks_share_the_extraction_in_step_and_take_turns_in_main_first(frames_
     _assert_same_tree(tmp_path / "cache2", tmp_path / "cache1")
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_torchrun_features_write_the_single_process_cache_and_directory(frames_dir: Path, tmp_path: Path,
                                                                         one_torch_thread: None,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,6 +138,8 @@ def test_torchrun_features_write_the_single_process_cache_and_directory(frames_d
     assert ran.stderr.count("next: rsa-toolkit matrix") == 1
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
 def test_torchrun_matrix_with_a_rank_without_images_and_a_warm_cache(frames_dir: Path, tmp_path: Path,
                                                                       one_torch_thread: None,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:

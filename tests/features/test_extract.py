@@ -104,6 +104,7 @@ def test_taskonomy_teacher_hash_layers_and_preprocessing(weights_dir: Path) -> N
     assert teacher.preprocessing.describe()["low_saturation"] is True  # rgb2depth is one of the 14 low-sat tasks
 
 
+@pytest.mark.slow
 def test_taskonomy_features_equal_the_network_on_preprocessed_images(weights_dir: Path, probe, tmp_path: Path) -> None:
     teacher = taskonomy_teacher("normal", weights_dir)
     feats = extract_features(teacher, probe, layers=["block2", "encoder_output"], batch_size=len(probe),
@@ -258,6 +259,7 @@ def test_zoo_file_in_json(tmp_path: Path, zoo_toml: Path) -> None:
 
 # --- the CLI --------------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_matrix_from_weights_equals_the_features_route(weights_dir: Path, probe_dir: Path, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     cache = tmp_path / "cache"
@@ -277,6 +279,7 @@ def test_cli_matrix_from_weights_equals_the_features_route(weights_dir: Path, pr
     assert set(provenance["layers"]) == {"block4", "encoder_output"}
 
 
+@pytest.mark.slow
 def test_cli_pick_aux_with_a_zoo_file_and_weights(weights_dir: Path, probe_dir: Path, zoo_toml: Path,
                                                   tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["pick-aux", "--weights-dir", str(weights_dir), "--zoo", str(zoo_toml), "--images", str(probe_dir),

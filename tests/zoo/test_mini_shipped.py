@@ -49,6 +49,7 @@ def fresh_shards(tmp_path_factory):
             write_shard(root / "test", "test", 64, start=500_000, jobs=2))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["depth_zbuffer", "normal", "segment_semantic", "class_scene", "edge_occlusion"])
 def test_teachers_beat_the_baseline_on_fresh_frames(task, fresh_shards):
     net = mini_teacher(task).build()
@@ -56,18 +57,7 @@ def test_teachers_beat_the_baseline_on_fresh_frames(task, fresh_shards):
     assert figures["loss_ratio"] <= MARGIN, figures
 
 
-@pytest.fixture(scope="module")
-def default_matrix(tmp_path_factory):
-    """The embedded default command, run once; its feature cache is reused by pick-aux below."""
-    out = tmp_path_factory.mktemp("default")
-    code = main(["matrix", "--out", str(out / "sim.png"), "--cache-dir", str(out / "cache"), "--quiet"])
-    assert code == 0
-    with open(out / "sim.csv") as fh:
-        rows = list(csv.reader(fh))
-    names = rows[0][1:]
-    return out, np.array([[float(v) for v in row[1:]] for row in rows[1:]]), names
-
-
+@pytest.mark.slow
 def test_default_matrix_shows_the_paper_pattern(default_matrix):
     out, matrix, names = default_matrix
     assert names == list(ALL_TASKS) and all((out / f"sim.{ext}").is_file() for ext in ("png", "html", "csv", "npz"))
@@ -77,6 +67,7 @@ def test_default_matrix_shows_the_paper_pattern(default_matrix):
     assert checks["3D tasks cluster"], checks
 
 
+@pytest.mark.slow
 def test_default_pick_aux(default_matrix, capsys):
     out, matrix, names = default_matrix
     capsys.readouterr()
@@ -107,6 +98,7 @@ def test_shipped_transfer_was_measured_on_the_shipped_zoo():
     np.testing.assert_allclose(truth.values, 1.0 - loss[:-1] / loss[-1], atol=1e-6)  # gains from float32 losses
 
 
+@pytest.mark.slow
 def test_default_matrix_against_the_shipped_transfer(default_matrix, capsys):
     """The figures docs/evaluate.md reports for the default recipe (mean per-target Spearman 0.503, top-3 9/20)."""
     out, _, _ = default_matrix

@@ -77,7 +77,8 @@ def test_probe_is_deterministic_and_hashed():
     assert image.shape == (64, 64, 3) and image.dtype == np.float32 and 0 <= image.min() <= image.max() <= 1
 
 
-def test_cli_default_is_the_mini_zoo(tmp_path, monkeypatch, tiny_zoo):
+@pytest.mark.slow
+def test_cli_default_is_the_mini_zoo(tmp_path, monkeypatch, tiny_zoo, small_default_probe):
     monkeypatch.setenv("RSA_TOOLKIT_MINI_ZOO", str(tiny_zoo))
     monkeypatch.delenv("RSA_TOOLKIT_WEIGHTS", raising=False)
     monkeypatch.chdir(tmp_path)
