@@ -130,15 +130,14 @@ def _share_scale(shown: list[_Shown]) -> list[_Shown]:
     return shown
 
 
-def predictions_figure(examples: dict[str, np.ndarray], metrics: Evaluation):  # noqa: ANN201 - mpl Figure
+def predictions_figure(examples: dict[str, np.ndarray], metrics: Evaluation, *, label: str):  # noqa: ANN201
     """Seed Fig. 2: one row per test frame; the input, then per task the student's, the teacher's and (where known)
     the true output, with a colour bar per task and row for scalar maps (depth in metres, edge probability 0-1,
-    class ids); RGB outputs such as normals get none, their column title says how they encode.
+    class ids); RGB outputs such as normals get none, their column title says how they encode. ``label`` names
+    the run in the title (:func:`amalgamate.evaluation.report.run_label`).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from amalgamate.evaluation.report import run_label
 
     tasks = metrics.targets
     kinds = ["student", "teacher"] + (["truth"] if metrics.eval_set.ground_truth else [])
@@ -189,7 +188,7 @@ def predictions_figure(examples: dict[str, np.ndarray], metrics: Evaluation):  #
             if ax.get_images() or ax.texts:
                 ax.set_xticks([])
                 ax.set_yticks([])
-    fig.suptitle(f"{run_label(metrics)}: student vs teacher" + (" vs ground truth" if "truth" in kinds else ""),
+    fig.suptitle(f"{label}: student vs teacher" + (" vs ground truth" if "truth" in kinds else ""),
                  fontsize=9)
     return fig
 

@@ -254,7 +254,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
         with np.load(run.file("examples.npz")) as data:
             examples = {k: data[k] for k in data.files}
         path = out / f"predictions-{_slug(run_label(m), taken)}.png"
-        save_png(predictions_figure(examples, m), path, dpi=110)
+        save_png(predictions_figure(examples, m, label=run_label(m)), path, dpi=110)
         written.append(path)
         sections.append(f"- ![{run_label(m)}]({path.name})")
     written.append(_write_text(out / "report.md", "\n".join(sections) + "\n"))

@@ -66,7 +66,7 @@ def outputs() -> tuple[dict[str, np.ndarray], SimpleNamespace]:
         examples[f"edges/{kind}"] = rng.uniform(0, 1, (n, 1, size, size)) if kind == "truth" \
             else rng.normal(0, 2, (n, 1, size, size))
     # the attributes of amalgamate.evaluation.results.Evaluation that the figure reads
-    metrics = SimpleNamespace(targets=("depth", "normal", "edges"), method="soka", weighting="gradnorm", aux=None,
+    metrics = SimpleNamespace(targets=("depth", "normal", "edges"), method="soka", weighting="gradnorm",
                               eval_set=SimpleNamespace(ground_truth=True),
                               spaces={"depth": "log_depth", "normal": "normal", "edges": "edge_logits"})
     return examples, metrics
@@ -74,7 +74,7 @@ def outputs() -> tuple[dict[str, np.ndarray], SimpleNamespace]:
 
 def test_predictions_have_colour_bars_with_units(outputs) -> None:
     examples, metrics = outputs
-    fig = predictions_figure(examples, metrics)
+    fig = predictions_figure(examples, metrics, label="SOKA (gradnorm)")
     labels = sorted(ax.get_ylabel() for ax in fig.axes if ax.get_ylabel())  # colour bars carry their units
     assert labels == ["depth (m)"] * 2 + ["edge probability"] * 2  # one per scalar task and row, none for normals
     edge_bars = [ax for ax in fig.axes if ax.get_ylabel() == "edge probability"]
