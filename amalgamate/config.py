@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from rsa_toolkit.errors import UserInputError, closest_names
+from rsa_toolkit.errors import UserInputError, unknown_name
 
 __all__ = ["AmalgamateConfig", "METHODS", "load_config_file", "merge_config", "check_config", "config_to_dict"]
 
@@ -131,10 +131,8 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         elif key in valid:
             out[key] = value
         else:
-            hints = closest_names(key, valid)
-            did_you_mean = f" Did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
-            raise UserInputError(f"--config '{path}': unknown setting '{raw_key}'.{did_you_mean} Settings: "
-                                 f"{', '.join(sorted(valid))}.")
+            raise UserInputError(unknown_name(f"--config '{path}': unknown setting '{raw_key}'", key, sorted(valid),
+                                              listing="Settings"))
     if options:
         out["weighting_options"] = options
     return out
@@ -175,9 +173,7 @@ def check_config(config: AmalgamateConfig) -> AmalgamateConfig:
     from amalgamate.training.weighting import WEIGHTINGS
 
     if config.method not in METHODS:
-        hints = closest_names(str(config.method), METHODS)
-        did_you_mean = f" Did you mean {hints[0]!r}?" if hints else ""
-        raise UserInputError(f"Unknown method '{config.method}'.{did_you_mean} Available: {', '.join(METHODS)}.")
+        raise UserInputError(unknown_name(f"Unknown method '{config.method}'", config.method, METHODS, n=1))
     targets = tuple(resolve_targets(list(config.targets)))
     for name in ("steps", "batch_size", "checkpoint_every", "eval_frames", "balance_window", "gan_width"):
         _int(config, name, 1)

@@ -1,10 +1,14 @@
 """Run a parsed command line the way every console script of the project does: help when nothing is asked, user
-mistakes as one line and exit code 2, a closed pipe as a normal end, Ctrl-C as 130."""
+mistakes as one line and exit code 2, a closed pipe as a normal end, Ctrl-C as 130.
+
+Library errors name function parameters (``device='cuda:7'``); :func:`run_command` rewrites them to the command
+line's options (``--device cuda:7``), the one place where parameters become flags."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -24,7 +28,7 @@ def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, 
     try:
         return args.run(args)
     except UserInputError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {as_command_line(exc, parser, args)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `rsa-toolkit tasks | head`: the reader left; not an error worth a traceback
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps Python's exit-time flush from failing again
@@ -32,3 +36,33 @@ def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, 
     except KeyboardInterrupt:
         print(f"{prog}: {interrupted}", file=sys.stderr)
         return 130
+
+
+def as_command_line(exc: UserInputError, parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """``exc``'s message with each ``parameter=`` reference to its parameter written as the option that sets it
+    (``device='cpu'`` -> ``--device 'cpu'``), found in the parser's own actions (dest -> option strings)."""
+    message = str(exc)
+    option = _option_for(parser, exc.parameter, args) if exc.parameter else None
+    if option is None:
+        return message
+    return re.sub(rf"(?<![\w.-]){re.escape(exc.parameter)}=", lambda _: f"{option} ", message)
+
+
+def _option_for(parser: argparse.ArgumentParser, dest: str, args: argparse.Namespace) -> str | None:
+    """The long option of ``dest`` in the (sub)command that ``args`` runs, else in any (sub)command."""
+    parsers = list(_parsers(parser))
+    run = getattr(args, "run", None)
+    chosen = [p for p in parsers if run is not None and p.get_default("run") is run]
+    for p in chosen + parsers:
+        for action in p._actions:
+            if action.dest == dest and action.option_strings:
+                return max(action.option_strings, key=len)
+    return None
+
+
+def _parsers(parser: argparse.ArgumentParser):  # noqa: ANN202 - an iterator of parsers
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _parsers(sub)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from rsa_toolkit.errors import UserInputError, closest_names
+from rsa_toolkit.errors import UserInputError, unknown_name
 
 T = TypeVar("T")
 
@@ -38,9 +38,7 @@ class Registry(Generic[T]):
             raise UserInputError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: str) -> str:
-        hint = closest_names(str(name), self._entries)
-        did_you_mean = f" Did you mean {', '.join(repr(h) for h in hint)}?" if hint else ""
-        return f"Unknown {self.kind} '{name}'.{did_you_mean} Available: {', '.join(self._entries)}."
+        return unknown_name(f"Unknown {self.kind} '{name}'", name, self._entries)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

@@ -93,7 +93,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = N
     overrides the run's setting."""
     from tqdm.auto import tqdm
 
-    from rsa_toolkit.features.extract import resolve_device
+    from rsa_toolkit.devices import resolve_device
 
     dev = resolve_device(device)
 

@@ -128,7 +128,7 @@ def time_runs(runs: Sequence[RunDir], batch_size: int = 32, rounds: int = 5,
     """Inference ms per image of every run's student and of the first run's teachers, timed together in this process
     (:func:`amalgamate.evaluation.evaluate.time_together`) on one batch of noise at each model's input size (time does not
     depend on the pixels)."""
-    from rsa_toolkit.features.extract import resolve_device
+    from rsa_toolkit.devices import resolve_device
 
     from amalgamate.config import config_from_dict
     from amalgamate.evaluation.evaluate import load_student, time_together
@@ -296,7 +296,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
     ``device``; returns the paths written."""
     from rsa_toolkit.viz.plots import save_html, save_png
 
-    from rsa_toolkit.features.extract import resolve_device
+    from rsa_toolkit.devices import resolve_device
 
     from amalgamate.evaluation.evaluate import evaluate_run
 

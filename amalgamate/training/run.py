@@ -20,8 +20,9 @@ from typing import Any
 import torch
 
 from rsa_toolkit import distributed
+from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.errors import UserInputError
-from rsa_toolkit.features.extract import default_cache_dir, resolve_device
+from rsa_toolkit.features.extract import default_cache_dir
 
 from amalgamate.training.auxiliary import AuxChoice, given_auxiliary, rank_zoo
 from amalgamate.config import AmalgamateConfig, check_config, config_from_dict, config_to_dict, merge_config
@@ -136,7 +137,7 @@ def train(run_dir: str | os.PathLike[str], config: AmalgamateConfig | Mapping[st
         raise UserInputError(f"stop-after must be an integer >= 1, got {stop_after!r}.")
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = distributed.local_device(resolve_device(config.device))
+    device = resolve_device(config.device, local=True)
     if distributed.init_from_env(device) and config.batch_size % distributed.world_size():
         raise UserInputError(f"--batch-size {config.batch_size} (the global batch) must split evenly over the "
                              f"{distributed.world_size()} processes; use a multiple of {distributed.world_size()}.")

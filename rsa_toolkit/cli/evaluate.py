@@ -13,7 +13,7 @@ import numpy as np
 
 from rsa_toolkit.files import check_output_path
 from rsa_toolkit.rsa.compare import COMPARISONS
-from rsa_toolkit.errors import UserInputError, closest_names
+from rsa_toolkit.errors import UserInputError, unknown_name
 from rsa_toolkit.analysis.evaluation import Evaluation, TargetScore, evaluate_similarity
 from rsa_toolkit.analysis.ground_truth import GROUND_TRUTHS, GroundTruth, canonical_name, load_ground_truth
 from rsa_toolkit.viz.outputs import read_matrix_csv
@@ -155,10 +155,8 @@ def _select(names: list[str], wanted: list[str]) -> list[int]:
     keep = set()
     for w in wanted:
         if canonical_name(w) not in canonical:
-            hint = closest_names(w, names)
-            did_you_mean = f" Did you mean {', '.join(repr(h) for h in hint)}?" if hint else ""
-            raise UserInputError(f"--tasks: '{w}' is not among the teachers.{did_you_mean} Teachers: "
-                                 f"{', '.join(names)}.")
+            raise UserInputError(unknown_name(f"--tasks: '{w}' is not among the teachers", w, names,
+                                              listing="Teachers"))
         keep.add(canonical.index(canonical_name(w)))
     return sorted(keep)
 

@@ -26,16 +26,16 @@ import numpy as np
 import torch
 
 from rsa_toolkit import distributed
-from rsa_toolkit.files import atomic_path, current_umask
+from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.files import atomic_path, current_umask
 from rsa_toolkit.features.shards import concatenate_npy, part_path, shard_rows, write_npy_header
 from rsa_toolkit.features.store import FeatureSet
 from rsa_toolkit.images.probe import ProbeSet
 from rsa_toolkit.provenance import provenance
 from rsa_toolkit.zoo.teachers import Teacher
 
-__all__ = ["CACHE_ENV", "default_cache_dir", "cache_key", "extract_features", "zoo_features", "save_features_dir",
-           "resolve_device"]
+__all__ = ["CACHE_ENV", "default_cache_dir", "cache_key", "extract_features", "zoo_features", "save_features_dir"]
 
 _T = TypeVar("_T")
 
@@ -57,18 +57,6 @@ def cache_key(teacher: Teacher, layer: str, probe: ProbeSet) -> str:
         "probe": probe.content_hash, "preprocessing": teacher.preprocessing.describe(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise UserInputError(f"--device '{device}': {exc}; expected cpu, cuda, cuda:N or mps.") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserInputError(f"--device '{device}': no CUDA device is available here; use --device cpu.")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UserInputError(f"--device '{device}': MPS is not available here; use --device cpu.")
-    return dev
 
 
 def extract_features(teacher: Teacher, probe: ProbeSet, *, layers: Sequence[str] | None = None,
@@ -94,7 +82,7 @@ def extract_features(teacher: Teacher, probe: ProbeSet, *, layers: Sequence[str]
     if missing:
         compute = _compute_sharded if shared else _compute
         compute(teacher, probe, {k: paths[k] for k in missing}, batch_size,
-                distributed.local_device(resolve_device(device)), progress)
+                resolve_device(device, local=True), progress)
     return {layer: np.load(paths[layer], mmap_mode="r") for layer in wanted}
 
 

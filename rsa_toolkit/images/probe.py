@@ -40,7 +40,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from rsa_toolkit.registry import Registry
 from rsa_toolkit.validation import check_positive_int
-from rsa_toolkit.errors import UserInputError, closest_names
+from rsa_toolkit.errors import UserInputError, unknown_name
 from rsa_toolkit.images.preprocess import Preprocessing, get_preprocessing
 
 __all__ = [
@@ -411,9 +411,5 @@ def resolve_probe(spec: str | os.PathLike[str], *, recursive: bool = False, on_n
     name = str(spec)
     if name in PROBE_SETS:
         return probe_by_name(name)
-    hints = closest_names(name, PROBE_SETS.names())
-    did_you_mean = f" Did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
-    raise UserInputError(
-        f"Probe set '{spec}' is neither an existing folder nor a built-in probe set.{did_you_mean} "
-        f"Built-in probe sets: {', '.join(PROBE_SETS.names())}."
-    )
+    raise UserInputError(unknown_name(f"Probe set '{spec}' is neither an existing folder nor a built-in probe set",
+                                      name, PROBE_SETS.names(), listing="Built-in probe sets"))

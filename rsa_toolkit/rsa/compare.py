@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rsa_toolkit.devices import check_rsa_device
+from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.registry import Registry
 from rsa_toolkit.validation import check_square_stack
 from rsa_toolkit.rsa.average_ranks import doubled_ranks, rank_average
@@ -84,7 +84,7 @@ def compare_rdms(rdms: np.ndarray, *, method: str = "spearman", kind: str = "dis
     ``device`` (a torch device such as "cuda"; default None: numpy) runs the ranks and the Gram product there.
     """
     comparison = COMPARISONS.get(method)
-    device = check_rsa_device(device)
+    device = resolve_device(device, rsa=True)
     if kind not in ("dissimilarity", "kernel"):
         raise UserInputError(f"kind must be 'dissimilarity' or 'kernel', got '{kind}'.")
     stack = check_square_stack(rdms)

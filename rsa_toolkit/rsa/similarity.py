@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rsa_toolkit.devices import check_rsa_device
+from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.validation import check_dtype, check_positive_int
 from rsa_toolkit.rsa.bootstrap import BootstrapResult, bootstrap_similarity
 from rsa_toolkit.rsa.compare import COMPARISONS, Prepared, pairwise_similarity, prepare_for
@@ -91,7 +91,7 @@ def similarity_matrix(features: Mapping[str, np.ndarray] | Sequence[np.ndarray],
     dt = check_dtype(dtype)
     if n_jobs is not None:
         check_positive_int(n_jobs, name="n_jobs")
-    dev = check_rsa_device(device)
+    dev = resolve_device(device, rsa=True)
     t, n = len(names), arrays[0].shape[0]
     jobs = n_jobs or (1 if dev is not None else min(t, os.cpu_count() or 1))
     plan = plan_memory(t, n, max(int(np.prod(a.shape[1:])) for a in arrays), method=method, comparison=comparison,

@@ -41,7 +41,7 @@ from typing import Literal
 import torch
 import torch.nn as nn
 
-from rsa_toolkit.errors import UserInputError, closest_names
+from rsa_toolkit.errors import UserInputError, unknown_name
 from rsa_toolkit.tasks import try_resolve_task
 
 __all__ = [
@@ -278,10 +278,7 @@ def _check_layers(layers: Sequence[str] | None) -> list[str]:
     wanted = list(dict.fromkeys(layers))
     for name in wanted:
         if name not in TAP_LAYERS:
-            hints = closest_names(str(name), TAP_LAYERS)
-            did_you_mean = f" Did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
-            raise UserInputError(f"Unknown layer '{name}' for the Taskonomy encoder.{did_you_mean} "
-                                 f"Available: {', '.join(TAP_LAYERS)}.")
+            raise UserInputError(unknown_name(f"Unknown layer '{name}' for the Taskonomy encoder", name, TAP_LAYERS))
     if not wanted:
         raise UserInputError(f"layers must name at least one of {', '.join(TAP_LAYERS)}, got an empty list.")
     return sorted(wanted, key=TAP_LAYERS.index)
@@ -416,10 +413,7 @@ def _check_task(task: str) -> str:
     if task not in DECODER_CHANNELS:  # aliases (rgb2depth, normals, ...) resolve to canonical names
         resolved = try_resolve_task(task) if isinstance(task, str) else None
         if resolved is None:
-            hints = closest_names(str(task), DECODER_CHANNELS)
-            did_you_mean = f" Did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
-            raise UserInputError(f"Unknown Taskonomy task '{task}'.{did_you_mean} "
-                                 f"Available: {', '.join(DECODER_CHANNELS)}.")
+            raise UserInputError(unknown_name(f"Unknown Taskonomy task '{task}'", task, DECODER_CHANNELS))
         task = resolved.name
     return task
 
