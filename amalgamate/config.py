@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rsa_toolkit.errors import UserInputError, unknown_name
+from rsa_toolkit.validation import check_int, check_number
 
 __all__ = ["AmalgamateConfig", "METHODS", "load_config_file", "merge_config", "check_config", "config_to_dict"]
 
@@ -153,15 +154,12 @@ def merge_config(*layers: Mapping[str, Any]) -> AmalgamateConfig:
 
 def _int(config: AmalgamateConfig, name: str, minimum: int) -> None:
     value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UserInputError(f"{name.replace('_', '-')} must be an integer >= {minimum}, got {value!r}.")
+    check_int(value, name=name.replace("_", "-"), minimum=minimum)
 
 
 def _number(config: AmalgamateConfig, name: str, low: float, *, strict: bool = True) -> None:
     value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > low if strict else value >= low):
-        raise UserInputError(f"{name.replace('_', '-')} must be a number {'>' if strict else '>='} {low}, got "
-                             f"{value!r}.")
+    check_number(value, name=name.replace("_", "-"), above=low if strict else None, minimum=None if strict else low)
 
 
 def check_config(config: AmalgamateConfig) -> AmalgamateConfig:

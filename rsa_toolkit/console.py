@@ -10,13 +10,15 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from rsa_toolkit.errors import UserInputError
 
 
 def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, prog: str,
-                interrupted: str = "interrupted") -> int:
+                interrupted: str = "interrupted", parameters: Mapping[str, str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen command. ``parameters`` maps library parameter names to the ``dest`` of the
+    option that sets them where the two differ (``{"directory": "out"}``); see :func:`as_command_line`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         parser.print_help()
@@ -28,7 +30,7 @@ def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, 
     try:
         return args.run(args)
     except UserInputError as exc:
-        print(f"{prog}: error: {as_command_line(exc, parser, args)}", file=sys.stderr)
+        print(f"{prog}: error: {as_command_line(exc, parser, args, parameters)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `rsa-toolkit tasks | head`: the reader left; not an error worth a traceback
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps Python's exit-time flush from failing again
@@ -38,14 +40,20 @@ def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, 
         return 130
 
 
-def as_command_line(exc: UserInputError, parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
-    """``exc``'s message with each ``parameter=`` reference to its parameter written as the option that sets it
-    (``device='cpu'`` -> ``--device 'cpu'``), found in the parser's own actions (dest -> option strings)."""
+def as_command_line(exc: UserInputError, parser: argparse.ArgumentParser, args: argparse.Namespace,
+                    parameters: Mapping[str, str] | None = None) -> str:
+    """``exc``'s message with its parameter written as the option that sets it, found in the parser's own actions
+    (dest -> option strings): as the subject of the message (``eval_frames must be ...`` -> ``--eval-frames must
+    be ...``, ``top_k: expected ...`` -> ``--top-k: expected ...``) and as ``parameter=`` anywhere (``device='cpu'``
+    -> ``--device 'cpu'``; ``(cache_dir= on ...`` -> ``(--cache-dir on ...``)."""
     message = str(exc)
-    option = _option_for(parser, exc.parameter, args) if exc.parameter else None
+    dest = (parameters or {}).get(exc.parameter, exc.parameter) if exc.parameter else None
+    option = _option_for(parser, dest, args) if dest else None
     if option is None:
         return message
-    return re.sub(rf"(?<![\w.-]){re.escape(exc.parameter)}=", lambda _: f"{option} ", message)
+    name = re.escape(exc.parameter)
+    message = re.sub(rf"^{name}(?= must |: )", lambda _: option, message)
+    return re.sub(rf"(?<![\w.-]){name}= ?", lambda _: f"{option} ", message)
 
 
 def _option_for(parser: argparse.ArgumentParser, dest: str, args: argparse.Namespace) -> str | None:
@@ -60,7 +68,7 @@ def _option_for(parser: argparse.ArgumentParser, dest: str, args: argparse.Names
     return None
 
 
-def _parsers(parser: argparse.ArgumentParser):  # noqa: ANN202 - an iterator of parsers
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
     yield parser
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):

@@ -23,6 +23,7 @@ from rsa_toolkit import distributed
 from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.features.extract import default_cache_dir
+from rsa_toolkit.validation import check_int
 
 from amalgamate.training.auxiliary import AuxChoice, given_auxiliary, rank_zoo
 from amalgamate.config import AmalgamateConfig, check_config, config_from_dict, config_to_dict, merge_config
@@ -133,8 +134,7 @@ def train(run_dir: str | os.PathLike[str], config: AmalgamateConfig | Mapping[st
     else:
         config = check_config(merge_config(settings))
         run.check_new(overwrite=overwrite)
-    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 1):
-        raise UserInputError(f"stop-after must be an integer >= 1, got {stop_after!r}.")
+    check_int(stop_after, name="stop-after", minimum=1, optional=True, expected="an integer >= 1")
     if config.threads:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device, local=True)

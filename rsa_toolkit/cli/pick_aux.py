@@ -6,6 +6,7 @@ import argparse
 import json
 
 from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.validation import check_int
 from rsa_toolkit.viz.outputs import read_matrix_csv
 from rsa_toolkit.analysis.ranking import AGGREGATES, Candidate, match_teachers, rank_auxiliaries
 from rsa_toolkit.rsa.similarity import similarity_matrix
@@ -36,8 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.top is not None and args.top < 1:
-        raise UserInputError(f"--top must be at least 1, got {args.top}.")
+    check_int(args.top, name="--top", minimum=1, optional=True, expected="at least 1")
     AGGREGATES.get(args.aggregate)
     if args.layer == "all":
         raise UserInputError("pick-aux ranks on one layer; choose --layer NAME (or leave it out).")

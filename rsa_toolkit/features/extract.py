@@ -34,6 +34,7 @@ from rsa_toolkit.features.store import FeatureSet
 from rsa_toolkit.images.probe import ProbeSet
 from rsa_toolkit.provenance import provenance
 from rsa_toolkit.zoo.teachers import Teacher
+from rsa_toolkit.validation import check_int
 
 __all__ = ["CACHE_ENV", "default_cache_dir", "cache_key", "extract_features", "zoo_features", "save_features_dir"]
 
@@ -71,8 +72,7 @@ def extract_features(teacher: Teacher, probe: ProbeSet, *, layers: Sequence[str]
     :func:`rsa_toolkit.distributed.main_first` it runs whole on each rank in turn.
     """
     wanted = teacher.check_layers(layers)
-    if batch_size < 1:
-        raise UserInputError(f"batch size must be at least 1, got {batch_size}.")
+    check_int(batch_size, name="batch size", minimum=1, expected="at least 1")
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     paths = {layer: _entry_path(root, cache_key(teacher, layer, probe)) for layer in wanted}
     missing = [layer for layer in wanted if recompute or not paths[layer].exists()]
@@ -123,9 +123,11 @@ def save_features_dir(feature_sets: Sequence[FeatureSet], directory: str | os.Pa
 
     target = Path(directory)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise UserInputError(f"--out '{target}' already exists and is not empty; choose a new directory.")
+        raise UserInputError(f"directory='{target}' already exists and is not empty; choose a new directory.",
+                             parameter="directory")
     if not target.parent.is_dir():
-        raise UserInputError(f"--out '{target}': directory '{target.parent}' does not exist; create it first.")
+        raise UserInputError(f"directory='{target}': directory '{target.parent}' does not exist; create it first.",
+                             parameter="directory")
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         for fs in feature_sets:
@@ -183,7 +185,7 @@ def _compute_sharded(teacher: Teacher, probe: ProbeSet, paths: dict[str, Path], 
             if absent:  # every rank renamed its parts into place before the barrier: rank 0 cannot see them
                 raise UserInputError(f"distributed extraction: rank 0 cannot see '{absent[0]}', written by another "
                                      "rank; the feature cache must be on a file system every node sees "
-                                     "(--cache-dir on shared storage).")
+                                     "(cache_dir= on shared storage).", parameter="cache_dir")
             with _staged(paths) as tmp:
                 for layer in paths:
                     concatenate_npy(parts[layer], tmp[layer])

@@ -39,7 +39,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from rsa_toolkit.registry import Registry
-from rsa_toolkit.validation import check_positive_int
+from rsa_toolkit.validation import check_int
 from rsa_toolkit.errors import UserInputError, unknown_name
 from rsa_toolkit.images.preprocess import Preprocessing, get_preprocessing
 
@@ -190,7 +190,7 @@ class ProbeSet:
         """Yield ``(indices, tensor)`` with tensor (B, 3, S, S) float32, B <= batch_size, in order, for the images
         ``start:stop`` (default all: one rank's shard is a slice); images are loaded only when their batch is
         reached."""
-        batch_size = check_positive_int(batch_size, name="batch_size")
+        batch_size = check_int(batch_size, name="batch_size", minimum=1)
         prep = get_preprocessing(prep)
         stop = len(self) if stop is None else min(stop, len(self))
         for first in range(start, stop, batch_size):

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from rsa_toolkit.files import atomic_path
-from rsa_toolkit.validation import check_positive_int
+from rsa_toolkit.validation import check_int
 from rsa_toolkit.scenes import ALL_TASKS
 from rsa_toolkit.tasks import resolve_task
 from rsa_toolkit.zoo.mini.net import MiniTeacherNet, build_teacher_net, check_frame_size
@@ -168,7 +168,7 @@ def train_zoo(out_dir: str | os.PathLike[str], *, train_shard: str | os.PathLike
     """Train the teachers of ``tasks`` (default all 20) with ``jobs`` processes; write ``<task>.pt`` (fp16 state
     dicts) and update ``manifest.json`` in ``out_dir``. Returns the manifest."""
     tasks = list(dict.fromkeys(resolve_task(t) for t in (tasks or ALL_TASKS)))
-    jobs = check_positive_int(jobs, name="jobs")
+    jobs = check_int(jobs, name="jobs", minimum=1)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     args = [(t, str(out), str(train_shard), str(test_shard), config, log_every) for t in tasks]

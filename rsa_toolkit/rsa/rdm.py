@@ -33,7 +33,7 @@ import numpy as np
 
 from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.registry import Registry
-from rsa_toolkit.validation import check_dtype, check_features, check_positive_int
+from rsa_toolkit.validation import check_dtype, check_features, check_int
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.rsa.normalize import normalize_features
 
@@ -189,7 +189,7 @@ def _prepare(features: np.ndarray, method: str, normalization: str, dtype: type 
     spec = RDM_METHODS.get(method)
     dt = check_dtype(dtype)
     if chunk_size is not None:
-        check_positive_int(chunk_size, name="chunk_size")  # 0 or negative would skip every block
+        check_int(chunk_size, name="chunk_size", minimum=1)  # 0 or negative would skip every block
     dev = resolve_device(device, rsa=True)
     x = check_features(features, name=name)
     x = normalize_features(x, normalization=normalization, groups=groups, name=name)

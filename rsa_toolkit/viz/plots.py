@@ -26,6 +26,7 @@ from rsa_toolkit.files import atomic_path, check_output_path
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.analysis.graph import OTHER_TYPE, _check_names, _check_similarity, cluster_order, resolve_types
 from rsa_toolkit.tasks import TASK_TYPES
+from rsa_toolkit.validation import check_int, check_number
 
 __all__ = ["TYPE_COLORS", "similarity_heatmap", "similarity_png_figure", "graph_figure", "graph_png_figure",
            "rdm_png_figure", "save_html", "save_png"]
@@ -246,8 +247,7 @@ def save_png(fig: MplFigure, path: str | os.PathLike[str], *, dpi: int = 150) ->
     """Write a matplotlib figure as PNG at ``dpi`` dots per inch, atomically."""
     if not isinstance(fig, MplFigure):
         raise UserInputError(f"fig: expected a matplotlib.figure.Figure, got {type(fig).__name__}.")
-    if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not 10 <= dpi <= 2400:
-        raise UserInputError(f"dpi: expected a number between 10 and 2400, got {dpi!r}.")
+    check_number(dpi, name="dpi", minimum=10, maximum=2400, form="expected")
     path = check_output_path(path, what="PNG")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
@@ -320,8 +320,7 @@ def _graph_geometry(graph: nx.Graph, seed: int) -> tuple[dict, list[tuple[object
         raise UserInputError(f"graph: expected a networkx.Graph, got {type(graph).__name__}.")
     if graph.number_of_nodes() == 0:
         raise UserInputError("graph: expected at least one node, got an empty graph.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise UserInputError(f"seed: expected an integer, got {seed!r}.")
+    check_int(seed, name="seed", form="expected")
     edges = []
     for u, v, w in graph.edges(data="weight", default=1.0):
         if u == v:

@@ -43,6 +43,7 @@ import torch.nn as nn
 
 from rsa_toolkit.errors import UserInputError, unknown_name
 from rsa_toolkit.tasks import try_resolve_task
+from rsa_toolkit.validation import check_int
 
 __all__ = [
     "TaskonomyEncoder", "TaskonomyDecoder", "build_decoder",
@@ -369,8 +370,7 @@ class TaskonomyDecoder(nn.Module):
 
     def __init__(self, out_channels: int, *, head: Literal["conv", "mlp"] = "conv", apply_tanh: bool = True) -> None:
         super().__init__()
-        if isinstance(out_channels, bool) or not isinstance(out_channels, int) or out_channels < 1:
-            raise UserInputError(f"out_channels must be a positive integer, got {out_channels!r}.")
+        check_int(out_channels, name="out_channels", minimum=1, expected="a positive integer")
         if head not in ("conv", "mlp"):
             raise UserInputError(f"head must be 'conv' or 'mlp', got {head!r}.")
         self.head = head
