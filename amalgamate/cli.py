@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rsa_toolkit.console import run_command
+from rsa_toolkit.console import json_safe, run_command, text_table
 from rsa_toolkit.errors import UserInputError
 
 PROG = "amalgamate"
@@ -179,9 +179,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     result = evaluate_run(args.run_dir, eval_frames=args.eval_frames, device=args.device, progress=_progress(args))
     if args.json:
-        from amalgamate.evaluation.evaluate import _finite_or_none
-
-        print(json.dumps(_finite_or_none(result), indent=1, sort_keys=True))
+        print(json.dumps(json_safe(result), indent=1, sort_keys=True))
         return 0
     print(format_metrics(result))
     if not args.quiet:
@@ -199,15 +197,13 @@ def format_metrics(result: dict[str, Any]) -> str:
     metrics = list(dict.fromkeys(m for values in rows.values() for m in values))
     header = ["model", "task", "vs", *metrics]
     body = [[m, t, r, *(_fmt(values.get(k)) for k in metrics)] for (m, t, r), values in rows.items()]
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     params = result["parameters"]
     speed = result["inference_ms_per_image"]
     footer = (f"parameters: student {params['student']:,} vs teachers {params['teachers_total']:,} "
               f"({params['student_over_teachers']:.2f}x); inference: student {speed['student']:.2f} ms/image vs "
               f"teachers {speed['teachers']:.2f} ({speed['student_over_teachers']:.2f}x); "
               f"{result['eval_set']['images']} images: {result['eval_set']['source']}")
-    return "\n".join([line(header), *(line(b) for b in body), footer])
+    return "\n".join([text_table(header, body, left=range(3)), footer])
 
 
 def _fmt(value: object) -> str:

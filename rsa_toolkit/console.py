@@ -1,5 +1,6 @@
 """Run a parsed command line the way every console script of the project does: help when nothing is asked, user
-mistakes as one line and exit code 2, a closed pipe as a normal end, Ctrl-C as 130.
+mistakes as one line and exit code 2, a closed pipe as a normal end, Ctrl-C as 130; and the two ways commands print
+results: aligned text tables (:func:`text_table`) and JSON (:func:`json_safe`).
 
 Library errors name function parameters (``device='cuda:7'``); :func:`run_command` rewrites them to the command
 line's options (``--device cuda:7``), the one place where parameters become flags."""
@@ -7,12 +8,15 @@ line's options (``--device cuda:7``), the one place where parameters become flag
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from rsa_toolkit.errors import UserInputError
+
+__all__ = ["run_command", "as_command_line", "text_table", "json_safe"]
 
 
 def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, prog: str,
@@ -74,3 +78,29 @@ def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParse
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
                 yield from _parsers(sub)
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, left: Iterable[int] = (),
+               rstrip: bool = False) -> str:
+    """Rows of cells as aligned columns two spaces apart, the header first: columns in ``left`` flush left, the
+    others flush right; ``rstrip`` drops each line's trailing spaces."""
+    left = set(left)
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+
+    def line(cells: Sequence[str]) -> str:
+        text = "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return text.rstrip() if rstrip else text
+
+    return "\n".join([line(header), *(line(row) for row in rows)])
+
+
+def json_safe(value: object) -> object:
+    """``value`` with every NaN or infinite float (an undefined number: JSON has none) as None, recursively through
+    dicts, lists and tuples (tuples become lists)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rsa_toolkit.console import json_safe
 from rsa_toolkit.files import atomic_path
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.validation import check_int
@@ -175,7 +176,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = N
     result["inference_ms_per_image"]["student_over_teachers"] = student_ms / sum(teacher_ms.values())
     if config.method == "kd-n-to-n":
         result["parameters"]["per_student"] = {t: count_parameters(s) for t, s in model.students.items()}
-    run.write_json("metrics.json", _finite_or_none(result))
+    run.write_json("metrics.json", json_safe(result))
     _write_csv(run, result)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **examples)
@@ -204,14 +205,3 @@ def _write_csv(run: RunDir, result: dict[str, Any]) -> None:
             for row in metric_rows(result):
                 writer.writerow({**row, "value": "" if row["value"] is None or (
                     isinstance(row["value"], float) and math.isnan(row["value"])) else f"{row['value']:.6g}"})
-
-
-def _finite_or_none(value: Any) -> Any:
-    """NaN (no valid pixel) as JSON null."""
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

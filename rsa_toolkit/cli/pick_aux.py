@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from rsa_toolkit.console import text_table
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.validation import check_int
 from rsa_toolkit.viz.outputs import read_matrix_csv
@@ -73,6 +74,4 @@ def _table(candidates: list[Candidate], aggregate: str) -> str:
     header = ["rank", "candidate", f"{aggregate} sim", "P(top-1)", *targets]
     rows = [[str(r), c.name, f"{c.score:.4f}", "-" if c.top1_probability is None else f"{c.top1_probability:.2f}",
              *(f"{c.per_target[t]:.4f}" for t in targets)] for r, c in enumerate(candidates, 1)]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.rjust(w) if i != 1 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    return "\n".join([line(header), *(line(r) for r in rows)])
+    return text_table(header, rows, left={1})

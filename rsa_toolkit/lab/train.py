@@ -10,7 +10,6 @@ run time. Every random choice (initialisation, batch order, noise, holes) follow
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rsa_toolkit.files import atomic_path
+from rsa_toolkit.files import atomic_path, file_sha256
 from rsa_toolkit.validation import check_int
 from rsa_toolkit.scenes import ALL_TASKS
 from rsa_toolkit.tasks import resolve_task
@@ -33,7 +32,7 @@ from rsa_toolkit.lab.dataset import MiniTaskonomy
 from rsa_toolkit.zoo.mini.objectives import objective
 from rsa_toolkit.scenes.shards import load_shard
 
-__all__ = ["TrainConfig", "train_teacher", "evaluate_teacher", "train_zoo", "MANIFEST", "file_sha256"]
+__all__ = ["TrainConfig", "train_teacher", "evaluate_teacher", "train_zoo", "MANIFEST"]
 
 MANIFEST = "manifest.json"
 _BASELINE_FRAMES = 2000  # training frames the constant baseline is fitted on
@@ -133,14 +132,6 @@ def evaluate_teacher(net: MiniTeacherNet, task: str, test_shard: str | os.PathLi
     if goal.accuracy is not None:
         out["accuracy_name"] = goal.accuracy_name
     return out
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _count(module: torch.nn.Module) -> int:

@@ -200,7 +200,8 @@ def _write_rect_csv(values: np.ndarray, rows: Sequence[str], cols: Sequence[str]
 
 
 def _zoo_manifest_hash() -> str:
-    from rsa_toolkit.lab.train import MANIFEST, file_sha256
+    from rsa_toolkit.files import file_sha256
+    from rsa_toolkit.lab.train import MANIFEST
     from rsa_toolkit.zoo.mini.embedded import default_zoo_dir
 
     return file_sha256(default_zoo_dir() / MANIFEST)

@@ -123,7 +123,7 @@ def _teacher(entry: dict[str, object], index: int, path: Path, weights_dir: str 
     model = _build(str(entry["model"]), kwargs, path.parent, f"{where} ('{name}')")
     digest = None
     if "checkpoint" in entry:
-        from rsa_toolkit.provenance import file_sha256
+        from rsa_toolkit.files import file_sha256
         from rsa_toolkit.zoo.taskonomy.weights import load_into, load_state_dict_file
 
         checkpoint = path.parent / str(entry["checkpoint"])

@@ -29,7 +29,8 @@ from rsa_toolkit.tasks import resolve_task
 from rsa_toolkit.zoo.teachers import Teacher, hook_features, list_layers
 from rsa_toolkit.zoo.mini.net import INPUT_SIZE, build_teacher_net, check_frame_size
 from rsa_toolkit.scenes.shards import render_frames, split_seeds
-from rsa_toolkit.lab.train import MANIFEST, file_sha256
+from rsa_toolkit.files import file_sha256
+from rsa_toolkit.lab.train import MANIFEST
 
 __all__ = ["MINI_PREPROCESSING", "PROBE_SIZE", "default_zoo_dir", "read_manifest", "other_figures", "mini_teacher",
            "mini_zoo",

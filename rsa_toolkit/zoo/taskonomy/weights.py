@@ -36,7 +36,7 @@ import torch.nn as nn
 
 from rsa_toolkit.files import atomic_path
 from rsa_toolkit.errors import UserInputError
-from rsa_toolkit.provenance import file_sha256
+from rsa_toolkit.files import file_sha256
 from rsa_toolkit.tasks import list_tasks, resolve_task
 from rsa_toolkit.zoo.taskonomy.net import (
     DECODER_CHANNELS,
