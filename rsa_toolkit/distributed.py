@@ -25,7 +25,7 @@ import torch.distributed as dist
 from rsa_toolkit.devices import resolve_device
 
 __all__ = ["init_from_env", "is_distributed", "in_step", "rank", "world_size", "is_main", "shard_bounds",
-           "all_reduce_mean", "barrier", "broadcast_object", "gather_objects", "main_first", "shutdown"]
+           "all_reduce_mean", "barrier", "broadcast_object", "main_first", "shutdown"]
 
 _one_at_a_time = False  # inside main_first's block, where the ranks are not in step
 
@@ -101,15 +101,6 @@ def broadcast_object(obj: Any) -> Any:
     box = [obj if is_main() else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def gather_objects(obj: Any) -> list[Any] | None:
-    """Every rank's ``obj`` in rank order on rank 0; None on the other ranks."""
-    if not is_distributed():
-        return [obj]
-    out: list[Any] | None = [None] * dist.get_world_size() if is_main() else None
-    dist.gather_object(obj, out, dst=0)
-    return out
 
 
 @contextlib.contextmanager

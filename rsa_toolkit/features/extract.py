@@ -145,11 +145,6 @@ def save_features_dir(feature_sets: Sequence[FeatureSet], directory: str | os.Pa
     return target
 
 
-def cached_metadata(features_path: str | os.PathLike[str]) -> dict[str, object]:
-    """The sidecar record of a cache entry (teacher, layer, image ids, provenance)."""
-    return json.loads(Path(features_path).with_suffix(".json").read_text())
-
-
 def _entry_path(root: Path, key: str) -> Path:
     return root / "features" / key[:2] / f"{key}.npy"
 

@@ -140,13 +140,6 @@ def pairwise_similarity(comparison: Comparison, prepared: list[Prepared], *, wei
     return sim
 
 
-def unit_vectors(prepared: list[Prepared], weights: np.ndarray | None = None) -> np.ndarray:
-    """(T, K) float64 unit vectors of prepared RDMs (for inspection and tests; the Gram never builds them)."""
-    root_w = None if weights is None else np.sqrt(weights.astype(np.float64))
-    out = np.stack([(p.values.astype(np.float64) - p.offset) * p.scale for p in prepared])
-    return out if root_w is None else out * root_w
-
-
 def _gram(prepared: list[Prepared], weights: np.ndarray | None, device: object | None = None) -> np.ndarray:
     # One BLAS thread: a (T x chunk) @ (chunk x T) product is too small to split, and multi-threaded OpenBLAS turns
     # its per-call thread hand-offs into large slowdowns when the cores are busy (measured: 0.2-0.3 s vs 1.7-16 s
