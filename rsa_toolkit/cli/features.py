@@ -77,7 +77,7 @@ def run_layers(args: argparse.Namespace) -> int:
                                               listing="Teachers in the zoo file"))
         raise UserInputError(problem + (f" and not in zoo file '{args.zoo}'" if args.zoo else "")
                              + ". See `rsa-toolkit tasks`, or pass --zoo FILE.")
-    from rsa_toolkit.zoo.taskonomy.net import TAP_LAYERS, tap_shapes
+    from rsa_toolkit.zoo.taskonomy.encoder import TAP_LAYERS, tap_shapes
 
     shapes = tap_shapes(256)
     for layer in TAP_LAYERS:

@@ -54,7 +54,7 @@ def taskonomy_teacher(task: str, weights_dir: str | None = None, *, normalize_ou
     Preprocessing follows the RSA paper (centre crop, 256 x 256, [-1, 1], low-saturation clipping for 14 tasks).
     """
     from rsa_toolkit.tasks import resolve_task
-    from rsa_toolkit.zoo.taskonomy.net import TAP_LAYERS, TaskonomyEncoder
+    from rsa_toolkit.zoo.taskonomy.encoder import TAP_LAYERS, TaskonomyEncoder
     from rsa_toolkit.zoo.taskonomy.weights import find_checkpoint, load_into, load_state_dict_file, resolve_weights_dir, verify_hash
 
     canonical = resolve_task(task)
