@@ -46,18 +46,19 @@ def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, 
 
 def as_command_line(exc: UserInputError, parser: argparse.ArgumentParser, args: argparse.Namespace,
                     parameters: Mapping[str, str] | None = None) -> str:
-    """``exc``'s message with its parameter written as the option that sets it, found in the parser's own actions
-    (dest -> option strings): as the subject of the message (``eval_frames must be ...`` -> ``--eval-frames must
-    be ...``, ``top_k: expected ...`` -> ``--top-k: expected ...``) and as ``parameter=`` anywhere (``device='cpu'``
-    -> ``--device 'cpu'``; ``(cache_dir= on ...`` -> ``(--cache-dir on ...``)."""
+    """``exc``'s message with its parameters written as the options that set them, found in the parser's own
+    actions (dest -> option strings; ``parameters`` maps a parameter to its dest where the names differ): as the
+    subject of the message (``eval_frames must be ...`` -> ``--eval-frames must be ...``, ``top_k: expected ...``
+    -> ``--top-k: expected ...``) and as ``parameter=`` anywhere (``device='cpu'`` -> ``--device 'cpu'``;
+    ``(cache_dir= on ...`` -> ``(--cache-dir on ...``). Parameters without an option stay as they are."""
     message = str(exc)
-    dest = (parameters or {}).get(exc.parameter, exc.parameter) if exc.parameter else None
-    option = _option_for(parser, dest, args) if dest else None
-    if option is None:
-        return message
-    name = re.escape(exc.parameter)
-    message = re.sub(rf"^{name}(?= must |: )", lambda _: option, message)
-    return re.sub(rf"(?<![\w.-]){name}= ?", lambda _: f"{option} ", message)
+    for parameter in exc.parameters:
+        option = _option_for(parser, (parameters or {}).get(parameter, parameter), args)
+        if option is not None:
+            name = re.escape(parameter)
+            message = re.sub(rf"^{name}(?= must |: )", lambda _: option, message)
+            message = re.sub(rf"(?<![\w.-]){name}= ?", lambda _: f"{option} ", message)
+    return message
 
 
 def _option_for(parser: argparse.ArgumentParser, dest: str, args: argparse.Namespace) -> str | None:

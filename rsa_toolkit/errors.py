@@ -15,14 +15,22 @@ __all__ = ["UserInputError", "closest_names", "did_you_mean", "unknown_name"]
 class UserInputError(ValueError):
     """A bad input: the message says what is wrong, what was expected and how to fix it.
 
-    ``parameter`` names the function parameter the message is about. The message refers to it as ``parameter=``
-    (``device='cuda:7': ...; use device=cpu.``); the command line rewrites each such reference to the option that
-    sets the parameter (``--device 'cuda:7': ...; use --device cpu.``), see :func:`rsa_toolkit.console.run_command`.
+    ``parameter`` names the function parameter (or a tuple of the parameters) the message is about. The message
+    refers to it as ``parameter=`` (``device='cuda:7': ...; use device=cpu.``) or starts with it (``eval_frames must
+    be ...``); the command line rewrites each such reference to the option that sets the parameter (``--device
+    'cuda:7': ...; use --device cpu.``), see :func:`rsa_toolkit.console.as_command_line`.
     """
 
-    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+    def __init__(self, message: str, *, parameter: str | tuple[str, ...] | None = None) -> None:
         super().__init__(message)
         self.parameter = parameter
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """The parameters the message is about, as a tuple (empty when none)."""
+        if self.parameter is None:
+            return ()
+        return (self.parameter,) if isinstance(self.parameter, str) else tuple(self.parameter)
 
 
 def closest_names(name: str, valid: Iterable[str], *, n: int = 3) -> list[str]:

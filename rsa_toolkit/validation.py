@@ -48,7 +48,8 @@ def check_number(value: object, *, name: str, minimum: float | None = None, maxi
 
     The message says what was expected (``expected``, else built from the bounds) and what was received, in one of
     the two forms the library uses: ``form="must"``: "n must be an integer >= 1, got 0."; ``form="expected"``:
-    "n: expected an integer >= 1, got 0." ``parameter``: the :class:`UserInputError`'s, for a message the command line
+    "n: expected an integer >= 1, got 0."; or any other ``form``, a template with ``{name}``, ``{expected}`` and
+    ``{value!r}`` ("a probe set needs at least 3 frames, got {value!r}."). ``parameter``: the :class:`UserInputError`'s, for a message the command line
     rewrites to its option.
     """
     if value is None and optional:
@@ -80,10 +81,12 @@ def _expected(kind: str, minimum: float | None, maximum: float | None, optional:
     return text + (" or None" if optional else "")
 
 
+_FORMS = {"must": "{name} must be {expected}, got {value!r}.", "expected": "{name}: expected {expected}, got {value!r}."}
+
+
 def _bad(name: str, value: object, expected: str, form: str, parameter: str | None = None) -> UserInputError:
-    if form == "expected":
-        return UserInputError(f"{name}: expected {expected}, got {value!r}.", parameter=parameter)
-    return UserInputError(f"{name} must be {expected}, got {value!r}.", parameter=parameter)
+    template = _FORMS.get(form, form)
+    return UserInputError(template.format(name=name, expected=expected, value=value), parameter=parameter)
 
 
 def check_features(features: object, *, name: str = "features") -> np.ndarray:

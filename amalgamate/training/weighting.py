@@ -42,9 +42,8 @@ class Weighting(nn.Module, metaclass=abc.ABCMeta):
 
     def __init__(self, n: int) -> None:
         super().__init__()
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise UserInputError(f"a weighting needs the number of tasks (an integer >= 1), got {n!r}.")
-        self.n = n
+        self.n = check_int(n, name="n", minimum=1, form="a weighting needs the number of tasks (an integer >= 1), "
+                                                         "got {value!r}.")
         self.register_buffer("weights", torch.ones(n))
 
     def combine(self, losses: Tensor) -> Tensor:

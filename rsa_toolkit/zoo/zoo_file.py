@@ -55,7 +55,8 @@ def build_zoo(*, weights_dir: str | os.PathLike[str] | None = None, zoo_file: st
     if repeated:
         raise UserInputError(f"teacher names must be unique in a zoo; repeated: {', '.join(repeated)}.")
     if len(teachers) < 1:
-        raise UserInputError("the zoo is empty: give --weights-dir with Taskonomy checkpoints or a --zoo file.")
+        raise UserInputError("the zoo is empty: give weights_dir= with Taskonomy checkpoints or a zoo_file= file.",
+                             parameter=("weights_dir", "zoo_file"))
     return teachers
 
 
