@@ -56,7 +56,7 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
 def similarity_kwargs(args: argparse.Namespace) -> dict[str, object]:
     """similarity_matrix's options from the command line, checked (call it before any long work)."""
     check_int(args.bootstrap, name="--bootstrap", minimum=0, expected="0 (none) or a positive number of resamples")
-    max_memory = None if args.max_memory is None else parse_size(args.max_memory, name="--max-memory")
+    max_memory = None if args.max_memory is None else parse_size(args.max_memory)  # its error names --max-memory
     return dict(method=args.method, normalization=args.normalization, comparison=args.comparison, dtype=args.dtype,
                 chunk_size=args.chunk_size, groups=args.groups, n_bootstrap=args.bootstrap,
                 confidence=args.confidence, seed=args.seed, progress=show_progress(args), device=rsa_device(args),
