@@ -224,8 +224,13 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# library parameter -> option dest, where they differ: the run directory of train/report is --out, the settings
+# read from options under other names (_SETTINGS) are written as those options
+LIBRARY_PARAMETERS = {"run_dir": "out", "out_dir": "out", **{field: option for option, field in _SETTINGS.items()}}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(build_parser(), argv, prog=PROG,
+    return run_command(build_parser(), argv, prog=PROG, parameters=LIBRARY_PARAMETERS,
                        interrupted="interrupted; a run continues from its last checkpoint with --resume")
 
 

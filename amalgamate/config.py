@@ -198,16 +198,16 @@ def check_config(config: AmalgamateConfig) -> AmalgamateConfig:
     WEIGHTINGS.get(weighting)
     if config.method != "soka":
         if weighting != "equal":
-            raise UserInputError(f"--method {config.method} is KD with equal fixed weights; drop --weighting "
-                                 f"{weighting} (or use --method soka).")
+            raise UserInputError(f"method={config.method} is KD with equal fixed weights; drop weighting="
+                                 f"{weighting} (or use method=soka).", parameter=("method", "weighting"))
         if config.aux or config.auto_aux:
-            raise UserInputError(f"--method {config.method} uses no auxiliary teacher; drop --aux/--auto-aux (or use "
-                                 "--method soka).")
+            raise UserInputError(f"method={config.method} uses no auxiliary teacher; drop aux=/auto_aux= (or use "
+                                 "method=soka).", parameter=("method", "aux", "auto_aux"))
     if config.aux and config.auto_aux:
-        raise UserInputError("give either --aux NAME or --auto-aux, not both.")
+        raise UserInputError("give either aux=NAME or auto_aux=, not both.", parameter=("aux", "auto_aux"))
     aux = check_auxiliary(config.aux, targets) if config.aux else None
     if config.images and config.train_shard:
-        raise UserInputError("give either --images DIR or a train shard, not both.")
+        raise UserInputError("give either images=DIR or a train shard, not both.", parameter="images")
     return dataclasses.replace(config, targets=targets, aux=aux, weighting=weighting)
 
 

@@ -48,16 +48,18 @@ def as_command_line(exc: UserInputError, parser: argparse.ArgumentParser, args: 
                     parameters: Mapping[str, str] | None = None) -> str:
     """``exc``'s message with its parameters written as the options that set them, found in the parser's own
     actions (dest -> option strings; ``parameters`` maps a parameter to its dest where the names differ): as the
-    subject of the message (``eval_frames must be ...`` -> ``--eval-frames must be ...``, ``top_k: expected ...``
-    -> ``--top-k: expected ...``) and as ``parameter=`` anywhere (``device='cpu'`` -> ``--device 'cpu'``;
-    ``(cache_dir= on ...`` -> ``(--cache-dir on ...``). Parameters without an option stay as they are."""
+    subject of the message (``eval_frames must be ...`` -> ``--eval-frames must be ...``, ``resume: ...`` ->
+    ``--resume: ...``) and as ``parameter=`` anywhere: with a value (``device='cpu'`` -> ``--device 'cpu'``,
+    ``scratch=DIR`` -> ``--scratch DIR``) or without (``drop aux=/auto_aux= (...)`` -> ``drop --aux/--auto-aux
+    (...)``). Parameters without an option stay as they are."""
     message = str(exc)
     for parameter in exc.parameters:
         option = _option_for(parser, (parameters or {}).get(parameter, parameter), args)
         if option is not None:
             name = re.escape(parameter)
             message = re.sub(rf"^{name}(?= must |: )", lambda _: option, message)
-            message = re.sub(rf"(?<![\w.-]){name}= ?", lambda _: f"{option} ", message)
+            message = re.sub(rf"(?<![\w.-]){name}=(?=[\w'\"])", lambda _: f"{option} ", message)
+            message = re.sub(rf"(?<![\w.-]){name}=", lambda _: option, message)
     return message
 
 

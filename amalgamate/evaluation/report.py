@@ -314,7 +314,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
         metrics.append(run.read_json("metrics.json"))
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise UserInputError(f"--out '{out}' is a file; give a directory for the report.")
+        raise UserInputError(f"out_dir='{out}' is a file; give a directory for the report.", parameter="out_dir")
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     tables = {"table1_truth": ("Table 1: against ground truth", truth_table(metrics)),

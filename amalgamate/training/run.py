@@ -85,8 +85,8 @@ def _training_images(config: AmalgamateConfig, zoo: TeacherZoo):  # noqa: ANN202
     if config.train_shard:
         return shard_frames(config.train_shard)
     if zoo.family != "mini":
-        raise UserInputError("Taskonomy teachers need training images: --images DIR (any folder of photos; no labels "
-                             "are needed).")
+        raise UserInputError("Taskonomy teachers need training images: images=DIR (any folder of photos; no labels "
+                             "are needed).", parameter="images")
     return mini_frames("train", config.train_frames, cache_dir=_cache_dir(config))
 
 
@@ -129,7 +129,7 @@ def train(run_dir: str | os.PathLike[str], config: AmalgamateConfig | Mapping[st
     settings = config_to_dict(config) if isinstance(config, AmalgamateConfig) else dict(config or {})
     if resume:
         if overwrite:
-            raise UserInputError("give either --resume or --overwrite, not both.")
+            raise UserInputError("give either resume= or overwrite=, not both.", parameter=("resume", "overwrite"))
         config = check_config(config_from_dict(run.stored_config(settings)))
     else:
         config = check_config(merge_config(settings))
@@ -139,16 +139,17 @@ def train(run_dir: str | os.PathLike[str], config: AmalgamateConfig | Mapping[st
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device, local=True)
     if distributed.init_from_env(device) and config.batch_size % distributed.world_size():
-        raise UserInputError(f"--batch-size {config.batch_size} (the global batch) must split evenly over the "
-                             f"{distributed.world_size()} processes; use a multiple of {distributed.world_size()}.")
+        raise UserInputError(f"batch_size={config.batch_size} (the global batch) must split evenly over the "
+                             f"{distributed.world_size()} processes; use a multiple of {distributed.world_size()}.",
+                             parameter="batch_size")
     main = distributed.is_main()
     setup = setup_run(config)
     with distributed.main_first():  # rank 0 renders (and caches) the default frames, the others read them
         images = _training_images(config, setup.zoo)
     masks = mask_files(images, config.masks) if config.masks else None
     if config.batch_size > len(images):
-        raise UserInputError(f"--batch-size {config.batch_size} is larger than the {len(images)} training images; "
-                             "lower it or give more images.")
+        raise UserInputError(f"batch_size={config.batch_size} is larger than the {len(images)} training images; "
+                             "lower it or give more images.", parameter="batch_size")
     if resume:
         record = run.read_json("aux.json")
         aux = AuxChoice(record["chosen"], record)
