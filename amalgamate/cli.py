@@ -224,9 +224,10 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-# library parameter -> option dest, where they differ: the run directory of train/report is --out, the settings
-# read from options under other names (_SETTINGS) are written as those options
-LIBRARY_PARAMETERS = {"run_dir": "out", "out_dir": "out", **{field: option for option, field in _SETTINGS.items()}}
+# library parameter -> option dest, where they differ: the run directory of train/report is --out, the config file
+# (load_config_file's path) --config, and settings read from options of other names (_SETTINGS) those options
+LIBRARY_PARAMETERS = {"run_dir": "out", "out_dir": "out", "path": "config",
+                      **{field: option for option, field in _SETTINGS.items()}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -95,7 +95,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The settings in a TOML (.toml) or YAML (.yaml/.yml) file, as a dict of field names."""
     path = Path(path)
     if not path.is_file():
-        raise UserInputError(f"--config '{path}' does not exist; give a TOML or YAML file.")
+        raise UserInputError(f"path='{path}' does not exist; give a TOML or YAML file.", parameter="path")
     suffix = path.suffix.lower()
     if suffix == ".toml":
         try:
@@ -105,21 +105,22 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         try:
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
-            raise UserInputError(f"--config '{path}': not valid TOML ({exc}).") from None
+            raise UserInputError(f"path='{path}': not valid TOML ({exc}).", parameter="path") from None
     elif suffix in (".yaml", ".yml"):
         try:
             import yaml
         except ImportError:
-            raise UserInputError(f"--config '{path}': reading YAML needs PyYAML (pip install pyyaml); or write the "
-                                 "same settings as TOML.") from None
+            raise UserInputError(f"path='{path}': reading YAML needs PyYAML (pip install pyyaml); or write the "
+                                 "same settings as TOML.", parameter="path") from None
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise UserInputError(f"--config '{path}': not valid YAML ({exc}).") from None
+            raise UserInputError(f"path='{path}': not valid YAML ({exc}).", parameter="path") from None
     else:
-        raise UserInputError(f"--config '{path}': expected a .toml, .yaml or .yml file, got '{suffix or 'no suffix'}'.")
+        raise UserInputError(f"path='{path}': expected a .toml, .yaml or .yml file, got '{suffix or 'no suffix'}'.",
+                             parameter="path")
     if not isinstance(data, dict):
-        raise UserInputError(f"--config '{path}': expected a table of settings at the top level.")
+        raise UserInputError(f"path='{path}': expected a table of settings at the top level.", parameter="path")
     if isinstance(data.get("amalgamate"), dict):
         data = {**{k: v for k, v in data.items() if k != "amalgamate"}, **data["amalgamate"]}
     out: dict[str, Any] = {}
@@ -132,8 +133,8 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         elif key in valid:
             out[key] = value
         else:
-            raise UserInputError(unknown_name(f"--config '{path}': unknown setting '{raw_key}'", key, sorted(valid),
-                                              listing="Settings"))
+            raise UserInputError(unknown_name(f"path='{path}': unknown setting '{raw_key}'", key, sorted(valid),
+                                              listing="Settings"), parameter="path")
     if options:
         out["weighting_options"] = options
     return out
