@@ -165,10 +165,9 @@ class Trainer:
                                  f"this version reads {CHECKPOINT_FORMAT}.")
         if list(ckpt["targets"]) != self.tasks or ckpt["method"] != self.config.method:
             raise UserInputError(
-                f"resume: '{self.run.file('checkpoint.pt')}' is a checkpoint of a {ckpt['method']} student for "
-                f"targets {', '.join(ckpt['targets'])}, but this run trains a {self.config.method} student for "
-                f"{', '.join(self.tasks)}; it comes from another run. Start again with overwrite=.",
-                parameter=("resume", "overwrite"))
+                f"resume: '{self.run.file('checkpoint.pt')}' is a checkpoint of a {ckpt['method']} student for targets "
+                f"{', '.join(ckpt['targets'])}, but this run trains a {self.config.method} student for {', '.join(self.tasks)}; "
+                "it comes from another run. Start again with overwrite=.", parameter=("resume", "overwrite"))
         self.model.load_state_dict(ckpt["model"])
         self.weighting.load_state_dict(ckpt["weighting"])
         for k, o in self.optimizers.items():
