@@ -14,7 +14,7 @@ Names are imported on first use (PEP 562), so ``import amalgamate`` does not loa
 
 from __future__ import annotations
 
-from rsa_toolkit.lazy import lazy_exports
+from rsa_toolkit.lazy import lazy_exports as _lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "config": "AmalgamateConfig METHODS load_config_file",
@@ -29,4 +29,4 @@ _EXPORTS: dict[str, str] = {
     "training.run": "train TrainResult TrainingDiverged",
     "training.weighting": "WEIGHTINGS Weighting GradNorm build_weighting",
 }
-__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rsa_toolkit.console import run_command
+from rsa_toolkit.console import run_command, text_table
 from rsa_toolkit.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -199,15 +199,13 @@ def format_metrics(result: Evaluation) -> str:
     metrics = list(dict.fromkeys(m for values in rows.values() for m in values))
     header = ["model", "task", "vs", *metrics]
     body = [[m, t, r, *(_fmt(values.get(k)) for k in metrics)] for (m, t, r), values in rows.items()]
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     params = result.parameters
     speed = result.inference_ms_per_image
     footer = (f"parameters: student {params.student:,} vs teachers {params.teachers_total:,} "
               f"({params.student_over_teachers:.2f}x); inference: student {speed.student:.2f} ms/image vs "
               f"teachers {speed.teachers:.2f} ({speed.student_over_teachers:.2f}x); "
               f"{result.eval_set.images} images: {result.eval_set.source}")
-    return "\n".join([line(header), *(line(b) for b in body), footer])
+    return "\n".join([text_table(header, body, left=range(3)), footer])
 
 
 def _fmt(value: object) -> str:
@@ -228,8 +226,14 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# library parameter -> option dest, where they differ: the run directory of train/report is --out, the config file
+# (load_config_file's path) --config, and settings read from options of other names (_SETTINGS) those options
+LIBRARY_PARAMETERS = {"run_dir": "out", "out_dir": "out", "path": "config",
+                      **{field: option for option, field in _SETTINGS.items()}}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(build_parser(), argv, prog=PROG,
+    return run_command(build_parser(), argv, prog=PROG, parameters=LIBRARY_PARAMETERS,
                        interrupted="interrupted; a run continues from its last checkpoint with --resume")
 
 

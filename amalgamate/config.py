@@ -26,7 +26,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from rsa_toolkit.errors import UserInputError, closest_names
+from rsa_toolkit.errors import UserInputError, unknown_name
+from rsa_toolkit.validation import check_int, check_number
 
 from amalgamate.methods import METHODS
 
@@ -97,7 +98,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The settings in a TOML (.toml) or YAML (.yaml/.yml) file, as a dict of field names."""
     path = Path(path)
     if not path.is_file():
-        raise UserInputError(f"--config '{path}' does not exist; give a TOML or YAML file.")
+        raise UserInputError(f"path='{path}' does not exist; give a TOML or YAML file.", parameter="path")
     suffix = path.suffix.lower()
     if suffix == ".toml":
         try:
@@ -107,21 +108,22 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         try:
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
-            raise UserInputError(f"--config '{path}': not valid TOML ({exc}).") from None
+            raise UserInputError(f"path='{path}': not valid TOML ({exc}).", parameter="path") from None
     elif suffix in (".yaml", ".yml"):
         try:
             import yaml
         except ImportError:
-            raise UserInputError(f"--config '{path}': reading YAML needs PyYAML (pip install pyyaml); or write the "
-                                 "same settings as TOML.") from None
+            raise UserInputError(f"path='{path}': reading YAML needs PyYAML (pip install pyyaml); or write the "
+                                 "same settings as TOML.", parameter="path") from None
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise UserInputError(f"--config '{path}': not valid YAML ({exc}).") from None
+            raise UserInputError(f"path='{path}': not valid YAML ({exc}).", parameter="path") from None
     else:
-        raise UserInputError(f"--config '{path}': expected a .toml, .yaml or .yml file, got '{suffix or 'no suffix'}'.")
+        raise UserInputError(f"path='{path}': expected a .toml, .yaml or .yml file, got '{suffix or 'no suffix'}'.",
+                             parameter="path")
     if not isinstance(data, dict):
-        raise UserInputError(f"--config '{path}': expected a table of settings at the top level.")
+        raise UserInputError(f"path='{path}': expected a table of settings at the top level.", parameter="path")
     if isinstance(data.get("amalgamate"), dict):
         data = {**{k: v for k, v in data.items() if k != "amalgamate"}, **data["amalgamate"]}
     out: dict[str, Any] = {}
@@ -134,10 +136,8 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         elif key in valid:
             out[key] = value
         else:
-            hints = closest_names(key, valid)
-            did_you_mean = f" Did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
-            raise UserInputError(f"--config '{path}': unknown setting '{raw_key}'.{did_you_mean} Settings: "
-                                 f"{', '.join(sorted(valid))}.")
+            raise UserInputError(unknown_name(f"path='{path}': unknown setting '{raw_key}'", key, sorted(valid),
+                                              listing="Settings"), parameter="path")
     if options:
         out["weighting_options"] = options
     return out
@@ -158,15 +158,12 @@ def merge_config(*layers: Mapping[str, Any]) -> AmalgamateConfig:
 
 def _int(config: AmalgamateConfig, name: str, minimum: int) -> None:
     value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UserInputError(f"{name.replace('_', '-')} must be an integer >= {minimum}, got {value!r}.")
+    check_int(value, name=name.replace("_", "-"), minimum=minimum)
 
 
 def _number(config: AmalgamateConfig, name: str, low: float, *, strict: bool = True) -> None:
     value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > low if strict else value >= low):
-        raise UserInputError(f"{name.replace('_', '-')} must be a number {'>' if strict else '>='} {low}, got "
-                             f"{value!r}.")
+    check_number(value, name=name.replace("_", "-"), above=low if strict else None, minimum=None if strict else low)
 
 
 def check_config(config: AmalgamateConfig) -> AmalgamateConfig:
@@ -178,10 +175,7 @@ def check_config(config: AmalgamateConfig) -> AmalgamateConfig:
     from amalgamate.training.weighting import WEIGHTINGS
 
     if config.method not in METHODS:
-        hints = closest_names(str(config.method), METHODS.names())
-        did_you_mean = f" Did you mean {hints[0]!r}?" if hints else ""
-        raise UserInputError(f"Unknown method '{config.method}'.{did_you_mean} Available: "
-                             f"{', '.join(METHODS.names())}.")
+        raise UserInputError(unknown_name(f"Unknown method '{config.method}'", config.method, METHODS, n=1))
     method = METHODS.get(config.method)
     targets = tuple(resolve_targets(list(config.targets)))
     for name in ("steps", "batch_size", "checkpoint_every", "eval_frames", "balance_window", "gan_width"):
@@ -208,16 +202,16 @@ def check_config(config: AmalgamateConfig) -> AmalgamateConfig:
     weighting = config.weighting or method.default_weighting
     WEIGHTINGS.get(weighting)
     if not method.self_coordinated and weighting != method.default_weighting:
-        raise UserInputError(f"--method {config.method} is KD with equal fixed weights; drop --weighting "
-                             f"{weighting} (or use --method soka).")
+        raise UserInputError(f"method={config.method} is KD with equal fixed weights; drop weighting="
+                             f"{weighting} (or use method=soka).", parameter=("method", "weighting"))
     if not method.uses_auxiliary and (config.aux or config.auto_aux):
-        raise UserInputError(f"--method {config.method} uses no auxiliary teacher; drop --aux/--auto-aux (or use "
-                             "--method soka).")
+        raise UserInputError(f"method={config.method} uses no auxiliary teacher; drop aux=/auto_aux= (or use "
+                             "method=soka).", parameter=("method", "aux", "auto_aux"))
     if config.aux and config.auto_aux:
-        raise UserInputError("give either --aux NAME or --auto-aux, not both.")
+        raise UserInputError("give either aux=NAME or auto_aux=, not both.", parameter=("aux", "auto_aux"))
     aux = check_auxiliary(config.aux, targets) if config.aux else None
     if config.images and config.train_shard:
-        raise UserInputError("give either --images DIR or a train shard, not both.")
+        raise UserInputError("give either images=DIR or a train shard, not both.", parameter="images")
     return dataclasses.replace(config, targets=targets, aux=aux, weighting=weighting)
 
 

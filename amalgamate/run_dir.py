@@ -59,23 +59,24 @@ class RunDir:
     def check_new(self, *, overwrite: bool) -> None:
         """Refuse a directory that cannot take a new run (changes nothing)."""
         if self.path.exists() and not self.path.is_dir():
-            raise UserInputError(f"--out '{self.path}' is a file; give a directory for the run.")
+            raise UserInputError(f"run_dir='{self.path}' is a file; give a directory for the run.", parameter="run_dir")
         if not self.path.parent.is_dir():
-            raise UserInputError(f"--out '{self.path}': directory '{self.path.parent}' does not exist; create it "
-                                 "first.")
+            raise UserInputError(f"run_dir='{self.path}': directory '{self.path.parent}' does not exist; create it "
+                                 "first.", parameter="run_dir")
         if self.has_run():
             if not overwrite:
                 stored = self.read_json("config.json")
                 raise UserInputError(
-                    f"--out '{self.path}' holds another run (targets {', '.join(stored.get('targets', []))}, method "
-                    f"{stored.get('method')}); continue it with --resume, replace it with --overwrite, or choose a "
-                    "new directory.")
+                    f"run_dir='{self.path}' holds another run (targets {', '.join(stored.get('targets', []))}, method "
+                    f"{stored.get('method')}); continue it with resume=, replace it with overwrite=, or choose a "
+                    "new directory.", parameter=("run_dir", "resume", "overwrite"))
         ours = (*RUN_FILES, REPORT_DIR)
         others = sorted(p.name for p in self.path.iterdir() if p.name not in ours) if self.path.is_dir() else []
         if others or (self.path.is_dir() and any(self.path.iterdir()) and not self.has_run()):
             shown = others or sorted(p.name for p in self.path.iterdir())
-            raise UserInputError(f"--out '{self.path}' is not empty and holds no amalgamate run ({', '.join(shown[:5])}"
-                                 f"{' ...' if len(shown) > 5 else ''}); choose a new or empty directory.")
+            raise UserInputError(f"run_dir='{self.path}' is not empty and holds no amalgamate run "
+                                 f"({', '.join(shown[:5])}{' ...' if len(shown) > 5 else ''}); choose a new or empty "
+                                 "directory.", parameter="run_dir")
 
     def start(self, *, overwrite: bool) -> None:
         """Make the directory ready for a new run (``overwrite``: delete a previous run's files first)."""
@@ -95,8 +96,8 @@ class RunDir:
         """The run's settings for ``--resume``, after checking ``requested`` (explicitly given settings) against them:
         the targets must be the same tasks, other settings equal unless in :data:`RESUME_CHANGEABLE` (applied)."""
         if not self.has_run():
-            raise UserInputError(f"--resume: '{self.path}' holds no run (no config.json); start one without "
-                                 "--resume.")
+            raise UserInputError(f"resume: '{self.path}' holds no run (no config.json); start one without "
+                                 "resume=.", parameter="resume")
         stored = self.read_json("config.json")
         changes = {k: v for k, v in (requested or {}).items() if v is not None}
         if "targets" in changes:
@@ -105,17 +106,17 @@ class RunDir:
             asked = resolve_targets(list(changes.pop("targets")))
             if asked != list(stored["targets"]):
                 raise UserInputError(
-                    f"--resume: the run in '{self.path}' was trained for targets {', '.join(stored['targets'])}, "
-                    f"not {', '.join(asked)}; resume with the same targets, or start a new run with --overwrite or "
-                    "another --out.")
+                    f"resume: the run in '{self.path}' was trained for targets {', '.join(stored['targets'])}, "
+                    f"not {', '.join(asked)}; resume with the same targets, or start a new run with overwrite= or "
+                    "another run_dir=.", parameter=("resume", "overwrite", "run_dir"))
         for key, value in changes.items():
             if key in RESUME_CHANGEABLE:
                 stored[key] = value
             elif _normalised(value) != _normalised(stored.get(key)):
                 raise UserInputError(
-                    f"--resume: the run in '{self.path}' has {key.replace('_', '-')} = {stored.get(key)!r}, got "
+                    f"resume: the run in '{self.path}' has {key.replace('_', '-')} = {stored.get(key)!r}, got "
                     f"{value!r}; a resumed run keeps its settings (only {', '.join(sorted(RESUME_CHANGEABLE))} may "
-                    "change). Drop the option, or start a new run.")
+                    "change). Drop the option, or start a new run.", parameter="resume")
         return stored
 
     # --- files ------------------------------------------------------------------------------------------------------

@@ -197,8 +197,8 @@ def build_student(tasks: Sequence[str], *, architecture: str = "compact", method
     if not METHODS.get(method).ensemble:
         return Student(tasks, architecture=architecture)
     if architecture != "compact":
-        raise UserInputError("--method kd-n-to-n needs the compact architecture (its single-task students are "
-                             "narrower encoders, which the fixed ResNet-50 has no version of).")
+        raise UserInputError("method=kd-n-to-n needs the compact architecture (its single-task students are "
+                             "narrower encoders, which the fixed ResNet-50 has no version of).", parameter="method")
     with torch.random.fork_rng():  # sizing builds throw-away networks; they must not move the seed
         budget = count_parameters(Student(tasks, architecture=architecture))
         widths = matched_widths(tasks, budget)

@@ -129,8 +129,8 @@ class TeacherZoo(abc.ABC):
         names = [t.name for t in teachers]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
-            raise UserInputError(f"--zoo '{self.zoo_file}' names teachers the {self.family} zoo already has: "
-                                 f"{', '.join(repeated)}; rename them in the zoo file.")
+            raise UserInputError(f"zoo_file='{self.zoo_file}' names teachers the {self.family} zoo already has: "
+                                 f"{', '.join(repeated)}; rename them in the zoo file.", parameter="zoo_file")
         return teachers
 
     def target(self, task: str) -> AmalgamationTeacher:
@@ -230,8 +230,8 @@ class TaskonomyZoo(TeacherZoo):
         return taskonomy_teacher(task, self.location)
 
     def training_images(self, frames: int, *, cache_dir: str | os.PathLike[str]) -> ProbeSet:
-        raise UserInputError("Taskonomy teachers need training images: --images DIR (any folder of photos; no labels "
-                             "are needed).")
+        raise UserInputError("Taskonomy teachers need training images: images=DIR (any folder of photos; no labels "
+                             "are needed).", parameter="images")
 
     def probe_images(self, frames: int) -> ProbeSet | None:
         return None  # the training images are the probe set when no other is named
@@ -279,13 +279,13 @@ def resolve_targets(names: Sequence[str]) -> list[str]:
     """Canonical task names of the targets: at least two, each a task name or alias, no task twice."""
     if isinstance(names, str) or len(names) < 2:
         got = [names] if isinstance(names, str) else list(names)
-        raise UserInputError(f"--targets: a multi-talent student needs at least two target tasks, got {len(got)} "
-                             f"({', '.join(map(str, got)) or 'none'}); e.g. --targets depth normal.")
+        raise UserInputError(f"targets: a multi-talent student needs at least two target tasks, got {len(got)} "
+                             f"({', '.join(map(str, got)) or 'none'}); e.g. targets=depth normal.", parameter="targets")
     tasks = [resolve_task(n) for n in names]
     for i, task in enumerate(tasks):
         if task in tasks[:i]:
-            raise UserInputError(f"--targets: '{names[i]}' names task {task} again (given as "
-                                 f"'{names[tasks.index(task)]}'); give each task once.")
+            raise UserInputError(f"targets: '{names[i]}' names task {task} again (given as "
+                                 f"'{names[tasks.index(task)]}'); give each task once.", parameter="targets")
     return tasks
 
 
@@ -295,8 +295,9 @@ def check_auxiliary(name: str, targets: Sequence[str]) -> str:
     task = try_resolve_task(name)
     canonical = task.name if task else name
     if canonical in targets:
-        raise UserInputError(f"--aux '{name}' is one of the targets ({canonical}); the auxiliary must be another "
-                             f"teacher. Choose one outside {', '.join(targets)}, or let --auto-aux rank them.")
+        raise UserInputError(f"aux='{name}' is one of the targets ({canonical}); the auxiliary must be another "
+                             f"teacher. Choose one outside {', '.join(targets)}, or let auto_aux= rank them.",
+                             parameter=("aux", "auto_aux"))
     return canonical
 
 
@@ -320,7 +321,7 @@ def _taskonomy_target(task: str, weights_dir: str) -> Teacher:
 
     if task in ENCODER_ONLY_TASKS:
         raise UserInputError(f"target '{task}' has no Taskonomy decoder (visualpriors released only its encoder), "
-                             "so there is no output to distil; it can still be the auxiliary (--aux).")
+                             "so there is no output to distil; it can still be the auxiliary (aux=).", parameter="aux")
     digests = [verify_hash(find_checkpoint(weights_dir, task, part)) for part in ("encoder", "decoder")]
 
     @functools.cache

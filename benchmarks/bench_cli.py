@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from _doc_section import write_section
-from bench_rsa import best, centred, machine, make_features, rsatoolbox_run
+from bench_rsa import centred, machine, make_features, rsatoolbox_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

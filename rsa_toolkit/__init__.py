@@ -10,7 +10,7 @@ plotly or scikit-learn until a function needs them.
 
 from __future__ import annotations
 
-from rsa_toolkit.lazy import lazy_exports
+from rsa_toolkit.lazy import lazy_exports as _lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "rsa.bootstrap": "BootstrapResult bootstrap_similarity",
@@ -36,4 +36,4 @@ _EXPORTS: dict[str, str] = {
     "analysis.taxonomy": "nearest_neighbours pattern_checks type_contrast",
     "zoo": "Teacher build_zoo load_zoo_file module_teacher taskonomy_teacher",
 }
-__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__, __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)

@@ -1,18 +1,28 @@
 """Run a parsed command line the way every console script of the project does: help when nothing is asked, user
-mistakes as one line and exit code 2, a closed pipe as a normal end, Ctrl-C as 130."""
+mistakes as one line and exit code 2, a closed pipe as a normal end, Ctrl-C as 130; and the two ways commands print
+results: aligned text tables (:func:`text_table`) and JSON (:func:`json_safe`).
+
+Library errors name function parameters (``device='cuda:7'``); :func:`run_command` rewrites them to the command
+line's options (``--device cuda:7``), the one place where parameters become flags."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from rsa_toolkit.errors import UserInputError
 
+__all__ = ["run_command", "as_command_line", "text_table", "json_safe"]
+
 
 def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, prog: str,
-                interrupted: str = "interrupted") -> int:
+                interrupted: str = "interrupted", parameters: Mapping[str, str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen command. ``parameters`` maps library parameter names to the ``dest`` of the
+    option that sets them where the two differ (``{"directory": "out"}``); see :func:`as_command_line`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         parser.print_help()
@@ -24,7 +34,7 @@ def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, 
     try:
         return args.run(args)
     except UserInputError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {as_command_line(exc, parser, args, parameters)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `rsa-toolkit tasks | head`: the reader left; not an error worth a traceback
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps Python's exit-time flush from failing again
@@ -32,3 +42,68 @@ def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, 
     except KeyboardInterrupt:
         print(f"{prog}: {interrupted}", file=sys.stderr)
         return 130
+
+
+def as_command_line(exc: UserInputError, parser: argparse.ArgumentParser, args: argparse.Namespace,
+                    parameters: Mapping[str, str] | None = None) -> str:
+    """``exc``'s message with its parameters written as the options that set them, found in the parser's own
+    actions (dest -> option strings; ``parameters`` maps a parameter to its dest where the names differ): as the
+    subject of the message (``eval_frames must be ...`` -> ``--eval-frames must be ...``, ``resume: ...`` ->
+    ``--resume: ...``) and as ``parameter=`` anywhere: with a value (``device='cpu'`` -> ``--device 'cpu'``,
+    ``scratch=DIR`` -> ``--scratch DIR``) or without (``drop aux=/auto_aux= (...)`` -> ``drop --aux/--auto-aux
+    (...)``). Parameters without an option stay as they are."""
+    message = str(exc)
+    for parameter in exc.parameters:
+        option = _option_for(parser, (parameters or {}).get(parameter, parameter), args)
+        if option is not None:
+            name = re.escape(parameter)
+            message = re.sub(rf"^{name}(?= must |: )", lambda _: option, message)
+            message = re.sub(rf"(?<![\w.-]){name}=(?=[\w'\"])", lambda _: f"{option} ", message)
+            message = re.sub(rf"(?<![\w.-]){name}=", lambda _: option, message)
+    return message
+
+
+def _option_for(parser: argparse.ArgumentParser, dest: str, args: argparse.Namespace) -> str | None:
+    """The long option of ``dest`` in the (sub)command that ``args`` runs, else in any (sub)command."""
+    parsers = list(_parsers(parser))
+    run = getattr(args, "run", None)
+    chosen = [p for p in parsers if run is not None and p.get_default("run") is run]
+    for p in chosen + parsers:
+        for action in p._actions:
+            if action.dest == dest and action.option_strings:
+                return max(action.option_strings, key=len)
+    return None
+
+
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _parsers(sub)
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, left: Iterable[int] = (),
+               rstrip: bool = False) -> str:
+    """Rows of cells as aligned columns two spaces apart, the header first: columns in ``left`` flush left, the
+    others flush right; ``rstrip`` drops each line's trailing spaces."""
+    left = set(left)
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+
+    def line(cells: Sequence[str]) -> str:
+        text = "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return text.rstrip() if rstrip else text
+
+    return "\n".join([line(header), *(line(row) for row in rows)])
+
+
+def json_safe(value: object) -> object:
+    """``value`` with every NaN or infinite float (an undefined number: JSON has none) as None, recursively through
+    dicts, lists and tuples (tuples become lists)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

@@ -22,9 +22,10 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["init_from_env", "is_distributed", "in_step", "rank", "world_size", "is_main", "local_device",
-           "shard_bounds", "all_reduce_mean", "barrier", "broadcast_object", "gather_objects", "main_first",
-           "shutdown"]
+from rsa_toolkit.devices import resolve_device
+
+__all__ = ["init_from_env", "is_distributed", "in_step", "rank", "world_size", "is_main", "shard_bounds",
+           "all_reduce_mean", "barrier", "broadcast_object", "main_first", "shutdown"]
 
 _one_at_a_time = False  # inside main_first's block, where the ranks are not in step
 
@@ -39,7 +40,7 @@ def init_from_env(device: torch.device) -> bool:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
     if device.type == "cuda":
-        torch.cuda.set_device(local_device(device))
+        torch.cuda.set_device(resolve_device(device, local=True))
     dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return True
 
@@ -65,13 +66,6 @@ def world_size() -> int:
 def is_main() -> bool:
     """Rank 0: the one process that writes files and prints."""
     return rank() == 0
-
-
-def local_device(device: torch.device) -> torch.device:
-    """This process's device: ``cuda:LOCAL_RANK`` when ``device`` is CUDA without an index under torchrun."""
-    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
-        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    return device
 
 
 def shard_bounds(n: int, parts: int | None = None, index: int | None = None) -> tuple[int, int]:
@@ -107,15 +101,6 @@ def broadcast_object(obj: Any) -> Any:
     box = [obj if is_main() else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def gather_objects(obj: Any) -> list[Any] | None:
-    """Every rank's ``obj`` in rank order on rank 0; None on the other ranks."""
-    if not is_distributed():
-        return [obj]
-    out: list[Any] | None = [None] * dist.get_world_size() if is_main() else None
-    dist.gather_object(obj, out, dst=0)
-    return out
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from rsa_toolkit.errors import UserInputError
 
-__all__ = ["check_output_path", "atomic_path", "current_umask"]
+__all__ = ["check_output_path", "atomic_path", "current_umask", "file_sha256"]
 
 
 def check_output_path(path: str | os.PathLike[str], *, what: str = "output") -> Path:
@@ -48,3 +49,12 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def file_sha256(path: str | os.PathLike[str], *, chunk: int = 1 << 22) -> str:
+    """The sha256 hex digest of a file's bytes, read in ``chunk``-byte blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
+
+__all__ = ["lazy_exports"]
 
 
 def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[list[str], Callable[[str], Any],
@@ -21,6 +24,11 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[list[str], C
         return value
 
     def __dir__() -> list[str]:  # noqa: N807
-        return sorted(set(vars(sys.modules[package])) | set(module_of))
+        """The exports, the dunder names and the submodules imported so far: not the package's own imports
+        (``annotations``, ``lazy_exports``)."""
+        names = vars(sys.modules[package])
+        own = {n for n, v in names.items() if n.startswith("__")
+               or (isinstance(v, ModuleType) and v.__name__ == f"{package}.{n}")}
+        return sorted(own | set(module_of))
 
     return sorted(module_of), __getattr__, __dir__

@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import platform
 from importlib import metadata
-from pathlib import Path
 
-__all__ = ["provenance", "file_sha256"]
+__all__ = ["provenance"]
 
 _PACKAGES = ("rsa-toolkit", "numpy", "scipy", "scikit-learn", "torch", "networkx", "plotly", "matplotlib")
 
@@ -23,11 +20,3 @@ def provenance(**details: object) -> dict[str, object]:
         except metadata.PackageNotFoundError:
             versions[package] = None
     return {"python": platform.python_version(), "packages": versions, **details}
-
-
-def file_sha256(path: str | os.PathLike[str], *, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

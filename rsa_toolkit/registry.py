@@ -6,18 +6,28 @@ CLI choices and docs read :meth:`Registry.names`. Modelled on timm's ``models/_r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from rsa_toolkit.errors import UserInputError, closest_names
+from rsa_toolkit.errors import UserInputError, unknown_name
 
 T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str) -> None:
+    """Named entries of one kind. ``providers``: modules (by name) that register more entries when imported; they
+    are imported the first time the registry is read (get, names, ``in``), so a family can take entries from
+    packages it must not import itself."""
+
+    def __init__(self, kind: str, *, providers: Sequence[str] = ()) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._providers = list(providers)
+
+    def _load_providers(self) -> None:
+        while self._providers:
+            importlib.import_module(self._providers.pop(0))
 
     def register(self, name: str) -> Callable[[T], T]:
         def decorator(entry: T) -> T:
@@ -29,18 +39,20 @@ class Registry(Generic[T]):
         return decorator
 
     def names(self) -> list[str]:
+        self._load_providers()
         return list(self._entries)
 
     def get(self, name: str) -> T:
+        self._load_providers()
         try:
             return self._entries[name]
         except KeyError:
             raise UserInputError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: str) -> str:
-        hint = closest_names(str(name), self._entries)
-        did_you_mean = f" Did you mean {', '.join(repr(h) for h in hint)}?" if hint else ""
-        return f"Unknown {self.kind} '{name}'.{did_you_mean} Available: {', '.join(self._entries)}."
+        self._load_providers()
+        return unknown_name(f"Unknown {self.kind} '{name}'", name, self._entries)
 
     def __contains__(self, name: object) -> bool:
+        self._load_providers()
         return name in self._entries

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rsa_toolkit.errors import UserInputError, closest_names
+from rsa_toolkit.errors import UserInputError, closest_names, unknown_name
 
 __all__ = ["Task", "TASK_TYPES", "list_tasks", "get_task", "resolve_task", "resolve_tasks", "try_resolve_task"]
 
@@ -79,11 +79,9 @@ def get_task(name: str) -> Task:
     task = try_resolve_task(name)
     if task is None:
         hints = dict.fromkeys(_BY_KEY[h].name for h in closest_names(_key(name), _BY_KEY))
-        did_you_mean = f" Did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
-        raise UserInputError(
-            f"Unknown task '{name}'.{did_you_mean} Valid tasks: {', '.join(t.name for t in _TASKS)} "
-            f"(aliases such as depth, normal, edge2d work too)."
-        )
+        raise UserInputError(unknown_name(
+            f"Unknown task '{name}'", name, [t.name for t in _TASKS], hints=hints, listing="Valid tasks",
+            shown=f"{', '.join(t.name for t in _TASKS)} (aliases such as depth, normal, edge2d work too)"))
     return task
 
 

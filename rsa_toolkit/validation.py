@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from rsa_toolkit.errors import UserInputError
 
-__all__ = ["check_features", "check_dtype", "check_square_stack", "check_positive_int"]
+__all__ = ["check_features", "check_dtype", "check_square_stack", "check_bool", "check_int", "check_number"]
 
 
 def check_dtype(dtype: object) -> np.dtype:
@@ -19,10 +21,72 @@ def check_dtype(dtype: object) -> np.dtype:
     return dt
 
 
-def check_positive_int(value: object, *, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise UserInputError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+def check_bool(value: object, *, name: str) -> bool:
+    """``value`` if it is True or False (numpy's bool too); 0, 1 and "yes" are not."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise UserInputError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+def check_int(value: object, *, name: str, minimum: int | None = None, maximum: int | None = None,
+              optional: bool = False, expected: str | None = None, form: str = "must",
+              parameter: str | None = None) -> int | None:
+    """``value`` as an int if it is an integer (numpy's too, never a bool) in [minimum, maximum]; None passes when
+    ``optional``. See :func:`check_number` for ``expected`` and ``form``."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not _within(value, minimum, maximum):
+        raise _bad(name, value, expected or _expected("an integer", minimum, maximum, optional), form, parameter)
     return int(value)
+
+
+def check_number(value: object, *, name: str, minimum: float | None = None, maximum: float | None = None,
+                 above: float | None = None, below: float | None = None, finite: bool = False, optional: bool = False,
+                 expected: str | None = None, form: str = "must", parameter: str | None = None) -> float | None:
+    """``value`` as a float if it is a real number (never a bool) in [minimum, maximum], > ``above`` and < ``below``,
+    finite when ``finite``; None passes when ``optional``.
+
+    The message says what was expected (``expected``, else built from the bounds) and what was received, in one of
+    the two forms the library uses: ``form="must"``: "n must be an integer >= 1, got 0."; ``form="expected"``:
+    "n: expected an integer >= 1, got 0."; or any other ``form``, a template with ``{name}``, ``{expected}`` and
+    ``{value!r}`` ("a probe set needs at least 3 frames, got {value!r}."). ``parameter``: the :class:`UserInputError`'s, for a message the command line
+    rewrites to its option.
+    """
+    if value is None and optional:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not _within(value, minimum, maximum)
+            or (above is not None and not value > above) or (below is not None and not value < below)
+            or (finite and not np.isfinite(value))):
+        if expected is None:
+            expected = "a finite number" if finite else "a number"
+            expected = f"{expected} > {above}" if above is not None else _expected(expected, minimum, maximum, False)
+            expected += " or None" if optional else ""
+        raise _bad(name, value, expected, form, parameter)
+    return float(value)
+
+
+def _within(value: float, minimum: float | None, maximum: float | None) -> bool:
+    return (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+
+
+def _expected(kind: str, minimum: float | None, maximum: float | None, optional: bool) -> str:
+    if minimum is not None and maximum is not None:
+        text = f"{kind} between {minimum} and {maximum}"
+    elif minimum is not None:
+        text = f"{kind} >= {minimum}"
+    elif maximum is not None:
+        text = f"{kind} <= {maximum}"
+    else:
+        text = kind
+    return text + (" or None" if optional else "")
+
+
+_FORMS = {"must": "{name} must be {expected}, got {value!r}.", "expected": "{name}: expected {expected}, got {value!r}."}
+
+
+def _bad(name: str, value: object, expected: str, form: str, parameter: str | None = None) -> UserInputError:
+    template = _FORMS.get(form, form)
+    return UserInputError(template.format(name=name, expected=expected, value=value), parameter=parameter)
 
 
 def check_features(features: object, *, name: str = "features") -> np.ndarray:

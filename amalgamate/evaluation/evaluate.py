@@ -32,6 +32,7 @@ from torch import nn
 
 from rsa_toolkit.files import atomic_path
 from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.validation import check_int
 
 from amalgamate.config import config_from_dict
 from amalgamate.evaluation.metrics import MetricSums, task_metric_sums
@@ -96,7 +97,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = N
     overrides the run's setting."""
     from tqdm.auto import tqdm
 
-    from rsa_toolkit.features.extract import resolve_device
+    from rsa_toolkit.devices import resolve_device
 
     dev = resolve_device(device)
 
@@ -106,8 +107,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = N
                              "directory of amalgamate train.")
     config = config_from_dict(run.read_json("config.json"))
     if eval_frames is not None:
-        if isinstance(eval_frames, bool) or not isinstance(eval_frames, int) or eval_frames < 1:
-            raise UserInputError(f"--eval-frames must be an integer >= 1, got {eval_frames!r}.")
+        check_int(eval_frames, name="eval_frames", minimum=1, parameter="eval_frames")
         config = dataclasses.replace(config, eval_frames=eval_frames)
     setup = setup_run(config)
     model, origin = load_student(run)

@@ -27,7 +27,6 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -141,7 +140,7 @@ def time_runs(runs: Sequence[RunDir], batch_size: int = 32, rounds: int = 5,
     """Inference ms per image of every run's student and of the first run's teachers, timed together in this process
     (:func:`amalgamate.evaluation.evaluate.time_together`) on one batch of noise at each model's input size (time does
     not depend on the pixels)."""
-    from rsa_toolkit.features.extract import resolve_device
+    from rsa_toolkit.devices import resolve_device
 
     from amalgamate.config import config_from_dict
     from amalgamate.evaluation.evaluate import load_student, time_together
@@ -205,7 +204,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
     ``device``; returns the paths written."""
     from rsa_toolkit.viz.plots import save_html, save_png
 
-    from rsa_toolkit.features.extract import resolve_device
+    from rsa_toolkit.devices import resolve_device
 
     from amalgamate.evaluation.evaluate import evaluate_run
 
@@ -223,7 +222,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
         metrics.append(Evaluation.from_json(run.read_json("metrics.json")))
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise UserInputError(f"--out '{out}' is a file; give a directory for the report.")
+        raise UserInputError(f"out_dir='{out}' is a file; give a directory for the report.", parameter="out_dir")
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     tables = {"table1_truth": ("Table 1: against ground truth", truth_table(metrics)),

@@ -8,13 +8,13 @@ back. Metric values are keyed by metric name (``rmse``, ``rel``, ``delta1``, ...
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Scores", "ModelOrigin", "EvalSet", "StudentScores", "Parameters", "InferenceTimes", "Evaluation",
-           "finite_or_none"]
+from rsa_toolkit.console import json_safe
+
+__all__ = ["Scores", "ModelOrigin", "EvalSet", "StudentScores", "Parameters", "InferenceTimes", "Evaluation"]
 
 Scores = dict[str, float | None]  # metric -> value
 
@@ -89,7 +89,7 @@ class Evaluation:
         if self.parameters.per_student is not None:
             parameters["per_student"] = self.parameters.per_student
         times = self.inference_ms_per_image
-        return finite_or_none({
+        return json_safe({
             "run": self.run, "device": self.device, "method": self.method, "targets": list(self.targets),
             "aux": self.aux, "weighting": self.weighting,
             "model": {"file": self.model.file, "step": self.model.step}, "steps": self.steps,
@@ -135,12 +135,3 @@ class Evaluation:
         return rows
 
 
-def finite_or_none(value: Any) -> Any:
-    """NaN (no valid pixel) as JSON null, in nested dicts and lists."""
-    if isinstance(value, dict):
-        return {k: finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [finite_or_none(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

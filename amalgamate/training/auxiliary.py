@@ -45,12 +45,12 @@ def rank_zoo(targets: Sequence[str], zoo: TeacherZoo, probe: ProbeSet, *, n_boot
     candidates = [n for n in names if _task_of(n) not in targets]
     missing = [t for t in targets if t not in {_task_of(n) for n in names}]
     if missing:
-        raise UserInputError(f"--auto-aux: the zoo at '{zoo.location}' has no teacher for target(s) "
-                             f"{', '.join(missing)}; it has {', '.join(names)}.")
+        raise UserInputError(f"auto_aux: the zoo at '{zoo.location}' has no teacher for target(s) "
+                             f"{', '.join(missing)}; it has {', '.join(names)}.", parameter="auto_aux")
     if not candidates:
-        raise UserInputError(f"--auto-aux: no candidate auxiliary is left in the zoo at '{zoo.location}': its "
+        raise UserInputError(f"auto_aux: no candidate auxiliary is left in the zoo at '{zoo.location}': its "
                              f"teachers ({', '.join(names)}) are all targets. Use a zoo with more teachers, or train "
-                             "without an auxiliary (--method kd).")
+                             "without an auxiliary (method=kd).", parameter=("auto_aux", "method"))
     features = zoo_features(teachers, probe, cache_dir=cache_dir, progress=progress)
     result = similarity_matrix(features.as_dict(), n_bootstrap=n_bootstrap, seed=seed, progress=progress)
     samples = result.bootstrap.samples if result.bootstrap else None

@@ -66,7 +66,8 @@ def folder_images(folder: str | os.PathLike[str]) -> ProbeSet:
 
     probe, _ = probe_from_folder(folder, verify=False)
     if len(probe) < 1:
-        raise UserInputError(f"--images '{folder}' holds no images (png, jpg, ...); point it at a folder of images.")
+        raise UserInputError(f"images='{folder}' holds no images (png, jpg, ...); point it at a folder of images.",
+                             parameter="images")
     return probe
 
 

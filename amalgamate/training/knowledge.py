@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rsa_toolkit.features.extract import cache_key, default_cache_dir, extract_features, resolve_device
+from rsa_toolkit.devices import resolve_device
+from rsa_toolkit.features.extract import cache_key, default_cache_dir, extract_features
 from rsa_toolkit.images.probe import ProbeSet
 
 from amalgamate.training.images import image_batch

@@ -43,8 +43,8 @@ def mask_files(images: ProbeSet, folder: str | os.PathLike[str]) -> list[Path]:
     """The mask file of every image in ``images`` (in order); a missing one is an error naming it."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserInputError(f"--masks '{folder}' is not a directory; give the folder of validity masks (PNG, one "
-                             "per training image, e.g. Taskonomy's mask_valid).")
+        raise UserInputError(f"masks='{folder}' is not a directory; give the folder of validity masks (PNG, one "
+                             "per training image, e.g. Taskonomy's mask_valid).", parameter="masks")
     files, missing = [], []
     for image_id in images.ids:
         found = next((p for p in _candidates(folder, image_id) if p.is_file()), None)
@@ -53,8 +53,8 @@ def mask_files(images: ProbeSet, folder: str | os.PathLike[str]) -> list[Path]:
         files.append(found)
     if missing:
         expected = " or ".join(str(p) for p in _candidates(folder, missing[0]))
-        raise UserInputError(f"--masks '{folder}': {len(missing)} of {len(images)} training images have no mask; "
-                             f"the first, '{missing[0]}', needs {expected}.")
+        raise UserInputError(f"masks='{folder}': {len(missing)} of {len(images)} training images have no mask; "
+                             f"the first, '{missing[0]}', needs {expected}.", parameter="masks")
     return files  # type: ignore[return-value]
 
 

@@ -23,9 +23,11 @@ from typing import Any
 import torch
 
 from rsa_toolkit import distributed
+from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.errors import UserInputError
-from rsa_toolkit.features.extract import default_cache_dir, resolve_device
+from rsa_toolkit.features.extract import default_cache_dir
 from rsa_toolkit.images.probe import ProbeSet
+from rsa_toolkit.validation import check_int
 
 from amalgamate.config import AmalgamateConfig, check_config, config_from_dict, config_to_dict, merge_config
 from amalgamate.run_dir import RunDir
@@ -100,13 +102,12 @@ def _checked_config(run: RunDir, config: AmalgamateConfig | Mapping[str, Any] | 
     settings = config_to_dict(config) if isinstance(config, AmalgamateConfig) else dict(config or {})
     if resume:
         if overwrite:
-            raise UserInputError("give either --resume or --overwrite, not both.")
+            raise UserInputError("give either resume= or overwrite=, not both.", parameter=("resume", "overwrite"))
         config = check_config(config_from_dict(run.stored_config(settings)))
     else:
         config = check_config(merge_config(settings))
         run.check_new(overwrite=overwrite)
-    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 1):
-        raise UserInputError(f"stop-after must be an integer >= 1, got {stop_after!r}.")
+    check_int(stop_after, name="stop-after", minimum=1, optional=True, expected="an integer >= 1")
     return config
 
 
@@ -114,10 +115,11 @@ def _join_processes(config: AmalgamateConfig) -> torch.device:
     """Torch threads, this process's device, and the process group under ``torchrun``."""
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = distributed.local_device(resolve_device(config.device))
+    device = resolve_device(config.device, local=True)
     if distributed.init_from_env(device) and config.batch_size % distributed.world_size():
-        raise UserInputError(f"--batch-size {config.batch_size} (the global batch) must split evenly over the "
-                             f"{distributed.world_size()} processes; use a multiple of {distributed.world_size()}.")
+        raise UserInputError(f"batch_size={config.batch_size} (the global batch) must split evenly over the "
+                             f"{distributed.world_size()} processes; use a multiple of {distributed.world_size()}.",
+                             parameter="batch_size")
     return device
 
 
@@ -136,8 +138,8 @@ def _training_images(config: AmalgamateConfig, zoo: TeacherZoo) -> tuple[ProbeSe
             images = zoo.training_images(config.train_frames, cache_dir=_cache_dir(config))
     masks = mask_files(images, config.masks) if config.masks else None
     if config.batch_size > len(images):
-        raise UserInputError(f"--batch-size {config.batch_size} is larger than the {len(images)} training images; "
-                             "lower it or give more images.")
+        raise UserInputError(f"batch_size={config.batch_size} is larger than the {len(images)} training images; "
+                             "lower it or give more images.", parameter="batch_size")
     return images, masks
 
 

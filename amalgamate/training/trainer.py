@@ -158,9 +158,9 @@ class Trainer:
                                  f"this version reads {CHECKPOINT_FORMAT}.")
         if list(ckpt["targets"]) != self.tasks or ckpt["method"] != self.config.method:
             raise UserInputError(
-                f"--resume: '{self.run.file('checkpoint.pt')}' is a checkpoint of a {ckpt['method']} student for "
-                f"targets {', '.join(ckpt['targets'])}, but this run trains a {self.config.method} student for "
-                f"{', '.join(self.tasks)}; it comes from another run. Start again with --overwrite.")
+                f"resume: '{self.run.file('checkpoint.pt')}' is a checkpoint of a {ckpt['method']} student for targets "
+                f"{', '.join(ckpt['targets'])}, but this run trains a {self.config.method} student for {', '.join(self.tasks)}; "
+                "it comes from another run. Start again with overwrite=.", parameter=("resume", "overwrite"))
         self.model.load_state_dict(ckpt["model"])
         self.weighting.load_state_dict(ckpt["weighting"])
         for k, o in self.optimizers.items():
@@ -242,8 +242,8 @@ class Trainer:
                          if self.last_checkpoint is not None else
                          f"No checkpoint was written yet (every {self.config.checkpoint_every} steps)")
                 raise TrainingDiverged(
-                    f"training stopped: the {name} loss is {v} at step {self.step + 1}. {where}. Lower --lr (now "
-                    f"{self.config.lr:g}) and start again with --overwrite.")
+                    f"training stopped: the {name} loss is {v} at step {self.step + 1}. {where}. Lower lr= (now "
+                    f"{self.config.lr:g}) and start again with overwrite=.", parameter=("lr", "overwrite"))
 
     def guidance_loss(self, z: Tensor, kb: KnowledgeBatch) -> Tensor:
         """The guidance of the shared representation z by the target teachers' and the auxiliary's representations."""

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from rsa_toolkit.registry import Registry
 from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.validation import check_int, check_number
 
 __all__ = ["Weighting", "WEIGHTINGS", "EqualWeighting", "GradNorm", "UncertaintyWeighting", "DynamicWeightAverage",
            "build_weighting"]
@@ -41,9 +42,8 @@ class Weighting(nn.Module, metaclass=abc.ABCMeta):
 
     def __init__(self, n: int) -> None:
         super().__init__()
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise UserInputError(f"a weighting needs the number of tasks (an integer >= 1), got {n!r}.")
-        self.n = n
+        self.n = check_int(n, name="n", minimum=1, form="a weighting needs the number of tasks (an integer >= 1), "
+                                                         "got {value!r}.")
         self.register_buffer("weights", torch.ones(n))
 
     def combine(self, losses: Tensor) -> Tensor:
@@ -56,9 +56,7 @@ class Weighting(nn.Module, metaclass=abc.ABCMeta):
 
 
 def _check_positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise UserInputError(f"{name} must be a positive number, got {value!r}.")
-    return float(value)
+    return check_number(value, name=name, above=0, expected="a positive number")
 
 
 @WEIGHTINGS.register("equal")
@@ -86,11 +84,8 @@ class GradNorm(Weighting):
 
     def __init__(self, n: int, *, alpha: float = 1.5, rate: float = 0.1, min_weight: float = 1e-3) -> None:
         super().__init__(n)
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha < 0:
-            raise UserInputError(f"gradnorm alpha must be a number >= 0, got {alpha!r}.")
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
-            raise UserInputError(f"gradnorm rate must be in (0, 1], got {rate!r}.")
-        self.alpha, self.rate = float(alpha), float(rate)
+        self.alpha = check_number(alpha, name="gradnorm alpha", minimum=0)
+        self.rate = check_number(rate, name="gradnorm rate", above=0, maximum=1, expected="in (0, 1]")
         self.min_weight = _check_positive(min_weight, "gradnorm min_weight")
         self.register_buffer("initial_losses", torch.zeros(n))
         self.register_buffer("started", torch.zeros((), dtype=torch.bool))
@@ -144,9 +139,7 @@ class DynamicWeightAverage(Weighting):
     def __init__(self, n: int, *, temperature: float = 2.0, window: int = 50) -> None:
         super().__init__(n)
         self.temperature = _check_positive(temperature, "dwa temperature")
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise UserInputError(f"dwa window must be an integer >= 1, got {window!r}.")
-        self.window = window
+        self.window = check_int(window, name="dwa window", minimum=1)
         self.register_buffer("window_sum", torch.zeros(n, dtype=torch.float64))
         self.register_buffer("window_steps", torch.zeros((), dtype=torch.int64))
         self.register_buffer("history", torch.zeros(2, n, dtype=torch.float64))  # [k-2, k-1] window means

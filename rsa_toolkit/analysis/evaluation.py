@@ -39,7 +39,6 @@ from rsa_toolkit.analysis.ground_truth import GroundTruth, canonical_name
 __all__ = ["MIN_SOURCES", "TargetScore", "Evaluation", "evaluate_similarity"]
 
 MIN_SOURCES = 3  # a rank correlation of two points is always +-1: no information
-TOP_K = (1, 3)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ A task-similarity matrix ``S`` (T×T, e.g. Spearman correlations between RDMs; D
 
 from __future__ import annotations
 
-import numbers
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from scipy.spatial.distance import squareform
 from rsa_toolkit.files import atomic_path, check_output_path
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.tasks import TASK_TYPES, try_resolve_task
+from rsa_toolkit.validation import check_int, check_number
 
 __all__ = [
     "LINKAGE_METHODS",
@@ -95,9 +95,8 @@ def clusters(similarity: np.ndarray, n_clusters: int, *, method: str = "average"
     s = _check_similarity(similarity)
     _check_method(method)
     t = s.shape[0]
-    if isinstance(n_clusters, bool) or not isinstance(n_clusters, numbers.Integral) or not 1 <= n_clusters <= t:
-        raise UserInputError(f"n_clusters: expected an integer between 1 and {t} (the number of tasks), "
-                             f"got {n_clusters!r}.")
+    check_int(n_clusters, name="n_clusters", minimum=1, maximum=t, form="expected",
+              expected=f"an integer between 1 and {t} (the number of tasks)")
     if t < 2:
         return np.zeros(t, dtype=np.intp)
     z = _linkage(s, method)
@@ -164,11 +163,8 @@ def task_graph(
     s = _check_similarity(similarity)
     names = _check_names(names, t=s.shape[0])
     node_types = resolve_types(names, types)
-    if min_similarity is not None and (isinstance(min_similarity, bool) or not isinstance(min_similarity, numbers.Real)
-                                       or not np.isfinite(min_similarity)):
-        raise UserInputError(f"min_similarity: expected a finite number or None, got {min_similarity!r}.")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1):
-        raise UserInputError(f"top_k: expected an integer >= 1 or None, got {top_k!r}.")
+    check_number(min_similarity, name="min_similarity", finite=True, optional=True, form="expected")
+    check_int(top_k, name="top_k", minimum=1, optional=True, form="expected")
 
     t = s.shape[0]
     w = (s + s.T) / 2.0

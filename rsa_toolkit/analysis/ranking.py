@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rsa_toolkit.registry import Registry
-from rsa_toolkit.errors import UserInputError, closest_names
+from rsa_toolkit.errors import UserInputError, unknown_name
 from rsa_toolkit.tasks import try_resolve_task
 
 __all__ = ["Candidate", "AGGREGATES", "match_teachers", "rank_auxiliaries"]
@@ -51,10 +51,8 @@ def match_teachers(names: Sequence[str], wanted: Sequence[str]) -> list[int]:
         else:
             task = try_resolve_task(w)
             if task is None:
-                hint = closest_names(w, list(names))
-                did_you_mean = f" Did you mean {', '.join(repr(h) for h in hint)}?" if hint else ""
-                raise UserInputError(f"Unknown target '{w}': not a task name and not a teacher.{did_you_mean} "
-                                     f"Teachers: {', '.join(names)}.")
+                raise UserInputError(unknown_name(f"Unknown target '{w}': not a task name and not a teacher", w,
+                                                  names, listing="Teachers"))
             if task.name not in by_task:
                 raise UserInputError(f"Target '{w}' (task {task.name}) is not among the teachers: "
                                      f"{', '.join(names)}.")

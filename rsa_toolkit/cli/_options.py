@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from rsa_toolkit.rsa.compare import COMPARISONS
-from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.validation import check_int
 from rsa_toolkit.rsa.memory import parse_size
 from rsa_toolkit.rsa.normalize import NORMALIZATIONS
 from rsa_toolkit.rsa.rdm import RDM_METHODS
@@ -55,9 +55,8 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
 
 def similarity_kwargs(args: argparse.Namespace) -> dict[str, object]:
     """similarity_matrix's options from the command line, checked (call it before any long work)."""
-    if args.bootstrap < 0:
-        raise UserInputError(f"--bootstrap must be 0 (none) or a positive number of resamples, got {args.bootstrap}.")
-    max_memory = None if args.max_memory is None else parse_size(args.max_memory, name="--max-memory")
+    check_int(args.bootstrap, name="--bootstrap", minimum=0, expected="0 (none) or a positive number of resamples")
+    max_memory = None if args.max_memory is None else parse_size(args.max_memory)  # its error names --max-memory
     return dict(method=args.method, normalization=args.normalization, comparison=args.comparison, dtype=args.dtype,
                 chunk_size=args.chunk_size, groups=args.groups, n_bootstrap=args.bootstrap,
                 confidence=args.confidence, seed=args.seed, progress=show_progress(args), device=rsa_device(args),

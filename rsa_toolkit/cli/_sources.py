@@ -140,7 +140,7 @@ def torchrun_extraction(args: argparse.Namespace) -> Iterator[None]:
     it is sharded across the ranks, with ranks > 0 quiet; then every rank but 0 ends its process (exit 0) and the
     rest of the command (writing outputs, printing) runs on rank 0 alone. Without torchrun: nothing at all."""
     from rsa_toolkit import distributed
-    from rsa_toolkit.features.extract import resolve_device
+    from rsa_toolkit.devices import resolve_device
 
     if not distributed.init_from_env(resolve_device(args.device)):
         yield

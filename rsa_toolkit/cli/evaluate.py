@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rsa_toolkit.console import json_safe, text_table
 from rsa_toolkit.files import check_output_path
 from rsa_toolkit.rsa.compare import COMPARISONS
-from rsa_toolkit.errors import UserInputError, closest_names
+from rsa_toolkit.errors import UserInputError, unknown_name
 from rsa_toolkit.analysis.evaluation import Evaluation, TargetScore, evaluate_similarity
 from rsa_toolkit.analysis.ground_truth import GROUND_TRUTHS, GroundTruth, canonical_name, load_ground_truth
 from rsa_toolkit.viz.outputs import read_matrix_csv
@@ -98,17 +99,12 @@ def report(e: Evaluation, truth: GroundTruth, source: str) -> str:
     rows = [[t.target, str(len(t.sources)), _num(t.spearman_with_diagonal), _num(t.spearman_without_diagonal),
              _num(t.weighted_tau), _hit(t.top1_hit), _hit(t.top3_hit), " = ".join(t.best_sources) or "-",
              ", ".join(t.most_similar) or "-"] for t in e.per_target]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    left = {0, 7, 8}
-    line = lambda cells: "  ".join(c.ljust(w) if i in left else c.rjust(w)  # noqa: E731
-                                   for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
     n = e.n_scored
     lines = [
         f"ground truth: {truth.name} — {truth.description}",
         f"similarity: {source}; {len(e.per_target)} targets, {len(e.sources)} sources in common",
         "",
-        line(header),
-        *(line(r) for r in rows),
+        text_table(header, rows, left={0, 7, 8}, rstrip=True),
         "",
         f"mean Spearman, diagonal included (DDS protocol): {_num(e.mean_spearman_with_diagonal)} over "
         f"{n('spearman_with_diagonal')} targets",
@@ -155,10 +151,8 @@ def _select(names: list[str], wanted: list[str]) -> list[int]:
     keep = set()
     for w in wanted:
         if canonical_name(w) not in canonical:
-            hint = closest_names(w, names)
-            did_you_mean = f" Did you mean {', '.join(repr(h) for h in hint)}?" if hint else ""
-            raise UserInputError(f"--tasks: '{w}' is not among the teachers.{did_you_mean} Teachers: "
-                                 f"{', '.join(names)}.")
+            raise UserInputError(unknown_name(f"--tasks: '{w}' is not among the teachers", w, names,
+                                              listing="Teachers"))
         keep.add(canonical.index(canonical_name(w)))
     return sorted(keep)
 
@@ -176,18 +170,7 @@ def _as_json(e: Evaluation, truth: GroundTruth) -> dict[str, object]:
     record["description"] = truth.description
     record["n_scored"] = {f: e.n_scored(f) for f in ("spearman_with_diagonal", "spearman_without_diagonal",
                                                      "weighted_tau", "top1_hit")}
-    return _nan_to_none(record)
-
-
-def _nan_to_none(value: object) -> object:
-    """JSON has no NaN: an undefined number becomes null."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_nan_to_none(v) for v in value]
-    return value
+    return json_safe(record)  # JSON has no NaN: an undefined number becomes null
 
 
 def _num(value: float, digits: int = 4) -> str:

@@ -68,16 +68,16 @@ def run_layers(args: argparse.Namespace) -> int:
             return 0
     task = try_resolve_task(args.teacher)
     if task is None:
-        from rsa_toolkit.errors import closest_names
+        from rsa_toolkit.errors import unknown_name
 
+        problem = f"Unknown teacher '{args.teacher}': not a Taskonomy task"
         known = list(teachers) if args.zoo else []
-        hints = closest_names(args.teacher, known) if known else []
-        did_you_mean = f" Did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
-        raise UserInputError(f"Unknown teacher '{args.teacher}': not a Taskonomy task"
-                             + (f" and not in zoo file '{args.zoo}'" if args.zoo else "") + f".{did_you_mean}"
-                             + (f" Teachers in the zoo file: {', '.join(known)}." if known else
-                                " See `rsa-toolkit tasks`, or pass --zoo FILE."))
-    from rsa_toolkit.zoo.taskonomy.net import TAP_LAYERS, tap_shapes
+        if known:
+            raise UserInputError(unknown_name(f"{problem} and not in zoo file '{args.zoo}'", args.teacher, known,
+                                              listing="Teachers in the zoo file"))
+        raise UserInputError(problem + (f" and not in zoo file '{args.zoo}'" if args.zoo else "")
+                             + ". See `rsa-toolkit tasks`, or pass --zoo FILE.")
+    from rsa_toolkit.zoo.taskonomy.encoder import TAP_LAYERS, tap_shapes
 
     shapes = tap_shapes(256)
     for layer in TAP_LAYERS:

@@ -32,8 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# library parameters whose option has another name: save_features_dir(directory) is `features --out DIR`,
+# build_zoo(zoo_file=) is --zoo
+LIBRARY_PARAMETERS = {"directory": "out", "zoo_file": "zoo"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(build_parser(), argv, prog=PROG)
+    return run_command(build_parser(), argv, prog=PROG, parameters=LIBRARY_PARAMETERS)
 
 
 def _version() -> str:

@@ -8,7 +8,8 @@ import sys
 
 from rsa_toolkit.features.store import FeatureSet
 from rsa_toolkit.viz.outputs import save_similarity, similarity_output_paths
-from rsa_toolkit.provenance import file_sha256, provenance
+from rsa_toolkit.files import file_sha256
+from rsa_toolkit.provenance import provenance
 from rsa_toolkit.rsa.similarity import SimilarityResult, similarity_matrix
 from rsa_toolkit.cli._options import (add_common, add_comparison_options, add_memory_options, add_rdm_options, show_progress,
                        similarity_kwargs)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from rsa_toolkit.console import text_table
 from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.validation import check_int
 from rsa_toolkit.viz.outputs import read_matrix_csv
 from rsa_toolkit.analysis.ranking import AGGREGATES, Candidate, match_teachers, rank_auxiliaries
 from rsa_toolkit.rsa.similarity import similarity_matrix
@@ -36,8 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.top is not None and args.top < 1:
-        raise UserInputError(f"--top must be at least 1, got {args.top}.")
+    check_int(args.top, name="--top", minimum=1, optional=True, expected="at least 1")
     AGGREGATES.get(args.aggregate)
     if args.layer == "all":
         raise UserInputError("pick-aux ranks on one layer; choose --layer NAME (or leave it out).")
@@ -73,6 +74,4 @@ def _table(candidates: list[Candidate], aggregate: str) -> str:
     header = ["rank", "candidate", f"{aggregate} sim", "P(top-1)", *targets]
     rows = [[str(r), c.name, f"{c.score:.4f}", "-" if c.top1_probability is None else f"{c.top1_probability:.2f}",
              *(f"{c.per_target[t]:.4f}" for t in targets)] for r, c in enumerate(candidates, 1)]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.rjust(w) if i != 1 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    return "\n".join([line(header), *(line(r) for r in rows)])
+    return text_table(header, rows, left={1})

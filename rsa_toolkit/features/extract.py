@@ -26,16 +26,17 @@ import numpy as np
 import torch
 
 from rsa_toolkit import distributed
-from rsa_toolkit.files import atomic_path, current_umask
+from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.files import atomic_path, current_umask
 from rsa_toolkit.features.shards import concatenate_npy, part_path, shard_rows, write_npy_header
 from rsa_toolkit.features.store import FeatureSet
 from rsa_toolkit.images.probe import ProbeSet
 from rsa_toolkit.provenance import provenance
 from rsa_toolkit.zoo.teachers import Teacher
+from rsa_toolkit.validation import check_int
 
-__all__ = ["CACHE_ENV", "default_cache_dir", "cache_key", "extract_features", "zoo_features", "save_features_dir",
-           "resolve_device"]
+__all__ = ["CACHE_ENV", "default_cache_dir", "cache_key", "extract_features", "zoo_features", "save_features_dir"]
 
 _T = TypeVar("_T")
 
@@ -59,18 +60,6 @@ def cache_key(teacher: Teacher, layer: str, probe: ProbeSet) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise UserInputError(f"--device '{device}': {exc}; expected cpu, cuda, cuda:N or mps.") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserInputError(f"--device '{device}': no CUDA device is available here; use --device cpu.")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UserInputError(f"--device '{device}': MPS is not available here; use --device cpu.")
-    return dev
-
-
 def extract_features(teacher: Teacher, probe: ProbeSet, *, layers: Sequence[str] | None = None,
                      batch_size: int = 32, device: str | torch.device = "cpu",
                      cache_dir: str | os.PathLike[str] | None = None, recompute: bool = False,
@@ -83,8 +72,7 @@ def extract_features(teacher: Teacher, probe: ProbeSet, *, layers: Sequence[str]
     :func:`rsa_toolkit.distributed.main_first` it runs whole on each rank in turn.
     """
     wanted = teacher.check_layers(layers)
-    if batch_size < 1:
-        raise UserInputError(f"batch size must be at least 1, got {batch_size}.")
+    check_int(batch_size, name="batch size", minimum=1, expected="at least 1")
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     paths = {layer: _entry_path(root, cache_key(teacher, layer, probe)) for layer in wanted}
     missing = [layer for layer in wanted if recompute or not paths[layer].exists()]
@@ -94,7 +82,7 @@ def extract_features(teacher: Teacher, probe: ProbeSet, *, layers: Sequence[str]
     if missing:
         compute = _compute_sharded if shared else _compute
         compute(teacher, probe, {k: paths[k] for k in missing}, batch_size,
-                distributed.local_device(resolve_device(device)), progress)
+                resolve_device(device, local=True), progress)
     return {layer: np.load(paths[layer], mmap_mode="r") for layer in wanted}
 
 
@@ -135,9 +123,11 @@ def save_features_dir(feature_sets: Sequence[FeatureSet], directory: str | os.Pa
 
     target = Path(directory)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise UserInputError(f"--out '{target}' already exists and is not empty; choose a new directory.")
+        raise UserInputError(f"directory='{target}' already exists and is not empty; choose a new directory.",
+                             parameter="directory")
     if not target.parent.is_dir():
-        raise UserInputError(f"--out '{target}': directory '{target.parent}' does not exist; create it first.")
+        raise UserInputError(f"directory='{target}': directory '{target.parent}' does not exist; create it first.",
+                             parameter="directory")
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         for fs in feature_sets:
@@ -153,11 +143,6 @@ def save_features_dir(feature_sets: Sequence[FeatureSet], directory: str | os.Pa
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
-
-
-def cached_metadata(features_path: str | os.PathLike[str]) -> dict[str, object]:
-    """The sidecar record of a cache entry (teacher, layer, image ids, provenance)."""
-    return json.loads(Path(features_path).with_suffix(".json").read_text())
 
 
 def _entry_path(root: Path, key: str) -> Path:
@@ -195,7 +180,7 @@ def _compute_sharded(teacher: Teacher, probe: ProbeSet, paths: dict[str, Path], 
             if absent:  # every rank renamed its parts into place before the barrier: rank 0 cannot see them
                 raise UserInputError(f"distributed extraction: rank 0 cannot see '{absent[0]}', written by another "
                                      "rank; the feature cache must be on a file system every node sees "
-                                     "(--cache-dir on shared storage).")
+                                     "(cache_dir= on shared storage).", parameter="cache_dir")
             with _staged(paths) as tmp:
                 for layer in paths:
                     concatenate_npy(parts[layer], tmp[layer])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rsa_toolkit.validation import check_positive_int
+from rsa_toolkit.validation import check_int
 from rsa_toolkit.tasks import list_tasks
 
 __all__ = ["make_synthetic_features"]
@@ -31,7 +31,7 @@ _MIX = {  # how strongly each task type reads each factor
 def make_synthetic_features(n_images: int = 200, *, seed: int = 0, shape: tuple[int, ...] = (8, 16, 16),
                             noise: float = 0.5) -> dict[str, np.ndarray]:
     """A dict task name -> float32 features (n_images, *shape) for the 20 Taskonomy tasks."""
-    n_images = check_positive_int(n_images, name="n_images", minimum=3)
+    n_images = check_int(n_images, name="n_images", minimum=3)
     rng = np.random.default_rng(seed)
     factors = {k: rng.standard_normal((n_images, d)) for k, d in _FACTOR_DIMS.items()}
     n_out = int(np.prod(shape))

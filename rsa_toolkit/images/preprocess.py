@@ -57,6 +57,7 @@ import torch.nn.functional as F
 from rsa_toolkit.registry import Registry
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.tasks import resolve_task
+from rsa_toolkit.validation import check_bool, check_int
 
 __all__ = [
     "LOW_SAT_TASKS", "LOW_SAT_TF_NAMES", "LOW_SAT_RANGE", "PREPROCESSINGS", "PlainPreprocessing", "Preprocessing",
@@ -94,13 +95,7 @@ class Preprocessing(Protocol):
 
 
 def _check_size(size: object) -> None:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise UserInputError(f"size must be a positive integer (the output side in pixels), got {size!r}.")
-
-
-def _check_bool(value: object, name: str) -> None:
-    if not isinstance(value, (bool, np.bool_)):
-        raise UserInputError(f"{name} must be True or False, got {value!r}.")
+    check_int(size, name="size", minimum=1, expected="a positive integer (the output side in pixels)")
 
 
 def _check_image(image: object) -> np.ndarray:
@@ -171,8 +166,8 @@ class TaskonomyPreprocessing:
 
     def __post_init__(self) -> None:
         _check_size(self.size)
-        _check_bool(self.low_saturation, "low_saturation")
-        _check_bool(self.antialias, "antialias")
+        check_bool(self.low_saturation, name="low_saturation")
+        check_bool(self.antialias, name="antialias")
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -206,7 +201,7 @@ class PlainPreprocessing:
 
     def __post_init__(self) -> None:
         _check_size(self.size)
-        _check_bool(self.antialias, "antialias")
+        check_bool(self.antialias, name="antialias")
         if (self.mean is None) != (self.std is None):
             raise UserInputError(
                 f"mean and std must both be given or both be None, got mean={self.mean!r}, std={self.std!r}."

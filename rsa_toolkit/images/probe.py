@@ -36,12 +36,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from rsa_toolkit.registry import Registry
-from rsa_toolkit.validation import check_positive_int
-from rsa_toolkit.errors import UserInputError, closest_names
+from rsa_toolkit.errors import UserInputError, unknown_name
+from rsa_toolkit.images.image_file import _open_error, load_image
 from rsa_toolkit.images.preprocess import Preprocessing, get_preprocessing
+from rsa_toolkit.registry import Registry
+from rsa_toolkit.validation import check_int
 
 __all__ = [
     "BUILTIN_PROBE_IMAGES", "BuiltinImage", "IMAGE_EXTENSIONS", "PROBE_SETS", "ProbeSet", "load_image",
@@ -50,98 +51,6 @@ __all__ = [
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 _HASH_TAG = b"rsa-toolkit probe set v1\n"
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# one image
-
-
-def _tiff_bits(im: Image.Image) -> int:
-    """The largest BitsPerSample of a TIFF (tag 258), 8 when absent."""
-    bits = getattr(im, "tag_v2", {}).get(258, 8)
-    return max(bits) if isinstance(bits, tuple) else int(bits)
-
-
-def _high_bit_colour_tiff(path: Path) -> np.ndarray:
-    """A 16-bit RGB(A) TIFF (contiguous or planar) read with tifffile, a dependency of scikit-image. Pillow keeps
-    only the high byte of contiguous ones and mis-decodes planar ones."""
-    import tifffile
-
-    with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
-        values = page.asarray()
-        if int(page.planarconfig) == 2 and values.ndim == 3:  # PLANARCONFIG.SEPARATE: (samples, H, W)
-            values = np.moveaxis(values, 0, -1)
-    if values.ndim != 3 or values.shape[2] not in (3, 4) or values.dtype != np.uint16:
-        raise ValueError(f"unsupported colour TIFF layout: shape {values.shape}, dtype {values.dtype}")
-    return np.ascontiguousarray(values[..., :3].astype(np.float32) / np.float32(65535))
-
-
-def _decode(im: Image.Image, path: Path) -> np.ndarray:
-    """Pillow image -> float32 (H, W, 3) in [0, 1]. See :func:`load_image` for the policy per mode."""
-    if im.format == "TIFF" and im.mode in ("RGB", "RGBA", "RGBX") and _tiff_bits(im) > 8:
-        return _high_bit_colour_tiff(path)
-    im.load()
-    im = ImageOps.exif_transpose(im)
-    mode = im.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        gray = np.asarray(im).astype(np.float32) / np.float32(65535)
-    elif mode == "I":
-        values = np.asarray(im)
-        if values.size and (values.min() < 0 or values.max() > 65535):
-            raise ValueError(f"32-bit integer pixels outside 0..65535 (range {values.min()}..{values.max()})")
-        gray = values.astype(np.float32) / np.float32(65535)
-    elif mode == "F":
-        gray = np.asarray(im, dtype=np.float32)
-        if gray.size and not (np.isfinite(gray).all() and gray.min() >= 0.0 and gray.max() <= 1.0):
-            raise ValueError("floating-point pixels must lie in [0, 1]")
-    elif mode in ("1", "L", "LA", "La"):
-        gray = np.asarray(im.convert("LA" if mode == "La" else mode).convert("L")).astype(np.float32) / np.float32(255)
-    else:
-        if mode == "P" and "transparency" in im.info:
-            im = im.convert("RGBA")  # Pillow's recommended route for palette transparency; alpha dropped below
-        rgb = np.asarray(im.convert("RGB")).astype(np.float32) / np.float32(255)
-        return np.ascontiguousarray(rgb)
-    return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-
-
-def _open_error(path: Path, exc: BaseException) -> UserInputError:
-    reason = str(exc).strip() or type(exc).__name__
-    return UserInputError(
-        f"Cannot read image '{path}': {reason}. Expected a PNG, JPEG, BMP, TIFF or WebP image; "
-        "replace or remove the file."
-    )
-
-
-def load_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Load one image file as float32 (H, W, 3) RGB in [0, 1].
-
-    Policy per kind of file (Pillow decodes; EXIF orientation is applied; a multi-frame file gives its first frame):
-
-    - 8-bit RGB: / 255. Grayscale (L, 1-bit): / 255 and replicated to 3 channels. Palette (P): its RGB colours.
-      CMYK, YCbCr and other colour modes: Pillow's conversion to RGB.
-    - Alpha (RGBA, LA, PA, palette transparency) is dropped: the stored colour is kept and not composited on any
-      background, as the released Taskonomy loader does (``img[:, :, :3]``). Fully transparent pixels therefore show
-      whatever colour the file stores there.
-    - 16-bit grayscale (PNG/TIFF, modes I;16 / I): / 65535, full precision.
-    - 16-bit RGB(A) TIFF (contiguous or planar): read with tifffile, / 65535, full precision.
-    - 16-bit RGB(A) PNG: Pillow has no 16-bit colour mode and decodes these to 8 bits (the high byte, v // 256);
-      they are accepted at that precision (error <= 1/255 against v / 65535, the precision of the 8-bit images the
-      Taskonomy networks were trained on). Convert them to 16-bit TIFF to keep full precision.
-    - 32-bit float grayscale (TIFF mode F): accepted if its values lie in [0, 1], else an error.
-
-    Raises :class:`UserInputError` naming the file when it cannot be opened or decoded.
-    """
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            return _decode(im, path)
-    except UserInputError:
-        raise
-    except FileNotFoundError:
-        raise UserInputError(f"Image file '{path}' does not exist.") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
-        raise _open_error(path, exc) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -190,7 +99,7 @@ class ProbeSet:
         """Yield ``(indices, tensor)`` with tensor (B, 3, S, S) float32, B <= batch_size, in order, for the images
         ``start:stop`` (default all: one rank's shard is a slice); images are loaded only when their batch is
         reached."""
-        batch_size = check_positive_int(batch_size, name="batch_size")
+        batch_size = check_int(batch_size, name="batch_size", minimum=1)
         prep = get_preprocessing(prep)
         stop = len(self) if stop is None else min(stop, len(self))
         for first in range(start, stop, batch_size):
@@ -345,7 +254,9 @@ SKLEARN_IMAGES: tuple[BuiltinImage, ...] = (
 
 BUILTIN_PROBE_IMAGES: dict[str, tuple[BuiltinImage, ...]] = {"skimage": SKIMAGE_IMAGES, "sklearn": SKLEARN_IMAGES}
 
-PROBE_SETS: Registry[Callable[[], ProbeSet]] = Registry("probe set")
+#: Probe sets by name. Built-in photos register here; other packages register theirs in a provider module listed
+#: here (by name: images imports no zoo), which the registry imports the first time a name is looked up or listed.
+PROBE_SETS: Registry[Callable[[], ProbeSet]] = Registry("probe set", providers=("rsa_toolkit.zoo.mini.probe_set",))
 
 
 def _package_dir(package: str, distribution: str) -> tuple[Path, str]:
@@ -387,13 +298,6 @@ def _sklearn_probe() -> ProbeSet:
     return _builtin("sklearn", "sklearn", "scikit-learn", "datasets/images")
 
 
-@PROBE_SETS.register("mini")
-def _mini_probe() -> ProbeSet:
-    from rsa_toolkit.zoo.mini.embedded import mini_probe  # rendering needs the scene package, imported only when asked for
-
-    return mini_probe()
-
-
 def probe_by_name(name: str) -> ProbeSet:
     """A built-in probe set: ``mini`` (500 rendered mini-Taskonomy frames, the default), ``skimage`` (10 photos from
     scikit-image) or ``sklearn`` (2 photos from scikit-learn). Nothing is downloaded: the photos are read from the
@@ -411,9 +315,5 @@ def resolve_probe(spec: str | os.PathLike[str], *, recursive: bool = False, on_n
     name = str(spec)
     if name in PROBE_SETS:
         return probe_by_name(name)
-    hints = closest_names(name, PROBE_SETS.names())
-    did_you_mean = f" Did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
-    raise UserInputError(
-        f"Probe set '{spec}' is neither an existing folder nor a built-in probe set.{did_you_mean} "
-        f"Built-in probe sets: {', '.join(PROBE_SETS.names())}."
-    )
+    raise UserInputError(unknown_name(f"Probe set '{spec}' is neither an existing folder nor a built-in probe set",
+                                      name, PROBE_SETS.names(), listing="Built-in probe sets"))

@@ -10,7 +10,6 @@ run time. Every random choice (initialisation, batch order, noise, holes) follow
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -24,18 +23,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rsa_toolkit.files import atomic_path
-from rsa_toolkit.validation import check_positive_int
+from rsa_toolkit.files import atomic_path, file_sha256
+from rsa_toolkit.validation import check_int
 from rsa_toolkit.scenes import ALL_TASKS
 from rsa_toolkit.tasks import resolve_task
 from rsa_toolkit.zoo.mini.net import MiniTeacherNet, build_teacher_net, check_frame_size
 from rsa_toolkit.lab.dataset import MiniTaskonomy
+from rsa_toolkit.zoo.mini.embedded import MANIFEST
 from rsa_toolkit.zoo.mini.objectives import objective
 from rsa_toolkit.scenes.shards import load_shard
 
-__all__ = ["TrainConfig", "train_teacher", "evaluate_teacher", "train_zoo", "MANIFEST", "file_sha256"]
+__all__ = ["TrainConfig", "train_teacher", "evaluate_teacher", "train_zoo"]
 
-MANIFEST = "manifest.json"
 _BASELINE_FRAMES = 2000  # training frames the constant baseline is fitted on
 _INPUT_BASELINE_TASKS = ("denoising", "colorization", "inpainting")
 
@@ -135,14 +134,6 @@ def evaluate_teacher(net: MiniTeacherNet, task: str, test_shard: str | os.PathLi
     return out
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -168,7 +159,7 @@ def train_zoo(out_dir: str | os.PathLike[str], *, train_shard: str | os.PathLike
     """Train the teachers of ``tasks`` (default all 20) with ``jobs`` processes; write ``<task>.pt`` (fp16 state
     dicts) and update ``manifest.json`` in ``out_dir``. Returns the manifest."""
     tasks = list(dict.fromkeys(resolve_task(t) for t in (tasks or ALL_TASKS)))
-    jobs = check_positive_int(jobs, name="jobs")
+    jobs = check_int(jobs, name="jobs", minimum=1)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     args = [(t, str(out), str(train_shard), str(test_shard), config, log_every) for t in tasks]

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rsa_toolkit.files import atomic_path
-from rsa_toolkit.validation import check_positive_int
+from rsa_toolkit.validation import check_int
 from rsa_toolkit.scenes import ALL_TASKS, LABEL_SPECS
 from rsa_toolkit.tasks import resolve_task
 from rsa_toolkit.lab.dataset import MiniTaskonomy
@@ -150,7 +150,7 @@ def transfer_matrix(train_shard: str | os.PathLike[str], test_shard: str | os.Pa
     """Held-out losses of every (source, target) readout and the pixels baseline; returns ``{"sources", "targets",
     "loss" (S+1, T), "gain" (S, T), "winrate" (S, T), "seconds"}`` with the pixels row last in ``loss``."""
     tasks = list(dict.fromkeys(resolve_task(t) for t in (tasks or ALL_TASKS)))
-    jobs = check_positive_int(jobs, name="jobs")
+    jobs = check_int(jobs, name="jobs", minimum=1)
     sources = [*tasks, PIXELS]
     args = [(s, tasks, str(train_shard), str(test_shard), config, verbose) for s in sources]
     t0 = time.perf_counter()
@@ -200,7 +200,7 @@ def _write_rect_csv(values: np.ndarray, rows: Sequence[str], cols: Sequence[str]
 
 
 def _zoo_manifest_hash() -> str:
-    from rsa_toolkit.lab.train import MANIFEST, file_sha256
-    from rsa_toolkit.zoo.mini.embedded import default_zoo_dir
+    from rsa_toolkit.files import file_sha256
+    from rsa_toolkit.zoo.mini.embedded import MANIFEST, default_zoo_dir
 
     return file_sha256(default_zoo_dir() / MANIFEST)

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rsa_toolkit.validation import check_positive_int
+from rsa_toolkit.validation import check_int, check_number
 from rsa_toolkit.rsa.compare import COMPARISONS, pairwise_similarity, prepare_for, rank_average
-from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.rsa.rdm import squareform
 
 __all__ = ["BootstrapResult", "bootstrap_similarity", "pair_multiplicities"]
@@ -41,9 +40,8 @@ def bootstrap_similarity(rdms: np.ndarray, full: np.ndarray, *, comparison: str 
     from tqdm.auto import tqdm
 
     spec = COMPARISONS.get(comparison)
-    n_bootstrap = check_positive_int(n_bootstrap, name="n_bootstrap")
-    if not 0 < confidence < 1:
-        raise UserInputError(f"confidence must be in (0, 1), got {confidence}.")
+    n_bootstrap = check_int(n_bootstrap, name="n_bootstrap", minimum=1)
+    check_number(confidence, name="confidence", above=0, below=1, expected="in (0, 1)")
     rdms = np.asarray(rdms)
     t = len(rdms)
     labels = names or [f"rdm {i}" for i in range(t)]

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rsa_toolkit.devices import check_rsa_device
+from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.registry import Registry
 from rsa_toolkit.validation import check_square_stack
 from rsa_toolkit.rsa.average_ranks import doubled_ranks, rank_average
@@ -84,7 +84,7 @@ def compare_rdms(rdms: np.ndarray, *, method: str = "spearman", kind: str = "dis
     ``device`` (a torch device such as "cuda"; default None: numpy) runs the ranks and the Gram product there.
     """
     comparison = COMPARISONS.get(method)
-    device = check_rsa_device(device)
+    device = resolve_device(device, rsa=True)
     if kind not in ("dissimilarity", "kernel"):
         raise UserInputError(f"kind must be 'dissimilarity' or 'kernel', got '{kind}'.")
     stack = check_square_stack(rdms)
@@ -138,13 +138,6 @@ def pairwise_similarity(comparison: Comparison, prepared: list[Prepared], *, wei
     np.clip(sim, -1.0, 1.0, out=sim)
     np.fill_diagonal(sim, 1.0)
     return sim
-
-
-def unit_vectors(prepared: list[Prepared], weights: np.ndarray | None = None) -> np.ndarray:
-    """(T, K) float64 unit vectors of prepared RDMs (for inspection and tests; the Gram never builds them)."""
-    root_w = None if weights is None else np.sqrt(weights.astype(np.float64))
-    out = np.stack([(p.values.astype(np.float64) - p.offset) * p.scale for p in prepared])
-    return out if root_w is None else out * root_w
 
 
 def _gram(prepared: list[Prepared], weights: np.ndarray | None, device: object | None = None) -> np.ndarray:

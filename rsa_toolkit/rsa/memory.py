@@ -158,7 +158,7 @@ def parse_size(value: int | str, *, name: str = "max_memory") -> int:
         size = int(float(match[1]) * _UNITS[match[2].upper()]) if match else 0
     if size < 1:
         raise UserInputError(f"{name} must be a size such as 8G, 512M or 2000000000 (bytes; K, M, G, T are powers "
-                             f"of 1024), got {value!r}.")
+                             f"of 1024), got {value!r}.", parameter=name)
     return size
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rsa_toolkit.registry import Registry
-from rsa_toolkit.validation import check_positive_int
+from rsa_toolkit.validation import check_int
 from rsa_toolkit.errors import UserInputError
 
 __all__ = ["NORMALIZATIONS", "normalize_features"]
@@ -33,7 +33,7 @@ def normalize_features(features: np.ndarray, *, normalization: str = "center", g
             "use none, center, zscore, layer or batch for flat features."
         )
     if normalization == "group":
-        groups = check_positive_int(groups, name="groups")
+        groups = check_int(groups, name="groups", minimum=1)
     if normalization == "group" and x.shape[1] % groups != 0:
         raise UserInputError(f"{name}: group norm with {groups} groups needs C divisible by it, got C = {x.shape[1]}.")
     return fn(x, groups=groups)

@@ -43,12 +43,12 @@ def scratch_directory(scratch: str | os.PathLike[str] | None, *, need: int) -> I
     parent = Path(scratch) if scratch is not None else Path(tempfile.gettempdir())
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise UserInputError(f"scratch '{parent}' is not an existing, writable directory; give one with room for "
-                             f"about {format_bytes(need)} (--scratch DIR).")
+                             f"about {format_bytes(need)} (scratch=DIR).", parameter="scratch")
     free = shutil.disk_usage(parent).free
     if free < need:
         raise UserInputError(f"scratch '{parent}' has {format_bytes(free)} free, but the out-of-core files need "
-                             f"about {format_bytes(need)}; choose a directory on a larger disk (--scratch DIR) or "
-                             f"use dtype float32.")
+                             f"about {format_bytes(need)}; choose a directory on a larger disk (scratch=DIR) or "
+                             f"use dtype float32.", parameter="scratch")
     folder = Path(tempfile.mkdtemp(prefix="rsa-toolkit-", dir=parent))
     try:
         yield folder

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rsa_toolkit.devices import check_rsa_device
+from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.registry import Registry
-from rsa_toolkit.validation import check_dtype, check_features, check_positive_int
+from rsa_toolkit.validation import check_dtype, check_features, check_int
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.rsa.normalize import normalize_features
 
@@ -189,8 +189,8 @@ def _prepare(features: np.ndarray, method: str, normalization: str, dtype: type 
     spec = RDM_METHODS.get(method)
     dt = check_dtype(dtype)
     if chunk_size is not None:
-        check_positive_int(chunk_size, name="chunk_size")  # 0 or negative would skip every block
-    dev = check_rsa_device(device)
+        check_int(chunk_size, name="chunk_size", minimum=1)  # 0 or negative would skip every block
+    dev = resolve_device(device, rsa=True)
     x = check_features(features, name=name)
     x = normalize_features(x, normalization=normalization, groups=groups, name=name)
     rows = spec.prepare_rows(x.reshape(x.shape[0], -1), name)

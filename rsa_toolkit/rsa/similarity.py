@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rsa_toolkit.devices import check_rsa_device
-from rsa_toolkit.validation import check_dtype, check_positive_int
+from rsa_toolkit.devices import resolve_device
+from rsa_toolkit.validation import check_dtype, check_int
 from rsa_toolkit.rsa.bootstrap import BootstrapResult, bootstrap_similarity
 from rsa_toolkit.rsa.compare import COMPARISONS, Prepared, pairwise_similarity, prepare_for
 from rsa_toolkit.errors import UserInputError
@@ -90,8 +90,8 @@ def similarity_matrix(features: Mapping[str, np.ndarray] | Sequence[np.ndarray],
     comp = COMPARISONS.get(comparison)
     dt = check_dtype(dtype)
     if n_jobs is not None:
-        check_positive_int(n_jobs, name="n_jobs")
-    dev = check_rsa_device(device)
+        check_int(n_jobs, name="n_jobs", minimum=1)
+    dev = resolve_device(device, rsa=True)
     t, n = len(names), arrays[0].shape[0]
     jobs = n_jobs or (1 if dev is not None else min(t, os.cpu_count() or 1))
     plan = plan_memory(t, n, max(int(np.prod(a.shape[1:])) for a in arrays), method=method, comparison=comparison,

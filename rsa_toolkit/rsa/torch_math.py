@@ -24,23 +24,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from rsa_toolkit.errors import UserInputError
-
-__all__ = ["check_device", "as_tensor", "to_numpy", "doubled_ranks", "outer_product"]
-
-
-def check_device(device: str | torch.device) -> torch.device:
-    """``device`` as a torch device on which the RSA math can run (CPU or an available CUDA device)."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise UserInputError(f"device {device!r}: {exc}; expected None (numpy), 'cpu', 'cuda' or 'cuda:N'.") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserInputError(f"device '{device}': no CUDA device is available here; use device None (numpy).")
-    if dev.type not in ("cpu", "cuda"):
-        raise UserInputError(f"device '{device}': the RSA math runs on 'cpu' or 'cuda' devices (it needs float64); "
-                             f"use device None (numpy) or a CUDA device.")
-    return dev
+__all__ = ["as_tensor", "to_numpy", "doubled_ranks", "outer_product"]
 
 
 def as_tensor(x: np.ndarray, device: torch.device, dtype: np.dtype | None = None) -> torch.Tensor:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from rsa_toolkit.validation import check_positive_int
+from rsa_toolkit.validation import check_int, check_number
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.tasks import list_tasks, resolve_task
 from rsa_toolkit.scenes import labels, layout
@@ -42,7 +42,7 @@ def _check_scene(scene: object) -> Scene:
 
 
 def _check_size(size: object) -> int:
-    return check_positive_int(size, name="size", minimum=MIN_SIZE)
+    return check_int(size, name="size", minimum=MIN_SIZE)
 
 
 def _albedo(scene: Scene, gb: GeometryBuffer) -> np.ndarray:
@@ -76,8 +76,7 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
 def add_noise(rgb: np.ndarray, *, seed: int, sigma: float = 0.1) -> np.ndarray:
     """The denoising input: ``clip(rgb + N(0, σ²), 0, 1)`` with i.i.d. Gaussian noise from ``default_rng(seed)``."""
     rgb = np.asarray(rgb)
-    if not sigma >= 0:
-        raise UserInputError(f"sigma must be >= 0, got {sigma!r}.")
+    check_number(sigma, name="sigma", minimum=0, expected=">= 0")
     noise = np.random.default_rng(seed).standard_normal(rgb.shape) * sigma
     return np.clip(rgb + noise, 0.0, 1.0).astype(rgb.dtype if rgb.dtype.kind == "f" else np.float32)
 

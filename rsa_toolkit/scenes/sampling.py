@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rsa_toolkit.validation import check_positive_int
+from rsa_toolkit.validation import check_int
 from rsa_toolkit.scenes.scene import (BALL, CABINET, PILLAR, SCENE_TYPES, SHELF, TEXTURE_KINDS, Camera, Light, Room,
                     Scene, Shape, Texture)
 
@@ -174,7 +174,7 @@ def _light(rng: np.random.Generator, room: np.ndarray, shapes: list[Shape]) -> n
 def sample_scene(seed: int) -> Scene:
     """A random indoor scene, a pure function of ``seed`` (an integer >= 0; see the module docstring for the
     distribution)."""
-    seed = check_positive_int(seed, name="seed", minimum=0)
+    seed = check_int(seed, name="seed", minimum=0)
     rng = np.random.default_rng(seed)
     scene_type = int(rng.integers(len(SCENE_TYPES)))
     style = STYLES[SCENE_TYPES[scene_type]]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.validation import check_number
 
 __all__ = [
     "CLASSES", "OBJECT_CLASSES", "SCENE_TYPES", "SHAPE_KINDS", "TEXTURE_KINDS",
@@ -99,8 +100,7 @@ class Texture:
 
     def __post_init__(self) -> None:
         _check_kind("Texture.kind", self.kind, TEXTURE_KINDS)
-        if not self.scale > 0:
-            raise UserInputError(f"Texture.scale must be > 0 (metres), got {self.scale!r}.")
+        check_number(self.scale, name="Texture.scale", above=0, expected="> 0 (metres)")
 
 
 @dataclass(frozen=True, eq=False)

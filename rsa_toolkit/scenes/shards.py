@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from rsa_toolkit.files import atomic_path
-from rsa_toolkit.validation import check_positive_int
+from rsa_toolkit.validation import check_int
 from rsa_toolkit.errors import UserInputError, closest_names
 from rsa_toolkit.scenes import ALL_TASKS, LABEL_SPECS, render, sample_scene
 from rsa_toolkit.tasks import resolve_task
@@ -58,7 +58,7 @@ def split_seeds(split: str, count: int, *, start: int = 0) -> np.ndarray:
         hints = closest_names(split, SPLIT_SEEDS)
         raise UserInputError(f"Unknown split '{split}'" + (f"; did you mean {hints[0]!r}?" if hints else ".")
                              + f" Splits: {', '.join(SPLIT_SEEDS)}.")
-    count = check_positive_int(count, name="count")
+    count = check_int(count, name="count", minimum=1)
     return SPLIT_SEEDS[split] + start + np.arange(count, dtype=np.int64)
 
 
@@ -82,7 +82,7 @@ def render_frames(seeds: Sequence[int], size: int, tasks: Sequence[str] | None =
                   jobs: int = 1) -> dict[str, np.ndarray]:
     """Render frames ``seeds`` at ``size``: ``{"rgb": (N, H, W, 3) uint8, task: (N, ...) in STORAGE dtype}``."""
     tasks = tuple(ALL_TASKS if tasks is None else dict.fromkeys(resolve_task(t) for t in tasks))
-    jobs = check_positive_int(jobs, name="jobs")
+    jobs = check_int(jobs, name="jobs", minimum=1)
     work = [(int(s), size, tasks) for s in seeds]
     if jobs == 1 or len(work) < 2 * jobs:
         frames = [_render_one(w) for w in work]

@@ -29,8 +29,8 @@ def similarity_output_paths(out: str | os.PathLike[str], *, layer: str | None = 
     """The files written for ``--out``: its stem with each format's extension (plus ``.<layer>`` per layer)."""
     out = check_output_path(out)
     if out.suffix.lower() not in OUTPUT_FORMATS:
-        raise UserInputError(f"--out '{out}': expected a file name ending in {', '.join(OUTPUT_FORMATS)}; "
-                             f"all four are written beside each other.")
+        raise UserInputError(f"out='{out}': expected a file name ending in {', '.join(OUTPUT_FORMATS)}; "
+                             f"all four are written beside each other.", parameter="out")
     stem = out.with_suffix("").name + (f".{layer}" if layer else "")
     paths = {ext[1:]: out.with_name(stem + ext) for ext in OUTPUT_FORMATS}
     paths["json"] = out.with_name(stem + ".json")  # provenance, for the CSV (which has no room for it)
@@ -54,7 +54,8 @@ def save_similarity(result: SimilarityResult, out: str | os.PathLike[str], *,
     an error, so several results (one per layer) appear all together or not at all.
     """
     from rsa_toolkit.analysis.graph import task_graph, write_graphml
-    from rsa_toolkit.viz.plots import graph_figure, graph_png_figure, save_html, save_png, similarity_heatmap, similarity_png_figure
+    from rsa_toolkit.viz.graph_figures import graph_figure, graph_png_figure
+    from rsa_toolkit.viz.plots import save_html, save_png, similarity_heatmap, similarity_png_figure
 
     paths = similarity_output_paths(out, layer=result.layer, graph=graph)
     if save_rdms and result.rdms is None:

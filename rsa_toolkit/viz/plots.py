@@ -9,18 +9,15 @@ is touched.
 from __future__ import annotations
 
 import html
-import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import networkx as nx
 import numpy as np
 import plotly.graph_objects as go
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib import colormaps
-from matplotlib.collections import LineCollection
 from matplotlib.colors import LinearSegmentedColormap, Normalize, to_hex
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.patches import Patch
@@ -29,9 +26,10 @@ from rsa_toolkit.files import atomic_path, check_output_path
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.analysis.graph import OTHER_TYPE, _check_names, _check_similarity, cluster_order, resolve_types
 from rsa_toolkit.tasks import TASK_TYPES
+from rsa_toolkit.validation import check_number
 
-__all__ = ["TYPE_COLORS", "ColorScale", "similarity_color_scale", "similarity_heatmap", "similarity_png_figure",
-           "graph_figure", "graph_png_figure", "rdm_png_figure", "save_html", "save_png"]
+__all__ = ["TYPE_COLORS", "TYPE_ORDER", "ColorScale", "similarity_color_scale", "similarity_heatmap", "similarity_png_figure",
+           "rdm_png_figure", "type_color", "save_html", "save_png"]
 
 # Okabe-Ito colours (colour-blind safe) that stay legible as text on white; the yellow and sky blue are left out for
 # that reason. Shared by both backends so an HTML figure and its PNG twin read the same.
@@ -42,7 +40,7 @@ TYPE_COLORS: dict[str, str] = {
     "low-dim geometric": "#CC79A7",
     OTHER_TYPE: "#666666",
 }
-_TYPE_ORDER = (*TASK_TYPES, OTHER_TYPE)
+TYPE_ORDER = (*TASK_TYPES, OTHER_TYPE)  # known types first, in the canonical order
 
 # Colour scale (one rule for both backends, :func:`similarity_color_scale`): when every off-diagonal value has the
 # same sign, a sequential scale (viridis, colour-blind safe and perceptually even) over the data's min..max, so the
@@ -58,8 +56,6 @@ _PNG_CELL_TEXT_MAX_T = 25  # the PNG's cells are smaller (8 in for the whole mat
 HTML_HEIGHT = "max(600px, calc(100vh - 24px))"
 # The page's own margin would push a window-high figure past the window's bottom edge (a needless scroll bar).
 _NO_PAGE_MARGIN = "document.body.style.margin = '0';"
-_SPRING_K = 1.5  # spring length × sqrt(T); networkx's 1 packs a cluster's labels on top of each other
-_BACKGROUND_PULL = 0.03  # layout-only attraction between unlinked nodes (the strongest edge pulls with 1)
 
 Order = Literal["cluster", "given"] | Sequence[int] | np.ndarray
 
@@ -125,6 +121,10 @@ def _text_color(background: str) -> str:
     return "black" if (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) else "white"
 
 
+def type_color(ty: str) -> str:
+    return TYPE_COLORS.get(ty, TYPE_COLORS[OTHER_TYPE])  # a user's own type names share the "other" grey
+
+
 def similarity_heatmap(
     similarity: np.ndarray,
     names: Sequence[str],
@@ -156,9 +156,9 @@ def similarity_heatmap(
               for j in range(t)] for i in range(t)]
     scale = similarity_color_scale(s)
     ticks = [f'<span style="color:{TYPE_COLORS[ty]}">{lab}</span>' for lab, ty in zip(labels, node_types)]
-    codes = [_TYPE_ORDER.index(ty) for ty in node_types]
-    k = len(_TYPE_ORDER)
-    strip_scale = [[edge / k, TYPE_COLORS[ty]] for n, ty in enumerate(_TYPE_ORDER) for edge in (n, n + 1)]
+    codes = [TYPE_ORDER.index(ty) for ty in node_types]
+    k = len(TYPE_ORDER)
+    strip_scale = [[edge / k, TYPE_COLORS[ty]] for n, ty in enumerate(TYPE_ORDER) for edge in (n, n + 1)]
     # Values in the cells: plotly picks black or white per cell for contrast and fits the font to the cell as the
     # window is resized (textfont colour and size left at "auto").
     cell_text = dict(texttemplate="%{z:.2f}") if t <= _HTML_CELL_TEXT_MAX_T else {}
@@ -174,7 +174,7 @@ def similarity_heatmap(
         showscale=False, text=[[f"{lab}: {ty}" for lab, ty in zip(labels, node_types)]],
         hovertemplate="%{text}<extra></extra>", name="task type", xgap=1,
     ))
-    for ty in _TYPE_ORDER:  # legend entries only; the markers themselves are never drawn
+    for ty in TYPE_ORDER:  # legend entries only; the markers themselves are never drawn
         if ty in node_types:
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=ty, showlegend=True,
                                      marker=dict(symbol="square", size=12, color=TYPE_COLORS[ty])))
@@ -228,74 +228,9 @@ def similarity_png_figure(
                         fontsize=font * 0.75)
     ax.set_title(title)
     fig.colorbar(image, ax=ax, shrink=0.8, label="similarity")
-    present = [ty for ty in _TYPE_ORDER if ty in node_types]
+    present = [ty for ty in TYPE_ORDER if ty in node_types]
     fig.legend(handles=[Patch(color=TYPE_COLORS[ty], label=ty) for ty in present], loc="outside lower center",
                ncols=len(present), frameon=False, title="task type")
-    return fig
-
-
-def graph_figure(graph: nx.Graph, *, seed: int = 0, title: str = "Task graph (RSA)") -> go.Figure:
-    """Interactive task graph: spring layout (seeded), edge width ∝ |weight|, nodes coloured by their ``type``.
-
-    Negative weights are drawn dashed in blue and do not attract in the layout. Hover shows the node name and type,
-    or an edge's two ends and weight.
-    """
-    pos, edges = _graph_geometry(graph, seed)
-    fig = go.Figure()
-    scale = max((abs(w) for _, _, w in edges), default=1.0) or 1.0
-    groups: dict[tuple[float, bool], tuple[list, list]] = {}
-    for u, v, w in edges:  # plotly gives a line trace one width, so edges go in traces by (tenth of |w|, sign)
-        xs, ys = groups.setdefault((round(abs(w) / scale, 1), w < 0), ([], []))
-        xs += [pos[u][0], pos[v][0], None]
-        ys += [pos[u][1], pos[v][1], None]
-    for (level, negative), (xs, ys) in sorted(groups.items()):
-        rgb = "33,102,172" if negative else "102,102,102"
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False, line=dict(
-            width=0.5 + 5.5 * level, color=f"rgba({rgb},{_edge_alpha(level, 1.0):.2f})",
-            dash="dash" if negative else "solid")))
-    if edges:  # invisible markers at edge midpoints carry the edge hover
-        fig.add_trace(go.Scatter(
-            x=[(pos[u][0] + pos[v][0]) / 2 for u, v, _ in edges],
-            y=[(pos[u][1] + pos[v][1]) / 2 for u, v, _ in edges],
-            mode="markers", marker=dict(size=6, opacity=0), showlegend=False, hovertemplate="%{text}<extra></extra>",
-            text=[f"{html.escape(str(u))} – {html.escape(str(v))}: {w:.3f}" for u, v, w in edges]))
-    for ty, nodes in _nodes_by_type(graph).items():
-        fig.add_trace(go.Scatter(
-            x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers+text", name=ty,
-            text=[html.escape(str(n)) for n in nodes], textposition="top center",
-            hovertemplate="%{hovertext}<extra></extra>",
-            hovertext=[f"{html.escape(str(n))}<br>type: {html.escape(ty)}" for n in nodes],
-            marker=dict(size=14, color=_type_color(ty), line=dict(width=1, color="white"))))
-    hidden = dict(visible=False)
-    fig.update_layout(title=dict(text=html.escape(title), x=0.5), width=900, height=760, plot_bgcolor="white",
-                      xaxis=hidden, yaxis=dict(hidden, scaleanchor="x"), legend=dict(title=dict(text="task type")))
-    return fig
-
-
-def graph_png_figure(graph: nx.Graph, *, seed: int = 0, title: str = "Task graph (RSA)") -> MplFigure:
-    """Static task graph for papers: the same layout, widths and colours as :func:`graph_figure`."""
-    pos, edges = _graph_geometry(graph, seed)
-    fig = MplFigure(figsize=(8.0, 7.0), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    scale = max((abs(w) for _, _, w in edges), default=1.0) or 1.0
-    if edges:
-        ax.add_collection(LineCollection(
-            [(pos[u], pos[v]) for u, v, _ in edges], linewidths=[0.3 + 3.7 * abs(w) / scale for _, _, w in edges],
-            colors=[(0.13, 0.4, 0.67, _edge_alpha(w, scale)) if w < 0 else (0.4, 0.4, 0.4, _edge_alpha(w, scale))
-                    for _, _, w in edges],
-            linestyles=["--" if w < 0 else "-" for _, _, w in edges], zorder=1))
-    for ty, nodes in _nodes_by_type(graph).items():
-        xy = np.array([pos[n] for n in nodes])
-        ax.scatter(xy[:, 0], xy[:, 1], s=140, color=_type_color(ty), label=ty,
-                   edgecolors="white", linewidths=1.0, zorder=2)
-        for n, (x, y) in zip(nodes, xy):
-            ax.annotate(str(n), (x, y), xytext=(0, 9), textcoords="offset points", ha="center", fontsize=8, zorder=3)
-    ax.set_aspect("equal")
-    ax.margins(0.12)  # room for the labels of the outermost nodes
-    ax.set_axis_off()
-    ax.set_title(title)
-    ax.legend(title="task type", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     return fig
 
 
@@ -334,8 +269,7 @@ def save_png(fig: MplFigure, path: str | os.PathLike[str], *, dpi: int = 150) ->
     """Write a matplotlib figure as PNG at ``dpi`` dots per inch, atomically."""
     if not isinstance(fig, MplFigure):
         raise UserInputError(f"fig: expected a matplotlib.figure.Figure, got {type(fig).__name__}.")
-    if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not 10 <= dpi <= 2400:
-        raise UserInputError(f"dpi: expected a number between 10 and 2400, got {dpi!r}.")
+    check_number(dpi, name="dpi", minimum=10, maximum=2400, form="expected")
     path = check_output_path(path, what="PNG")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
@@ -394,56 +328,3 @@ def _ci_text(lo: np.ndarray | None, hi: np.ndarray | None, i: int, j: int) -> st
     if np.isnan(lo[i, j]) or np.isnan(hi[i, j]):
         return "<br>95% CI: n/a"
     return f"<br>95% CI: [{lo[i, j]:.3f}, {hi[i, j]:.3f}]"
-
-
-def _graph_geometry(graph: nx.Graph, seed: int) -> tuple[dict, list[tuple[object, object, float]]]:
-    """Node positions (seeded spring layout) and the edges as (u, v, weight); missing weights count as 1."""
-    if not isinstance(graph, nx.Graph):
-        raise UserInputError(f"graph: expected a networkx.Graph, got {type(graph).__name__}.")
-    if graph.number_of_nodes() == 0:
-        raise UserInputError("graph: expected at least one node, got an empty graph.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise UserInputError(f"seed: expected an integer, got {seed!r}.")
-    edges = []
-    for u, v, w in graph.edges(data="weight", default=1.0):
-        if u == v:
-            continue  # a self loop carries no information in a similarity graph
-        try:
-            value = float(w)
-        except (TypeError, ValueError):
-            value = float("nan")
-        if not np.isfinite(value):
-            raise UserInputError(f"graph: edge '{u}'-'{v}' has weight {w!r}; expected a finite number.")
-        edges.append((u, v, value))
-    # Only positive similarity attracts (spring_layout misbehaves on negative weights). A weak pull between every
-    # pair keeps a sparsified graph's clusters from drifting apart, which would crowd each cluster's labels.
-    nodes = list(graph.nodes)
-    strong = max([w for _, _, w in edges if w > 0], default=1.0)
-    pull = _BACKGROUND_PULL
-    layout = nx.Graph()
-    layout.add_nodes_from(nodes)
-    layout.add_edges_from(itertools.combinations(nodes, 2), weight=pull)
-    # Cubing the relative weight makes equilibrium length ~ 1/w instead of w^(-1/3), so weak edges of a dense graph
-    # stop pulling as hard as strong ones and its clusters show.
-    layout.add_weighted_edges_from((u, v, max((max(w, 0.0) / strong) ** 3, pull)) for u, v, w in edges)
-    pos = nx.spring_layout(layout, seed=int(seed), weight="weight", k=_SPRING_K / np.sqrt(len(nodes)),
-                           iterations=200)
-    return {n: (float(p[0]), float(p[1])) for n, p in pos.items()}, edges
-
-
-def _type_color(ty: str) -> str:
-    return TYPE_COLORS.get(ty, TYPE_COLORS[OTHER_TYPE])  # a user's own type names share the "other" grey
-
-
-def _edge_alpha(w: float, scale: float) -> float:
-    """Weak edges fade as well as thin out, so a dense graph's strong edges stand out."""
-    return 0.15 + 0.55 * abs(w) / scale
-
-
-def _nodes_by_type(graph: nx.Graph) -> dict[str, list]:
-    """Nodes grouped by their ``type`` attribute, known types first in the canonical order."""
-    groups: dict[str, list] = {}
-    for node, ty in graph.nodes(data="type", default=OTHER_TYPE):
-        groups.setdefault(str(ty), []).append(node)
-    rank = {ty: i for i, ty in enumerate(_TYPE_ORDER)}
-    return {ty: groups[ty] for ty in sorted(groups, key=lambda ty: (rank.get(ty, len(rank)), ty))}

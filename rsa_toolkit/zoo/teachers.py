@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from rsa_toolkit.errors import UserInputError, closest_names
+from rsa_toolkit.errors import UserInputError, unknown_name
 from rsa_toolkit.images.preprocess import Preprocessing, get_preprocessing, taskonomy_preprocessing
 
 __all__ = ["Teacher", "taskonomy_teacher", "module_teacher", "check_layer_names", "list_layers", "hook_features",
@@ -54,7 +54,7 @@ def taskonomy_teacher(task: str, weights_dir: str | None = None, *, normalize_ou
     Preprocessing follows the RSA paper (centre crop, 256 x 256, [-1, 1], low-saturation clipping for 14 tasks).
     """
     from rsa_toolkit.tasks import resolve_task
-    from rsa_toolkit.zoo.taskonomy.net import TAP_LAYERS, TaskonomyEncoder
+    from rsa_toolkit.zoo.taskonomy.encoder import TAP_LAYERS, TaskonomyEncoder
     from rsa_toolkit.zoo.taskonomy.weights import find_checkpoint, load_into, load_state_dict_file, resolve_weights_dir, verify_hash
 
     canonical = resolve_task(task)
@@ -102,11 +102,9 @@ def check_layer_names(teacher: str, available: Sequence[str], layers: Sequence[s
     wanted = list(dict.fromkeys(layers))
     for layer in wanted:
         if layer not in available:
-            hints = closest_names(layer, available)
-            did_you_mean = f" Did you mean {', '.join(repr(h) for h in hints)}?" if hints else ""
             shown = ", ".join(available[:40]) + (" ..." if len(available) > 40 else "")
-            raise UserInputError(f"Unknown layer '{layer}' for teacher '{teacher}'.{did_you_mean} "
-                                 f"Available: {shown} (list them with: rsa-toolkit layers {teacher}).")
+            raise UserInputError(unknown_name(f"Unknown layer '{layer}' for teacher '{teacher}'", layer, available,
+                                              shown=f"{shown} (list them with: rsa-toolkit layers {teacher})"))
     return wanted
 
 

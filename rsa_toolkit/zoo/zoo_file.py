@@ -55,7 +55,8 @@ def build_zoo(*, weights_dir: str | os.PathLike[str] | None = None, zoo_file: st
     if repeated:
         raise UserInputError(f"teacher names must be unique in a zoo; repeated: {', '.join(repeated)}.")
     if len(teachers) < 1:
-        raise UserInputError("the zoo is empty: give --weights-dir with Taskonomy checkpoints or a --zoo file.")
+        raise UserInputError("the zoo is empty: give weights_dir= with Taskonomy checkpoints or a zoo_file= file.",
+                             parameter=("weights_dir", "zoo_file"))
     return teachers
 
 
@@ -123,7 +124,7 @@ def _teacher(entry: dict[str, object], index: int, path: Path, weights_dir: str 
     model = _build(str(entry["model"]), kwargs, path.parent, f"{where} ('{name}')")
     digest = None
     if "checkpoint" in entry:
-        from rsa_toolkit.provenance import file_sha256
+        from rsa_toolkit.files import file_sha256
         from rsa_toolkit.zoo.taskonomy.weights import load_into, load_state_dict_file
 
         checkpoint = path.parent / str(entry["checkpoint"])

@@ -311,7 +311,7 @@ def test_target_without_a_teacher(tmp_path, settings):
 
 
 def test_aux_equal_to_a_target(tmp_path, settings):
-    with pytest.raises(UserInputError, match="--aux 'depth' is one of the targets \\(depth_zbuffer\\)"):
+    with pytest.raises(UserInputError, match="aux='depth' is one of the targets \\(depth_zbuffer\\)"):
         train(tmp_path / "run", settings(aux="depth"))
     with pytest.raises(UserInputError, match="auxiliary 'reshading': .*has no teacher for 'reshading'"):
         train(tmp_path / "run", settings(aux="reshade"))
@@ -319,14 +319,14 @@ def test_aux_equal_to_a_target(tmp_path, settings):
 
 
 def test_auto_aux_with_no_candidate_left(tmp_path, settings):
-    with pytest.raises(UserInputError, match="--auto-aux: no candidate auxiliary is left .* are all targets"):
+    with pytest.raises(UserInputError, match="auto_aux: no candidate auxiliary is left .* are all targets"):
         train(tmp_path / "run", settings(targets=["depth", "normal", "class_scene"], aux=None, auto_aux=True))
 
 
 def test_run_dir_holding_another_run(tmp_path, settings):
     train(tmp_path / "run", settings(steps=1))
     with pytest.raises(UserInputError, match="holds another run \\(targets depth_zbuffer, normal, method soka\\); "
-                                             "continue it with --resume, replace it with --overwrite"):
+                                             "continue it with resume=, replace it with overwrite="):
         train(tmp_path / "run", settings(steps=1))
     (tmp_path / "run" / "notes.txt").write_text("mine")
     with pytest.raises(UserInputError, match="is not empty and holds no amalgamate run \\(notes.txt\\)"):
@@ -382,13 +382,13 @@ def test_bad_settings(tmp_path, settings):
     with pytest.raises(UserInputError, match="Unknown method 'soka-net'. Did you mean 'soka'\\? Available: soka, kd, "
                                              "kd-n-to-n"):
         train(tmp_path / "r", settings(method="soka-net"))
-    with pytest.raises(UserInputError, match="--method kd uses no auxiliary teacher"):
+    with pytest.raises(UserInputError, match="method=kd uses no auxiliary teacher"):
         train(tmp_path / "r", settings(method="kd"))
-    with pytest.raises(UserInputError, match="--method kd is KD with equal fixed weights"):
+    with pytest.raises(UserInputError, match="method=kd is KD with equal fixed weights"):
         train(tmp_path / "r", settings(method="kd", aux=None, weighting="gradnorm"))
     with pytest.raises(UserInputError, match="batch-size must be an integer >= 1, got 0"):
         train(tmp_path / "r", settings(batch_size=0))
-    with pytest.raises(UserInputError, match="--batch-size 32 is larger than the 12 training images"):
+    with pytest.raises(UserInputError, match="batch_size=32 is larger than the 12 training images"):
         train(tmp_path / "r2", settings(batch_size=32))
 
 

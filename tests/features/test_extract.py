@@ -20,7 +20,7 @@ from rsa_toolkit.features.extract import cache_key, extract_features, zoo_featur
 from rsa_toolkit.features.store import load_features_dir
 from rsa_toolkit.images.preprocess import preprocess_batch
 from rsa_toolkit.images.probe import probe_from_folder
-from rsa_toolkit.provenance import file_sha256
+from rsa_toolkit.files import file_sha256
 from rsa_toolkit.rsa.similarity import similarity_matrix
 from rsa_toolkit.zoo.taskonomy import weights as weights_module
 from rsa_toolkit.zoo.taskonomy.net import TaskonomyEncoder

@@ -10,10 +10,10 @@ from scipy.spatial.distance import pdist
 from scipy.stats import rankdata, spearmanr
 
 from rsa_toolkit.rsa.compare import COMPARISONS, compare_rdms, doubled_ranks
+from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.rsa.rdm import RDM_METHODS, compute_condensed_rdm, compute_rdm
 from rsa_toolkit.rsa.similarity import similarity_matrix
-from rsa_toolkit.rsa.torch_math import check_device
 from rsa_toolkit.rsa.torch_math import doubled_ranks as torch_doubled_ranks
 
 CPU = "cpu"
@@ -95,7 +95,7 @@ def test_similarity_matrix_on_device_equals_numpy(tmp_path, comparison: str) -> 
 ])
 def test_bad_devices(device: str, message: str) -> None:
     with pytest.raises(UserInputError, match=message):
-        check_device(device)
+        resolve_device(device, rsa=True)
     with pytest.raises(UserInputError, match=message):
         similarity_matrix([_features(), _features(seed=1)], device=device)
 

@@ -231,7 +231,7 @@ def test_similarity_output_paths(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["sim.pdf", "sim", "sim.png.bak", "sim.jpeg"])
 def test_output_paths_reject_unknown_extensions(tmp_path: Path, name: str) -> None:
-    with pytest.raises(UserInputError, match=r"--out '.*': expected a file name ending in \.png, \.html, \.csv, "
+    with pytest.raises(UserInputError, match=r"out='.*': expected a file name ending in \.png, \.html, \.csv, "
                                              r"\.npz"):
         similarity_output_paths(tmp_path / name)
 

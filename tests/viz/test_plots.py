@@ -13,10 +13,9 @@ from matplotlib.figure import Figure as MplFigure
 
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.analysis.graph import cluster_order, task_graph
+from rsa_toolkit.viz.graph_figures import graph_figure, graph_png_figure
 from rsa_toolkit.viz.plots import (
     TYPE_COLORS,
-    graph_figure,
-    graph_png_figure,
     HTML_HEIGHT,
     save_html,
     save_png,

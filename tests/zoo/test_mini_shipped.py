@@ -12,7 +12,8 @@ import pytest
 from rsa_toolkit.cli.main import main
 from rsa_toolkit.zoo.mini.net import build_teacher_net
 from rsa_toolkit.scenes.shards import write_shard
-from rsa_toolkit.lab.train import evaluate_teacher, file_sha256
+from rsa_toolkit.files import file_sha256
+from rsa_toolkit.lab.train import evaluate_teacher
 from rsa_toolkit.zoo.mini.embedded import default_zoo_dir, mini_teacher, read_manifest
 from rsa_toolkit.scenes import ALL_TASKS
 from rsa_toolkit.analysis.taxonomy import nearest_neighbours, pattern_checks

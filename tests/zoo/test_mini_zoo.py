@@ -13,7 +13,8 @@ import torch
 from conftest import TINY_CONFIG, TINY_TASKS  # tests/ is on sys.path under pytest
 from rsa_toolkit.cli.main import main
 from rsa_toolkit.errors import UserInputError
-from rsa_toolkit.lab.train import TrainConfig, file_sha256, train_zoo
+from rsa_toolkit.files import file_sha256
+from rsa_toolkit.lab.train import TrainConfig, train_zoo
 from rsa_toolkit.zoo.mini.embedded import mini_probe, mini_teacher, mini_zoo, read_manifest
 
 TASKS = TINY_TASKS

@@ -30,15 +30,17 @@ from rsa_toolkit.tasks import resolve_task
 from rsa_toolkit.zoo.teachers import Teacher, hook_features, list_layers
 from rsa_toolkit.zoo.mini.net import INPUT_SIZE, build_teacher_net, check_frame_size
 from rsa_toolkit.scenes.shards import render_frames, split_seeds
-from rsa_toolkit.lab.train import MANIFEST, file_sha256
+from rsa_toolkit.files import file_sha256
+from rsa_toolkit.validation import check_int
 
-__all__ = ["MINI_PREPROCESSING", "PROBE_SIZE", "default_zoo_dir", "read_manifest", "other_figures", "mini_teacher",
+__all__ = ["MINI_PREPROCESSING", "PROBE_SIZE", "MANIFEST", "default_zoo_dir", "read_manifest", "other_figures", "mini_teacher",
            "mini_zoo",
            "mini_probe", "RenderedProbe"]
 
 #: Frames in [0, 1] -> [-1, 1] at 64 x 64 (other images: centre crop and resize first).
 MINI_PREPROCESSING = PlainPreprocessing(size=INPUT_SIZE, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 PROBE_SIZE = 500
+MANIFEST = "manifest.json"  # the zoo directory's index: tasks, weight files and their sha256, held-out figures
 
 
 def default_zoo_dir() -> Path:
@@ -118,8 +120,8 @@ class RenderedProbe(ProbeSet):
 def mini_probe(count: int = PROBE_SIZE, *, size: int = INPUT_SIZE, jobs: int = 1) -> RenderedProbe:
     """``count`` frames of the probe split (seeds 3,000,000 + i), rendered at ``size`` and quantised to uint8; the
     content hash covers the seeds, the size and every pixel, so a renderer change is a new probe set."""
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 3:
-        raise UserInputError(f"a probe set needs at least 3 frames for an RDM comparison, got {count!r}.")
+    check_int(count, name="count", minimum=3, form="a probe set needs at least 3 frames for an RDM comparison, "
+                                                   "got {value!r}.")
     seeds = split_seeds("probe", count)
     frames = render_frames(seeds, check_frame_size(size), tasks=(), jobs=jobs)["rgb"]
     digest = hashlib.sha256(f"mini-probe:{size}:{seeds[0]}:{count}".encode())

@@ -93,10 +93,10 @@ ENCODER_STRIDE = 4
 def check_frame_size(size: object, *, teacher_input: bool = False) -> int:
     """A frame size the teachers' encoder can take: a multiple of its stride (4); exactly 64 for training, whose
     image-level heads expect the 16 x 16 representation."""
-    from rsa_toolkit.validation import check_positive_int
+    from rsa_toolkit.validation import check_int
     from rsa_toolkit.errors import UserInputError
 
-    size = check_positive_int(size, name="size", minimum=16)
+    size = check_int(size, name="size", minimum=16)
     if size % ENCODER_STRIDE:
         raise UserInputError(f"frame size {size} is not divisible by the encoder's stride {ENCODER_STRIDE}; "
                              f"use e.g. {size - size % ENCODER_STRIDE} or {INPUT_SIZE}.")
