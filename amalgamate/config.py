@@ -175,7 +175,7 @@ def check_config(config: AmalgamateConfig) -> AmalgamateConfig:
     from amalgamate.training.weighting import WEIGHTINGS
 
     if config.method not in METHODS:
-        raise UserInputError(unknown_name(f"Unknown method '{config.method}'", config.method, METHODS, n=1))
+        raise UserInputError(unknown_name(f"Unknown method '{config.method}'", config.method, METHODS.names(), n=1))
     method = METHODS.get(config.method)
     targets = tuple(resolve_targets(list(config.targets)))
     for name in ("steps", "batch_size", "checkpoint_every", "eval_frames", "balance_window", "gan_width"):
