@@ -29,6 +29,7 @@ Warnings are :class:`RunWarning` (the CLI prints each as one line).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -43,7 +44,8 @@ import torch
 from rsa_toolkit.files import atomic_path, write_faults
 from rsa_toolkit.errors import UserInputError
 
-__all__ = ["RUN_FILES", "RESUME_CHANGEABLE", "RunDir", "RunLog", "RunWarning", "read_json", "write_bytes"]
+__all__ = ["RUN_FILES", "RESUME_CHANGEABLE", "RunDir", "RunLog", "RunWarning", "read_json", "write_bytes",
+           "write_files", "json_bytes"]
 
 RUN_FILES = ("config.json", "aux.json", "knowledge.json", "log.jsonl", "checkpoint.pt", "checkpoint.prev.pt",
              "student.pt", "run.json", "metrics.json", "metrics.csv", "examples.npz")
@@ -84,6 +86,21 @@ def write_bytes(path: str | os.PathLike[str], data: bytes, *, fix: str = "choose
     with write_faults(path, fix=fix), atomic_path(path) as tmp:
         _write_bytes(tmp, data)
     return path
+
+
+def json_bytes(data: Any) -> bytes:
+    """How the run's JSON files are written (indented, sorted keys, arrays and paths as lists and strings)."""
+    return (json.dumps(data, indent=1, sort_keys=True, default=_json_default) + "\n").encode()
+
+
+def write_files(files: Mapping[str | os.PathLike[str], bytes], *, fix: str = "choose another --out") -> None:
+    """Write several files together: each to a temporary file first, all renamed into place only when every one is
+    written, so a failure (one error naming its file, as :func:`write_bytes`) leaves the old set, not a mixed one."""
+    with contextlib.ExitStack() as stage:
+        for path, data in files.items():
+            path = Path(path)
+            stage.enter_context(write_faults(path, fix=fix))
+            _write_bytes(stage.enter_context(atomic_path(path)), data)
 
 
 def read_json(path: str | os.PathLike[str], *, what: str, fix: str, keys: tuple[str, ...] = ()) -> Any:
@@ -227,8 +244,7 @@ class RunDir:
         return read_json(self.file(name), what=what, fix=fix.format(run=self.path), keys=_REQUIRED_KEYS.get(name, ()))
 
     def write_json(self, name: str, data: Any, *, fix: str = "choose another --out") -> None:
-        text = json.dumps(data, indent=1, sort_keys=True, default=_json_default) + "\n"
-        write_bytes(self.file(name), text.encode(), fix=fix)
+        write_bytes(self.file(name), json_bytes(data), fix=fix)
 
     def save_torch(self, name: str, data: Any) -> Path:
         buffer = io.BytesIO()  # torch names the archive inside after the file name: save through a buffer

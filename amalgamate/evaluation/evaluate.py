@@ -36,7 +36,7 @@ from amalgamate.config import config_from_dict
 from amalgamate.evaluation.metrics import MetricSums, task_metric_sums
 from amalgamate.evaluation.results import (EvalSet, Evaluation, InferenceTimes, ModelOrigin, Parameters,
                                            StudentScores)
-from amalgamate.run_dir import RunDir, write_bytes
+from amalgamate.run_dir import RunDir, json_bytes, write_files
 from amalgamate.student import build_from_spec, count_parameters
 from amalgamate.training.images import EvalFrames, folder_images, image_batch
 from amalgamate.training.setup import setup_run
@@ -180,9 +180,8 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = N
                                               student_ms / sum(teacher_ms.values())))
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **examples)
-    write_bytes(run.file("examples.npz"), buffer.getvalue(), fix=_FIX)
-    _write_csv(run, result)
-    run.write_json("metrics.json", result.to_json(), fix=_FIX)  # last: its presence means the evaluation is whole
+    write_files({run.file("examples.npz"): buffer.getvalue(), run.file("metrics.csv"): _csv(result),
+                 run.file("metrics.json"): json_bytes(result.to_json())}, fix=_FIX)  # together, or none
     return result
 
 
@@ -191,11 +190,11 @@ def metric_rows(result: Evaluation) -> list[dict[str, Any]]:
     return result.metric_rows()
 
 
-def _write_csv(run: RunDir, result: Evaluation) -> None:
+def _csv(result: Evaluation) -> bytes:
     text = io.StringIO(newline="")
     writer = csv.DictWriter(text, ["model", "task", "reference", "metric", "value"])
     writer.writeheader()
     for row in metric_rows(result):
         writer.writerow({**row, "value": "" if row["value"] is None or (
             isinstance(row["value"], float) and math.isnan(row["value"])) else f"{row['value']:.6g}"})
-    write_bytes(run.file("metrics.csv"), text.getvalue().encode(), fix=_FIX)
+    return text.getvalue().encode()

@@ -36,7 +36,7 @@ from rsa_toolkit.features.extract import default_cache_dir, resolve_device
 from rsa_toolkit.images.probe import ProbeSet
 
 from amalgamate.config import AmalgamateConfig, check_config, config_from_dict, config_to_dict, merge_config
-from amalgamate.run_dir import RunDir
+from amalgamate.run_dir import RunDir, json_bytes, write_files
 from amalgamate.student import count_parameters, model_spec
 from amalgamate.training.auxiliary import AuxChoice, given_auxiliary, rank_zoo
 from amalgamate.training.images import folder_images, shard_frames
@@ -307,14 +307,21 @@ def _finish(run: RunDir, config: AmalgamateConfig, setup: RunSetup, trainer: Tra
 
 def _write_results(run: RunDir, config: AmalgamateConfig, trainer: Trainer, result: TrainResult,
                    teachers: dict[str, int], seconds: float) -> None:
+    """The student (when finished) and run.json, written together (both or neither)."""
+    import io
+
+    files = {}
     if result.finished:
-        run.save_torch("student.pt", {"state_dict": trainer.model.state_dict(),
-                                      "spec": model_spec(trainer.model, config.method)})
-    run.write_json("run.json", {
+        buffer = io.BytesIO()
+        torch.save({"state_dict": trainer.model.state_dict(), "spec": model_spec(trainer.model, config.method)},
+                   buffer)
+        files[run.file("student.pt")] = buffer.getvalue()
+    files[run.file("run.json")] = json_bytes({
         "step": result.step, "steps": config.steps, "finished": result.finished, "aux": result.aux.name,
         "balanced_at": result.balanced_at, "student_parameters": result.student_parameters,
         "teacher_parameters": teachers, "seconds_this_session": seconds, "computed_teachers": result.computed_teachers,
         "knowledge": "live" if config.live_teachers else "cached", "processes": distributed.world_size()})
+    write_files(files)
 
 
 def _postfix(entry: Mapping[str, Any]) -> str:
