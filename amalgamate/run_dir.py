@@ -234,6 +234,20 @@ class RunDir:
                     "change). Drop the option, or start a new run.")
         return stored
 
+    def config(self, stored: Mapping[str, Any] | None = None, *, checked: bool = False) -> Any:
+        """The run's settings (``stored``, default: config.json's) as an :class:`amalgamate.config.AmalgamateConfig`,
+        ``checked`` with :func:`amalgamate.config.check_config`; settings no config can hold (a damaged file) are one
+        error naming config.json."""
+        from amalgamate.config import check_config, config_from_dict
+
+        stored = self.read_json("config.json") if stored is None else stored
+        try:
+            config = config_from_dict(stored)
+            return check_config(config) if checked else config
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # UserInputError is a ValueError
+            what, fix = _JSON_FILES["config.json"]
+            raise UserInputError(f"'{self.file('config.json')}' is damaged ({exc}); it holds {what}; {fix}.") from None
+
     # --- files ------------------------------------------------------------------------------------------------------
 
     def read_json(self, name: str) -> Any:
@@ -276,9 +290,10 @@ class RunDir:
                 os.replace(newest, older)
         return newest
 
-    def load_checkpoint(self) -> dict[str, Any] | None:
+    def load_checkpoint(self, *, repair: bool = False) -> dict[str, Any] | None:
         """The newest readable checkpoint (None when the run has none yet); when ``checkpoint.pt`` cannot be read,
-        ``checkpoint.prev.pt`` with a :class:`RunWarning`; when neither can, one error naming both."""
+        ``checkpoint.prev.pt`` with a :class:`RunWarning` (``repair``: it then replaces the unreadable one, so the
+        next checkpoint keeps it as the older); when neither can, one error naming both."""
         problems: list[str] = []
         for name in CHECKPOINTS:
             path = self.file(name)
@@ -294,6 +309,9 @@ class RunDir:
             if problems:
                 warnings.warn(f"{problems[0]} cannot be read; resuming from the older '{path}' (step "
                               f"{int(ckpt['step'])}).", RunWarning, stacklevel=2)
+                if repair:
+                    with write_faults(self.file(CHECKPOINTS[0])):
+                        os.replace(path, self.file(CHECKPOINTS[0]))
             return ckpt
         if problems:
             raise UserInputError(f"no checkpoint of '{self.path}' can be read: {' and '.join(problems)}; start the run "

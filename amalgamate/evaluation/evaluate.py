@@ -32,7 +32,6 @@ from torch import nn
 
 from rsa_toolkit.errors import UserInputError
 
-from amalgamate.config import config_from_dict
 from amalgamate.evaluation.metrics import MetricSums, task_metric_sums
 from amalgamate.evaluation.results import (EvalSet, Evaluation, InferenceTimes, ModelOrigin, Parameters,
                                            StudentScores)
@@ -104,7 +103,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = N
     if not run.has_run():
         raise UserInputError(f"'{run.path}' is not an amalgamate run directory (no config.json); give the --out "
                              "directory of amalgamate train.")
-    config = config_from_dict(run.read_json("config.json"))
+    config = run.config()
     aux = run.read_json("aux.json")["chosen"]  # damaged files stop the evaluation before any work
     run.check_writable(what="run directory", fix=_FIX)
     if eval_frames is not None:

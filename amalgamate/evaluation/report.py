@@ -142,12 +142,11 @@ def time_runs(runs: Sequence[RunDir], batch_size: int = 32, rounds: int = 5,
     not depend on the pixels)."""
     from rsa_toolkit.features.extract import resolve_device
 
-    from amalgamate.config import config_from_dict
     from amalgamate.evaluation.evaluate import load_student, time_together
     from amalgamate.training.setup import setup_run
 
     dev = resolve_device(device)
-    setup = setup_run(config_from_dict(runs[0].read_json("config.json")))
+    setup = setup_run(runs[0].config())
     generator = torch.Generator().manual_seed(0)
 
     def batch(size: int) -> torch.Tensor:
@@ -339,7 +338,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
     for run in runs:
         if not run.has_run():
             raise UserInputError(f"'{run.path}' is not an amalgamate run directory (no config.json).")
-        run.read_json("config.json"), run.read_json("aux.json")  # damaged files stop the report before any work
+        run.config(), run.read_json("aux.json")  # damaged files stop the report before any work
         if run.file("metrics.json").is_file():
             _evaluation(run)
         else:  # it will be evaluated: metrics.json is written there

@@ -35,7 +35,7 @@ from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.features.extract import default_cache_dir, resolve_device
 from rsa_toolkit.images.probe import ProbeSet
 
-from amalgamate.config import AmalgamateConfig, check_config, config_from_dict, config_to_dict, merge_config
+from amalgamate.config import AmalgamateConfig, check_config, config_to_dict, merge_config
 from amalgamate.run_dir import RunDir, json_bytes, write_files
 from amalgamate.student import count_parameters, model_spec
 from amalgamate.training.auxiliary import AuxChoice, given_auxiliary, rank_zoo
@@ -122,7 +122,9 @@ def _checked_config(run: RunDir, config: AmalgamateConfig | Mapping[str, Any] | 
     if resume:
         if overwrite:
             raise UserInputError("give either --resume or --overwrite, not both.")
-        config = check_config(config_from_dict(run.stored_config(settings)))
+        if run.has_run():
+            run.config(checked=True)  # the stored settings themselves are whole (a damaged file is one line)
+        config = check_config(run.config(run.stored_config(settings)))
     else:
         config = check_config(merge_config(settings))
         run.check_new(overwrite=overwrite)
@@ -207,7 +209,7 @@ def _start_run_dir(run: RunDir, config: AmalgamateConfig, aux: AuxChoice, knowle
 def _resume(run: RunDir, trainer: Trainer, *, main: bool, notify: Callable[[str], None] | None) -> None:
     """The trainer at the last readable checkpoint (if one was written); rank 0 drops the log lines after it (and a
     partial last line)."""
-    ckpt = run.load_checkpoint()
+    ckpt = run.load_checkpoint(repair=main)
     if ckpt is not None:
         trainer.load(ckpt)
     if main:

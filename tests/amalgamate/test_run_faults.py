@@ -199,9 +199,12 @@ def test_the_last_two_checkpoints_are_kept(stopped):
 def test_truncated_newest_checkpoint_falls_back_to_the_older(stopped, whole, capsys):
     newest = stopped / "checkpoint.pt"
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 3])
-    assert main(["train", "--resume", str(stopped)]) == 0
+    assert main(["train", "--resume", str(stopped), "--stop-after", "3"]) == 0  # steps 3 again
     captured = capsys.readouterr()
     assert f"amalgamate: warning: '{newest}'" in captured.err and "resuming from the older" in captured.err
+    assert torch.load(stopped / "checkpoint.prev.pt", weights_only=True)["step"] == 2  # kept as the older one
+    assert torch.load(newest, weights_only=True)["step"] == 3
+    assert main(["train", "--resume", str(stopped)]) == 0
     assert f"'{stopped / 'checkpoint.prev.pt'}' (step 2)" in captured.err and "resuming from step 2" in captured.out
     assert _same_weights(stopped / "student.pt", whole / "student.pt") and _log(stopped) == _log(whole)
 
@@ -286,10 +289,14 @@ def test_ctrl_c_signal_mid_step_lets_the_step_finish(base, whole, tmp_path, monk
 
     monkeypatch.setattr(Trainer, "train_step", signalled)
     run = tmp_path / "run"
-    with pytest.raises(TrainingInterrupted, match="interrupted after step 1; checkpoint written") as info:
-        train(run, base)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own (a background job ignores it)
+    try:
+        with pytest.raises(TrainingInterrupted, match="interrupted after step 1; checkpoint written") as info:
+            train(run, base)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert info.value.step == 1 and torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 1
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     monkeypatch.setattr(Trainer, "train_step", original)
     train(run, None, resume=True)
     assert _same_weights(run / "student.pt", whole / "student.pt")
@@ -453,3 +460,28 @@ def test_library_errors_are_user_input_errors(stopped):
     (stopped / "config.json").write_text("{")
     with pytest.raises(UserInputError, match="config.json' is damaged \\(not JSON"):
         train(stopped, None, resume=True)
+
+
+@pytest.mark.parametrize("command", ["resume", "eval"])
+def test_config_json_with_impossible_settings_is_one_line(stopped, capsys, command):
+    config = json.loads((stopped / "config.json").read_text())
+    (stopped / "config.json").write_text(json.dumps({**config, "targets": 5}))  # JSON, but no run has these settings
+    argv = ["train", "--resume", str(stopped)] if command == "resume" else ["eval", str(stopped)]
+    assert main(argv) == 2
+    _one_line(capsys.readouterr().err, f"'{stopped / 'config.json'}' is damaged", "--overwrite")
+    assert not (stopped / "metrics.json").exists() and not (stopped / "student.pt").exists()
+
+
+def test_an_os_fault_outside_the_writers_is_still_one_line(monkeypatch, capsys):
+    import amalgamate.cli
+
+    def full(args):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), "/somewhere/file.txt")
+
+    monkeypatch.setattr(amalgamate.cli, "run_eval", full)
+    parser = amalgamate.cli.build_parser()
+    monkeypatch.setattr(amalgamate.cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["eval"].set_defaults(run=full)
+    assert main(["eval", "x"]) == 2
+    assert capsys.readouterr().err.strip() == ("amalgamate: error: cannot write '/somewhere/file.txt': Read-only file "
+                                               "system; choose another output location.")
