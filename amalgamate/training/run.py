@@ -209,7 +209,8 @@ def _start_run_dir(run: RunDir, config: AmalgamateConfig, aux: AuxChoice, knowle
 def _resume(run: RunDir, trainer: Trainer, *, main: bool, notify: Callable[[str], None] | None) -> None:
     """The trainer at the last readable checkpoint (if one was written); rank 0 drops the log lines after it (and a
     partial last line)."""
-    ckpt = run.load_checkpoint(repair=main)
+    with distributed.main_first():  # rank 0 may replace an unreadable newest checkpoint before the others read
+        ckpt = run.load_checkpoint(repair=main)
     if ckpt is not None:
         trainer.load(ckpt)
     if main:

@@ -120,22 +120,24 @@ def test_partial_last_log_line_is_skipped_cut_off_and_the_run_continues(stopped,
     assert _same_weights(stopped / "student.pt", whole / "student.pt")
 
 
-def test_a_failed_log_write_leaves_no_partial_line(base, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("code, reason", [(errno.ENOSPC, "No space left on device; free space or choose another "
+                                                         "--out"),
+                                          (errno.EROFS, "Read-only file system; choose another --out")])
+def test_a_failed_log_write_leaves_no_partial_line(base, tmp_path, monkeypatch, capsys, code, reason):
     original = amalgamate.run_dir._append
     calls = {"n": 0}
 
-    def half_then_full(fd, data):  # the disk fills in the middle of step 3's line
+    def half_then_fail(fd, data):  # the disk fills (or turns read-only) in the middle of step 3's line
         calls["n"] += 1
         if calls["n"] == 3:
             os.write(fd, data[: len(data) // 2])
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            raise OSError(code, os.strerror(code))
         return original(fd, data)
 
-    monkeypatch.setattr(amalgamate.run_dir, "_append", half_then_full)
+    monkeypatch.setattr(amalgamate.run_dir, "_append", half_then_fail)
     run = tmp_path / "run"
     assert main(["train", "--out", str(run), *_cli(base)]) == 2
-    _one_line(capsys.readouterr().err, f"cannot write '{run / 'log.jsonl'}': No space left on device; free space "
-                                       "or choose another --out.")
+    _one_line(capsys.readouterr().err, f"cannot write '{run / 'log.jsonl'}': {reason}.")
     assert (run / "log.jsonl").read_bytes().endswith(b"\n") and [e["step"] for e in _log(run)] == [1, 2]
     assert not _temps(tmp_path)
 
@@ -367,7 +369,8 @@ def test_report_write_faults_are_one_line(finished, tmp_path, monkeypatch, capsy
 @pytest.mark.parametrize("code, reason", [(errno.ENOSPC, "No space left on device; free space or choose another "
                                                          "--cache-dir"),
                                           (errno.EDQUOT, "Disk quota exceeded; free space or choose another "
-                                                         "--cache-dir")])
+                                                         "--cache-dir"),
+                                          (errno.EROFS, "Read-only file system; choose another --cache-dir")])
 def test_knowledge_cache_write_faults_are_one_line(base, tmp_path, monkeypatch, capsys, code, reason):
     def full(*args, **kwargs):
         raise OSError(code, os.strerror(code))
