@@ -149,9 +149,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 def run_train(args: argparse.Namespace) -> int:
     from rsa_toolkit import distributed
 
-    from amalgamate.training.run import train
-
-    from amalgamate.training.run import TrainingInterrupted
+    from amalgamate.training.run import TrainingInterrupted, train
 
     if isinstance(args.resume, str):  # --resume RUN_DIR
         if args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):

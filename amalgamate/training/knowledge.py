@@ -7,13 +7,13 @@ preprocessing) under ``<cache>/features``, keyed by the sha256 of the teacher's 
 image set's content hash and the preprocessing (:func:`rsa_toolkit.features.extract.cache_key`), where the source
 carries the teacher's definition hash (:func:`teacher_definition`: weights hash, source, every layer of the network
 in order, preprocessing and how it is run), so two teachers that share a name never share entries; a changed input
-is a new entry, an unchanged one is never recomputed, and training then runs no teacher at all.
-
-Each entry has a check record beside it, ``<key>.check.json`` (shape, dtype, byte size and the blake2b hash of the
-file). An entry that does not match it (overwritten, truncated, emptied, garbage) or cannot be read is a cache miss:
-it is deleted and computed again, with a :class:`amalgamate.run_dir.RunWarning` naming the file. A full, read-only or
-forbidden cache directory is one error naming it. ``live=True`` (for
+is a new entry, an unchanged one is never recomputed, and training then runs no teacher at all. ``live=True`` (for
 augmentation-heavy setups) runs the teachers under ``torch.inference_mode`` on each batch instead.
+
+Each cache entry has a check record beside it, ``<key>.check.json`` (shape, dtype, byte size and the blake2b hash of
+the file). An entry that does not match it (overwritten, truncated, emptied, garbage) or cannot be read is a cache
+miss: it is deleted and computed again, with a :class:`amalgamate.run_dir.RunWarning` naming the file. A full,
+read-only or forbidden cache directory is one error naming it.
 
 Both kinds answer :meth:`Knowledge.batch` with the same :class:`KnowledgeBatch`, whose fields name each tensor's role
 (the target teachers' outputs and representations by task, the auxiliary's representation on its own), and both
