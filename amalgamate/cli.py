@@ -13,6 +13,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     aux.add_argument("--aux", metavar="NAME", help="the auxiliary teacher")
     aux.add_argument("--auto-aux", action="store_true", default=None,
                      help="rank the zoo with RSA and take the best auxiliary (recorded in RUN_DIR/aux.json)")
-    t.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory (created)")
+    t.add_argument("--out", metavar="RUN_DIR", help="run directory (created); required unless --resume names it")
     t.add_argument("--config", metavar="FILE", help="settings file, TOML or YAML (command-line options win)")
     t.add_argument("--method", help=f"{', '.join(METHODS.names())} (default soka)")
     t.add_argument("--weighting", help=f"loss weighting: {', '.join(WEIGHTINGS.names())} (default gradnorm for "
@@ -98,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--probe-frames", type=int, help="--auto-aux: mini probe frames for the ranking (default 500)")
     data.add_argument("--bootstrap", type=int, help="--auto-aux: bootstrap resamples (default 100)")
     runs = t.add_argument_group("run control")
-    runs.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint")
+    runs.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
+                      help="continue the run in RUN_DIR (this one, or --out's) from its last checkpoint")
     runs.add_argument("--overwrite", action="store_true", help="replace the run in RUN_DIR")
     runs.add_argument("--checkpoint-every", type=int, metavar="K", help="checkpoint every K steps (default 200)")
     runs.add_argument("--stop-after", type=int, metavar="N", help="stop after N steps (checkpointed); --resume "
@@ -147,14 +149,28 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 def run_train(args: argparse.Namespace) -> int:
     from rsa_toolkit import distributed
 
-    from amalgamate.training.run import train
+    from amalgamate.training.run import TrainingInterrupted, train
 
+    if isinstance(args.resume, str):  # --resume RUN_DIR
+        if args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
+            raise UserInputError(f"--resume '{args.resume}' and --out '{args.out}' name different run directories; "
+                                 "give one of them.")
+        args.out, args.resume = args.resume, True
+    if not args.out:
+        raise UserInputError("--out RUN_DIR is required: the run directory to create (or --resume RUN_DIR to "
+                             "continue one).")
     settings = _settings(args)
     if not args.resume and not settings.get("targets"):
         raise UserInputError("--targets is required: at least two target tasks, e.g. --targets depth normal.")
+    speaks = distributed.is_main
     try:  # under torchrun every process runs this; rank 0 speaks
         result = train(args.out, settings, resume=args.resume, overwrite=args.overwrite, stop_after=args.stop_after,
-                       progress=_progress(args))
+                       progress=_progress(args),
+                       notify=None if args.quiet else lambda m: speaks() and print(m, flush=True))
+    except TrainingInterrupted as exc:
+        if speaks():
+            print(f"{PROG}: {exc}", file=sys.stderr)
+        return 130
     finally:
         quiet = args.quiet or not distributed.is_main()
         distributed.shutdown()
@@ -233,8 +249,20 @@ LIBRARY_PARAMETERS = {"run_dir": "out", "out_dir": "out", "path": "config",
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_command(build_parser(), argv, prog=PROG, parameters=LIBRARY_PARAMETERS,
-                       interrupted="interrupted; a run continues from its last checkpoint with --resume")
+    from amalgamate.run_files import RunWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202 - warnings' hook
+        if issubclass(category, RunWarning):
+            print(f"{PROG}: warning: {message}", file=sys.stderr)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        previous = warnings.showwarning
+        warnings.simplefilter("always", RunWarning)
+        warnings.showwarning = show
+        return run_command(build_parser(), argv, prog=PROG, parameters=LIBRARY_PARAMETERS,
+                           interrupted="interrupted; a run continues from its last checkpoint with --resume")
 
 
 if __name__ == "__main__":

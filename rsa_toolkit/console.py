@@ -39,6 +39,16 @@ def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, 
     except BrokenPipeError:  # e.g. `rsa-toolkit tasks | head`: the reader left; not an error worth a traceback
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps Python's exit-time flush from failing again
         return 0
+    except OSError as exc:  # a full or read-only disk met outside the writers that name their file: still one line
+        import errno
+
+        from rsa_toolkit.files import write_fault_message
+
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):  # EACCES may be a read: keep its traceback
+            raise
+        message = write_fault_message(exc.filename or "the output", exc, fix="choose another output location")
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{prog}: {interrupted}", file=sys.stderr)
         return 130

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
@@ -11,7 +12,8 @@ from pathlib import Path
 
 from rsa_toolkit.errors import UserInputError
 
-__all__ = ["check_output_path", "atomic_path", "current_umask", "file_sha256"]
+__all__ = ["check_output_path", "atomic_path", "current_umask", "file_sha256", "WRITE_FAULTS", "write_fault_message",
+           "write_faults"]
 
 
 def check_output_path(path: str | os.PathLike[str], *, what: str = "output") -> Path:
@@ -58,3 +60,29 @@ def file_sha256(path: str | os.PathLike[str], *, chunk: int = 1 << 22) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+#: errno values of a destination that cannot take the write: full, over quota, read-only, or forbidden
+WRITE_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def write_fault_message(path: str | os.PathLike[str], exc: OSError, *, fix: str = "choose another --out") -> str | None:
+    """One line for an OSError of :data:`WRITE_FAULTS` while writing ``path`` (what, where and the fix); None for
+    any other error (a bug or a fault worth its traceback)."""
+    if exc.errno not in WRITE_FAULTS:
+        return None
+    reason = os.strerror(exc.errno)
+    advice = f"free space or {fix}" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else fix
+    return f"cannot write '{path}': {reason}; {advice}."
+
+
+@contextlib.contextmanager
+def write_faults(path: str | os.PathLike[str], *, fix: str = "choose another --out") -> Iterator[None]:
+    """Turn a full, read-only or forbidden destination met in the block into one :class:`UserInputError` naming
+    ``path`` (:func:`write_fault_message`); enter it outside :func:`atomic_path`, whose temporary file is then
+    already gone."""
+    try:
+        yield
+    except OSError as exc:
+        message = write_fault_message(path, exc, fix=fix)
+        if message is None:
+            raise
+        raise UserInputError(message) from None

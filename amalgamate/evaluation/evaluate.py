@@ -30,15 +30,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from rsa_toolkit.files import atomic_path
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.validation import check_int
 
-from amalgamate.config import config_from_dict
 from amalgamate.evaluation.metrics import MetricSums, task_metric_sums
 from amalgamate.evaluation.results import (EvalSet, Evaluation, InferenceTimes, ModelOrigin, Parameters,
                                            StudentScores)
 from amalgamate.run_dir import RunDir
+from amalgamate.run_files import json_bytes, write_files
 from amalgamate.student import build_from_spec, count_parameters
 from amalgamate.training.images import EvalFrames, folder_images, image_batch
 from amalgamate.training.setup import setup_run
@@ -46,6 +45,7 @@ from amalgamate.training.setup import setup_run
 __all__ = ["evaluate_run", "load_student", "time_per_image", "time_together", "metric_rows", "EXAMPLES"]
 
 EXAMPLES = 4  # frames kept in examples.npz
+_FIX = "make the run directory writable, or copy the run where it can be"
 
 
 def load_student(run: RunDir) -> tuple[nn.Module, dict[str, Any]]:
@@ -53,8 +53,8 @@ def load_student(run: RunDir) -> tuple[nn.Module, dict[str, Any]]:
     if run.file("student.pt").is_file():
         saved = run.load_torch("student.pt")
         origin = {"file": "student.pt", "step": run.read_json("run.json").get("step")}
-    elif run.file("checkpoint.pt").is_file():
-        saved = {"state_dict": (ckpt := run.load_torch("checkpoint.pt"))["model"], "spec": ckpt["spec"]}
+    elif (ckpt := run.load_checkpoint()) is not None:  # the newest readable one
+        saved = {"state_dict": ckpt["model"], "spec": ckpt["spec"]}
         origin = {"file": "checkpoint.pt", "step": int(ckpt["step"])}
     else:
         raise UserInputError(f"'{run.path}' has no student.pt or checkpoint.pt yet; train it first "
@@ -105,7 +105,9 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = N
     if not run.has_run():
         raise UserInputError(f"'{run.path}' is not an amalgamate run directory (no config.json); give the --out "
                              "directory of amalgamate train.")
-    config = config_from_dict(run.read_json("config.json"))
+    config = run.config()
+    aux = run.read_json("aux.json")["chosen"]  # damaged files stop the evaluation before any work
+    run.check_writable(what="run directory", fix=_FIX)
     if eval_frames is not None:
         check_int(eval_frames, name="eval_frames", minimum=1, parameter="eval_frames")
         config = dataclasses.replace(config, eval_frames=eval_frames)
@@ -164,7 +166,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = N
     params = {t: count_parameters(m) for t, m in teachers.items()}
     result = Evaluation(
         run=str(run.path), device=str(dev), method=config.method, targets=tuple(tasks),
-        aux=run.read_json("aux.json")["chosen"], weighting=config.weighting,
+        aux=aux, weighting=config.weighting,
         model=ModelOrigin(origin["file"], origin["step"]), steps=config.steps,
         eval_set=EvalSet(source, n, truth), spaces={t: spaces[t].name for t in tasks},
         student={t: StudentScores(sums.result(("student", t, "teacher")),
@@ -176,12 +178,10 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = N
                               if setup.method.ensemble else None),
         inference_ms_per_image=InferenceTimes(student_ms, sum(teacher_ms.values()), teacher_ms,
                                               student_ms / sum(teacher_ms.values())))
-    run.write_json("metrics.json", result.to_json())
-    _write_csv(run, result)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **examples)
-    with atomic_path(run.file("examples.npz")) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+    write_files({run.file("examples.npz"): buffer.getvalue(), run.file("metrics.csv"): _csv(result),
+                 run.file("metrics.json"): json_bytes(result.to_json())}, fix=_FIX)  # together, or none
     return result
 
 
@@ -190,11 +190,11 @@ def metric_rows(result: Evaluation) -> list[dict[str, Any]]:
     return result.metric_rows()
 
 
-def _write_csv(run: RunDir, result: Evaluation) -> None:
-    with atomic_path(run.file("metrics.csv")) as tmp:
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, ["model", "task", "reference", "metric", "value"])
-            writer.writeheader()
-            for row in metric_rows(result):
-                writer.writerow({**row, "value": "" if row["value"] is None or (
-                    isinstance(row["value"], float) and math.isnan(row["value"])) else f"{row['value']:.6g}"})
+def _csv(result: Evaluation) -> bytes:
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, ["model", "task", "reference", "metric", "value"])
+    writer.writeheader()
+    for row in metric_rows(result):
+        writer.writerow({**row, "value": "" if row["value"] is None or (
+            isinstance(row["value"], float) and math.isnan(row["value"])) else f"{row['value']:.6g}"})
+    return text.getvalue().encode()

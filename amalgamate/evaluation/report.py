@@ -31,13 +31,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rsa_toolkit.files import atomic_path
+from rsa_toolkit.files import write_faults
 from rsa_toolkit.errors import UserInputError
 
 from amalgamate.config import METHODS
 from amalgamate.evaluation.figures import curves_figure, predictions_figure
 from amalgamate.evaluation.results import Evaluation, Scores, StudentScores
 from amalgamate.run_dir import RunDir
+from amalgamate.run_files import write_bytes
 
 __all__ = ["write_report", "run_label", "truth_table", "teacher_table", "speed_table"]
 
@@ -142,12 +143,11 @@ def time_runs(runs: Sequence[RunDir], batch_size: int = 32, rounds: int = 5,
     not depend on the pixels)."""
     from rsa_toolkit.devices import resolve_device
 
-    from amalgamate.config import config_from_dict
     from amalgamate.evaluation.evaluate import load_student, time_together
     from amalgamate.training.setup import setup_run
 
     dev = resolve_device(device)
-    setup = setup_run(config_from_dict(runs[0].read_json("config.json")))
+    setup = setup_run(runs[0].config())
     generator = torch.Generator().manual_seed(0)
 
     def batch(size: int) -> torch.Tensor:
@@ -171,18 +171,18 @@ def _markdown(header: list[str], body: list[list[str]]) -> str:
 
 
 def _write_text(path: Path, text: str) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+    write_bytes(path, text.encode())
     return path
 
 
 def _write_csv(path: Path, header: list[str], body: list[list[str]]) -> Path:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(header)
-            writer.writerows([[c.replace(",", "") if c[:1].isdigit() else c for c in row] for row in body])
-    return path
+    import io
+
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows([[c.replace(",", "") if c[:1].isdigit() else c for c in row] for row in body])
+    return write_bytes(path, text.getvalue().encode())
 
 
 # --- the report -----------------------------------------------------------------------------------------------------------
@@ -196,6 +196,26 @@ def _slug(label: str, taken: set[str]) -> str:
         slug, k = f"{base}-{k}", k + 1
     taken.add(slug)
     return slug
+
+
+def _evaluation(run: RunDir) -> Evaluation:
+    """The run's evaluation, read back from its metrics.json (checked: a damaged file is one line)."""
+    record = run.read_json("metrics.json")
+    try:
+        return Evaluation.from_json(record)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UserInputError(f"'{run.file('metrics.json')}' is damaged ({type(exc).__name__}: {exc}); delete it and "
+                             f"rewrite it with amalgamate eval {run.path}.") from None
+
+
+def _check_writable(out: Path) -> None:
+    """The report directory, or the nearest existing directory above it, must be writable."""
+    where = out
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    if not where.is_dir() or not os.access(where, os.W_OK | os.X_OK):
+        raise UserInputError(f"--out '{out}': cannot write in '{where}' (read-only or no permission); choose "
+                             "another --out.")
 
 
 def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
@@ -215,15 +235,22 @@ def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
     for run in runs:
         if not run.has_run():
             raise UserInputError(f"'{run.path}' is not an amalgamate run directory (no config.json).")
+        run.config(), run.read_json("aux.json")  # damaged files stop the report before any work
+        if run.file("metrics.json").is_file():
+            _evaluation(run)
+        else:  # it will be evaluated: metrics.json is written there
+            run.check_writable(what="run directory", fix="make it writable, or evaluate a copy of the run")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"out_dir='{out}' is a file; give a directory for the report.", parameter="out_dir")
+    _check_writable(out)  # before evaluating and timing
     metrics = []
     for run in runs:
         if not run.file("metrics.json").is_file():
             evaluate_run(run.path, device=device, progress=progress)
-        metrics.append(Evaluation.from_json(run.read_json("metrics.json")))
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UserInputError(f"out_dir='{out}' is a file; give a directory for the report.", parameter="out_dir")
-    out.mkdir(parents=True, exist_ok=True)
+        metrics.append(_evaluation(run))
+    with write_faults(out):
+        out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     tables = {"table1_truth": ("Table 1: against ground truth", truth_table(metrics)),
               "table2_teachers": ("Table 2: against the teachers' outputs", teacher_table(metrics)),
@@ -243,7 +270,8 @@ def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
         if header:
             written.append(_write_csv(out / f"{stem}.csv", header, body))
     curves = [(run_label(m), run.log_entries()) for run, m in zip(runs, metrics)]
-    save_html(curves_figure(curves), out / "curves.html")
+    with write_faults(out / "curves.html"):
+        save_html(curves_figure(curves), out / "curves.html")
     written.append(out / "curves.html")
     sections += ["## Figures", "", "- [training curves](curves.html) (losses and weights per task)"]
     taken: set[str] = set()
@@ -253,7 +281,8 @@ def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
         with np.load(run.file("examples.npz")) as data:
             examples = {k: data[k] for k in data.files}
         path = out / f"predictions-{_slug(run_label(m), taken)}.png"
-        save_png(predictions_figure(examples, m, label=run_label(m)), path, dpi=110)
+        with write_faults(path):
+            save_png(predictions_figure(examples, m, label=run_label(m)), path, dpi=110)
         written.append(path)
         sections.append(f"- ![{run_label(m)}]({path.name})")
     written.append(_write_text(out / "report.md", "\n".join(sections) + "\n"))

@@ -4,9 +4,16 @@ Per image, amalgamation needs each target teacher's output (the soft target) and
 representation. Teacher outputs are deterministic for a fixed image, so :func:`build_knowledge` computes them once
 through the toolkit's feature cache: one memory-mapped float32 ``.npy`` per (teacher, layer, image set,
 preprocessing) under ``<cache>/features``, keyed by the sha256 of the teacher's weights hash, source, layer, the
-image set's content hash and the preprocessing (:func:`rsa_toolkit.features.extract.cache_key`); a changed input is
-a new entry, an unchanged one is never recomputed, and training then runs no teacher at all. ``live=True`` (for
+image set's content hash and the preprocessing (:func:`rsa_toolkit.features.extract.cache_key`), where the source
+carries the teacher's definition hash (:func:`teacher_definition`: weights hash, source, every layer of the network
+in order, preprocessing and how it is run), so two teachers that share a name never share entries; a changed input
+is a new entry, an unchanged one is never recomputed, and training then runs no teacher at all. ``live=True`` (for
 augmentation-heavy setups) runs the teachers under ``torch.inference_mode`` on each batch instead.
+
+Each cache entry has a check record beside it, ``<key>.check.json`` (shape, dtype, byte size and the blake2b hash of
+the file). An entry that does not match it (overwritten, truncated, emptied, garbage) or cannot be read is a cache
+miss: it is deleted and computed again, with a :class:`amalgamate.run_files.RunWarning` naming the file. A full,
+read-only or forbidden cache directory is one error naming it.
 
 Both kinds answer :meth:`Knowledge.batch` with the same :class:`KnowledgeBatch`, whose fields name each tensor's role
 (the target teachers' outputs and representations by task, the auxiliary's representation on its own), and both
@@ -18,23 +25,32 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import hashlib
+import json
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from rsa_toolkit import distributed
 from rsa_toolkit.devices import resolve_device
-from rsa_toolkit.features.extract import cache_key, default_cache_dir, extract_features
+from rsa_toolkit.features.extract import cache_entry_path, cache_key, default_cache_dir, extract_features
+from rsa_toolkit.files import write_faults
 from rsa_toolkit.images.probe import ProbeSet
+from rsa_toolkit.zoo.teachers import Teacher
+
+from amalgamate.run_files import RunWarning, write_bytes
 
 from amalgamate.training.images import image_batch
 from amalgamate.zoo import AmalgamationTeacher
 
 __all__ = ["KnowledgeBatch", "RepresentationStats", "Knowledge", "CachedKnowledge", "LiveKnowledge", "build_knowledge",
-           "STATS_IMAGES"]
+           "STATS_IMAGES", "teacher_definition", "verify_entry"]
 
 STATS_IMAGES = 512
 
@@ -120,6 +136,7 @@ class Knowledge(abc.ABC):
                 "images": self.images.describe(),
                 "teachers": [{"name": t.name, "role": "target" if t.output else "auxiliary",
                               "weights_sha256": t.teacher.weights_sha256, "source": t.teacher.source,
+                              "definition_sha256": teacher_definition(t.teacher),
                               "layers": t.layers, "preprocessing": t.teacher.preprocessing.describe(),
                               "representation_mean": mu, "representation_std": sigma}
                              for t, (mu, sigma) in ((t, self.stats_of(t)) for t in self.sources)]}
@@ -192,6 +209,72 @@ class LiveKnowledge(Knowledge):
                              lambda t: results[t.name][t.representation].cpu().clone())
 
 
+# --- the cache's integrity ----------------------------------------------------------------------------------------
+
+_CACHE_FIX = "choose another --cache-dir"
+
+
+def teacher_definition(teacher: Teacher) -> str:
+    """The sha256 of what defines a teacher's outputs, known without loading it: its weights hash, source, every
+    layer of its network in order (the architecture's structure), preprocessing and the function that runs it."""
+    run = getattr(teacher.run, "__qualname__", type(teacher.run).__qualname__)
+    payload = {"weights": teacher.weights_sha256, "source": teacher.source, "layers": list(teacher.layers),
+               "default_layer": teacher.default_layer, "preprocessing": teacher.preprocessing.describe(),
+               "run": f"{getattr(teacher.run, '__module__', '')}.{run}"}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _check_path(entry: Path) -> Path:
+    return entry.with_name(f"{entry.stem}.check.json")
+
+
+def _fingerprint(entry: Path) -> dict[str, object]:
+    """Shape, dtype, byte size and blake2b of a cache entry (raises when it is not a readable .npy array)."""
+    array = np.load(entry, mmap_mode="r")
+    digest = hashlib.blake2b(digest_size=32)
+    with open(entry, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+    return {"shape": list(array.shape), "dtype": str(array.dtype), "bytes": entry.stat().st_size,
+            "blake2b": digest.hexdigest()}
+
+
+def verify_entry(entry: Path, rows: int) -> str | None:
+    """Why the cache entry ``entry`` (of ``rows`` images) cannot be used, or None when it matches its check record
+    (an entry without a record, from an older version, must at least load whole; it then gets one)."""
+    check = _check_path(entry)
+    try:
+        size = entry.stat().st_size
+        record = json.loads(check.read_text()) if check.is_file() else None
+        if record is not None and size != record.get("bytes"):
+            return f"{size} bytes, its check record says {record.get('bytes')}"
+        found = _fingerprint(entry)
+    except (OSError, ValueError, EOFError) as exc:  # unreadable, not a .npy array, or a damaged record
+        return f"unreadable: {' '.join(str(exc).split())[:100]}"
+    if not found["shape"] or found["shape"][0] != rows:
+        return f"shape {tuple(found['shape'])}, expected {rows} rows"
+    if record is None:
+        array = np.load(entry, mmap_mode="r")
+        if array.dtype != np.float32 or array.nbytes > size:
+            return f"not a whole float32 array ({array.dtype}, {size} bytes)"
+        _write_check(entry, found)
+        return None
+    for key in ("shape", "dtype", "blake2b"):
+        if found[key] != record.get(key):
+            return f"its {key} does not match its check record"
+    return None
+
+
+def _write_check(entry: Path, fingerprint: dict[str, object]) -> None:
+    write_bytes(_check_path(entry), json.dumps(fingerprint, sort_keys=True).encode(), fix=_CACHE_FIX)
+
+
+def _discard(entry: Path) -> None:
+    for path in (entry, entry.with_suffix(".json"), _check_path(entry)):
+        with write_faults(path, fix=_CACHE_FIX):
+            path.unlink(missing_ok=True)
+
+
 def build_knowledge(targets: Sequence[AmalgamationTeacher], auxiliary: AmalgamationTeacher | None,
                     images: ProbeSet, *, live: bool = False, cache_dir: str | os.PathLike[str] | None = None,
                     batch_size: int = 32, device: str | torch.device = "cpu",
@@ -205,6 +288,7 @@ def build_knowledge(targets: Sequence[AmalgamationTeacher], auxiliary: Amalgamat
     computed: list[str] = []
     arrays: dict[str, dict[str, np.ndarray]] = {}
     keys: dict[str, dict[str, str]] = {}
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
     for source in sources:
         teacher = source.teacher
 
@@ -212,9 +296,26 @@ def build_knowledge(targets: Sequence[AmalgamationTeacher], auxiliary: Amalgamat
             computed.append(teacher.name)
             return teacher.build()
 
-        counted = dataclasses.replace(teacher, build=build)
-        arrays[source.name] = extract_features(counted, images, layers=source.layers, batch_size=batch_size,
-                                               device=device, cache_dir=cache_dir or default_cache_dir(),
-                                               progress=progress)
-        keys[source.name] = {layer: cache_key(teacher, layer, images) for layer in source.layers}
+        # the definition in the source: the cache key covers what the teacher is, not only its name
+        counted = dataclasses.replace(teacher, build=build,
+                                      source=f"{teacher.source}#definition={teacher_definition(teacher)[:16]}")
+        keys[source.name] = {layer: cache_key(counted, layer, images) for layer in source.layers}
+        entries = {layer: cache_entry_path(root, key) for layer, key in keys[source.name].items()}
+        fresh = [layer for layer, entry in entries.items() if not entry.exists()]
+        if distributed.is_main():
+            for layer, entry in entries.items():
+                why = None if layer in fresh else verify_entry(entry, len(images))
+                if why is not None:
+                    warnings.warn(f"knowledge cache entry '{entry}' ({source.name}, {layer}) is damaged ({why}); "
+                                  "computing it again.", RunWarning, stacklevel=2)
+                    _discard(entry)
+                    fresh.append(layer)
+        distributed.barrier()  # rank 0 has discarded what it must recompute
+        with write_faults(root / "features", fix=_CACHE_FIX):
+            arrays[source.name] = extract_features(counted, images, layers=source.layers, batch_size=batch_size,
+                                                   device=device, cache_dir=root, progress=progress)
+            if distributed.is_main():
+                for layer in fresh:
+                    _write_check(entries[layer], _fingerprint(entries[layer]))
+        distributed.barrier()
     return CachedKnowledge(targets, auxiliary, images, arrays, list(dict.fromkeys(computed)), keys)

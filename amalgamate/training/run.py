@@ -8,14 +8,22 @@ files), :func:`_resume` (the last checkpoint), :func:`_loop` (the :class:`amalga
 with a progress bar, a JSONL log line per step and atomic checkpoints) and :func:`_finish` (the student, run.json
 and the :class:`TrainResult`). ``resume`` continues a killed run to the same final weights. What one step does
 (SOKA's collaboration and competition, or KD) is in :mod:`amalgamate.training.steps`.
+
+Ctrl-C during the steps lets the step in progress finish, checkpoints it, and raises :class:`TrainingInterrupted`
+(a ``KeyboardInterrupt``) naming the step and the command that continues; a second Ctrl-C stops at once. A
+``KeyboardInterrupt`` raised inside a step (not by the signal) checkpoints only when the step had not begun to change
+the trainer; otherwise the last checkpoint stands and is named.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shlex
+import signal
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +37,9 @@ from rsa_toolkit.features.extract import default_cache_dir
 from rsa_toolkit.images.probe import ProbeSet
 from rsa_toolkit.validation import check_int
 
-from amalgamate.config import AmalgamateConfig, check_config, config_from_dict, config_to_dict, merge_config
+from amalgamate.config import AmalgamateConfig, check_config, config_to_dict, merge_config
 from amalgamate.run_dir import RunDir
+from amalgamate.run_files import json_bytes, write_files
 from amalgamate.student import count_parameters, model_spec
 from amalgamate.training.auxiliary import AuxChoice, given_auxiliary, rank_zoo
 from amalgamate.training.images import folder_images, shard_frames
@@ -40,7 +49,16 @@ from amalgamate.training.setup import RunSetup, setup_run
 from amalgamate.training.trainer import Trainer, TrainingDiverged
 from amalgamate.zoo import TeacherZoo
 
-__all__ = ["TrainingDiverged", "TrainResult", "RunSetup", "setup_run", "train"]
+__all__ = ["TrainingDiverged", "TrainingInterrupted", "TrainResult", "RunSetup", "setup_run", "train"]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C); ``step``: the last checkpointed step (None: none yet); the message names
+    it and the command that continues the run."""
+
+    def __init__(self, message: str, step: int | None) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 @dataclass
@@ -60,18 +78,20 @@ class TrainResult:
 
 def train(run_dir: str | os.PathLike[str], config: AmalgamateConfig | Mapping[str, Any] | None = None, *,
           resume: bool = False, overwrite: bool = False, stop_after: int | None = None,
-          progress: bool = False) -> TrainResult:
+          progress: bool = False, notify: Callable[[str], None] | None = None) -> TrainResult:
     """Train (or, with ``resume``, continue) the student of ``config`` in ``run_dir``.
 
     ``config``: an :class:`AmalgamateConfig` or a mapping of settings over the defaults; on ``resume`` only the
     settings to check against the run's (targets, ...) or to change (:data:`amalgamate.run_dir.RESUME_CHANGEABLE`).
     ``stop_after``: stop once this many steps are done (a checkpoint is written), as if the run had been killed
-    there; ``resume`` continues it. Library code: prints nothing; ``progress`` shows a tqdm bar.
+    there; ``resume`` continues it. Library code: prints nothing; ``progress`` shows a tqdm bar, ``notify`` is
+    called with what the caller may want to show ("resuming from step N").
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every process calls this: they join the process group, split each
     global batch of ``batch_size`` images (:mod:`amalgamate.training.data_parallel`), and rank 0 alone fills the
     caches first and writes the run directory; feature extraction for the knowledge cache is shared by the ranks.
     """
+    started = time.time()  # temporary files older than this were left by a killed writer
     run = RunDir(run_dir)
     config = _checked_config(run, config, resume=resume, overwrite=overwrite, stop_after=stop_after)
     device = _join_processes(config)
@@ -86,7 +106,9 @@ def train(run_dir: str | os.PathLike[str], config: AmalgamateConfig | Mapping[st
     if main and not resume:  # only now does the directory change
         _start_run_dir(run, config, aux, knowledge, overwrite=overwrite)
     if resume:
-        _resume(run, trainer, main=main)
+        if main:
+            run.remove_stale_temps(before=started)
+        _resume(run, trainer, main=main, notify=notify)
     distributed.barrier()  # no rank reads the checkpoint while rank 0 may write the next one
     t0 = time.perf_counter()
     last = _loop(run, config, trainer, stop_after=stop_after, progress=progress and main, main=main)
@@ -103,10 +125,13 @@ def _checked_config(run: RunDir, config: AmalgamateConfig | Mapping[str, Any] | 
     if resume:
         if overwrite:
             raise UserInputError("give either resume= or overwrite=, not both.", parameter=("resume", "overwrite"))
-        config = check_config(config_from_dict(run.stored_config(settings)))
+        if run.has_run():
+            run.config(checked=True)  # the stored settings themselves are whole (a damaged file is one line)
+        config = check_config(run.config(run.stored_config(settings)))
     else:
         config = check_config(merge_config(settings))
         run.check_new(overwrite=overwrite)
+    run.check_writable()  # before the auxiliary's ranking, the knowledge and the steps
     check_int(stop_after, name="stop-after", minimum=1, optional=True, expected="an integer >= 1")
     return config
 
@@ -184,12 +209,17 @@ def _start_run_dir(run: RunDir, config: AmalgamateConfig, aux: AuxChoice, knowle
     run.write_json("knowledge.json", knowledge.describe())
 
 
-def _resume(run: RunDir, trainer: Trainer, *, main: bool) -> None:
-    """The trainer at the last checkpoint (if one was written); rank 0 drops the log lines after it."""
-    if run.file("checkpoint.pt").is_file():
-        trainer.load(run.load_torch("checkpoint.pt"))
+def _resume(run: RunDir, trainer: Trainer, *, main: bool, notify: Callable[[str], None] | None) -> None:
+    """The trainer at the last readable checkpoint (if one was written); rank 0 drops the log lines after it (and a
+    partial last line)."""
+    with distributed.main_first():  # rank 0 may replace an unreadable newest checkpoint before the others read
+        ckpt = run.load_checkpoint(repair=main)
+    if ckpt is not None:
+        trainer.load(ckpt)
     if main:
         run.truncate_log(trainer.step)
+        if notify:
+            notify(f"resuming from step {trainer.step}")
 
 
 def _loop(run: RunDir, config: AmalgamateConfig, trainer: Trainer, *, stop_after: int | None, progress: bool,
@@ -201,19 +231,70 @@ def _loop(run: RunDir, config: AmalgamateConfig, trainer: Trainer, *, stop_after
     end = config.steps if stop_after is None else min(config.steps, stop_after)
     bar = tqdm(total=config.steps, initial=trainer.step, disable=not progress, desc="amalgamate", unit="step")
     entry: dict[str, Any] = {}
-    with open(run.file("log.jsonl"), "a") if main else contextlib.nullcontext() as log:
+    with contextlib.closing(bar), run.open_log() if main else contextlib.nullcontext() as log, \
+            _deferred_interrupts() as interrupt:
         while trainer.step < end:
-            entry = trainer.train_step()
+            before = _position(trainer)
+            try:
+                entry = trainer.train_step()
+            except KeyboardInterrupt:  # raised inside the step: its state is whole only if nothing moved yet
+                raise _interrupted(run, trainer, log, checkpoint=main and _position(trainer) == before) from None
             bar.update(1)
             bar.set_postfix_str(_postfix(entry), refresh=False)
-            if log is None:
-                continue
-            log.write(_json_line(entry))
-            log.flush()
-            if trainer.step % config.checkpoint_every == 0 or trainer.step == end:
-                trainer.checkpoint()
-    bar.close()
+            if log is not None:
+                log.write(entry)
+                if trainer.step % config.checkpoint_every == 0 or trainer.step == end:
+                    log.sync()
+                    trainer.checkpoint()
+            if interrupt["asked"]:  # Ctrl-C during this step, which has now finished
+                raise _interrupted(run, trainer, log, checkpoint=main)
     return entry
+
+
+@contextlib.contextmanager
+def _deferred_interrupts() -> Iterator[dict[str, bool]]:
+    """A first Ctrl-C sets ``["asked"]`` (the loop stops after the step); a second raises KeyboardInterrupt at once.
+    Only in the main thread of a single process with Python's own SIGINT handler; elsewhere nothing changes."""
+    state = {"asked": False}
+    if (threading.current_thread() is not threading.main_thread() or distributed.is_distributed()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield state
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if state["asked"]:
+            raise KeyboardInterrupt
+        state["asked"] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _position(trainer: Trainer) -> tuple[Any, ...]:
+    """What a step changes first (the data cursor and the random states): equal before and after an interrupted
+    step means the step had not started changing the trainer."""
+    return trainer.step, trainer.cursor, repr(trainer.rng.bit_generator.state), bytes(torch.get_rng_state().numpy())
+
+
+def _interrupted(run: RunDir, trainer: Trainer, log: Any, *, checkpoint: bool) -> TrainingInterrupted:
+    """The interruption to raise, after checkpointing the last completed step when ``checkpoint``."""
+    if checkpoint and trainer.last_checkpoint != trainer.step:
+        if log is not None:
+            log.sync()
+        trainer.checkpoint()
+    command = f"amalgamate train --resume {shlex.quote(str(run.path))}"
+    step = trainer.last_checkpoint
+    if step is not None and step == trainer.step:
+        message = f"interrupted after step {step}; checkpoint written. Continue with: {command}"
+    elif step is not None:
+        message = (f"interrupted during step {trainer.step + 1}; the last checkpoint is step {step}. Continue with: "
+                   f"{command}")
+    else:
+        message = f"interrupted during step {trainer.step + 1}, before any checkpoint. Start again with: {command}"
+    return TrainingInterrupted(message, step)
 
 
 def _finish(run: RunDir, config: AmalgamateConfig, setup: RunSetup, trainer: Trainer, knowledge: Knowledge,
@@ -232,20 +313,21 @@ def _finish(run: RunDir, config: AmalgamateConfig, setup: RunSetup, trainer: Tra
 
 def _write_results(run: RunDir, config: AmalgamateConfig, trainer: Trainer, result: TrainResult,
                    teachers: dict[str, int], seconds: float) -> None:
+    """The student (when finished) and run.json, written together (both or neither)."""
+    import io
+
+    files = {}
     if result.finished:
-        run.save_torch("student.pt", {"state_dict": trainer.model.state_dict(),
-                                      "spec": model_spec(trainer.model, config.method)})
-    run.write_json("run.json", {
+        buffer = io.BytesIO()
+        torch.save({"state_dict": trainer.model.state_dict(), "spec": model_spec(trainer.model, config.method)},
+                   buffer)
+        files[run.file("student.pt")] = buffer.getvalue()
+    files[run.file("run.json")] = json_bytes({
         "step": result.step, "steps": config.steps, "finished": result.finished, "aux": result.aux.name,
         "balanced_at": result.balanced_at, "student_parameters": result.student_parameters,
         "teacher_parameters": teachers, "seconds_this_session": seconds, "computed_teachers": result.computed_teachers,
         "knowledge": "live" if config.live_teachers else "cached", "processes": distributed.world_size()})
-
-
-def _json_line(entry: Mapping[str, Any]) -> str:
-    import json
-
-    return json.dumps(entry, sort_keys=True) + "\n"
+    write_files(files)
 
 
 def _postfix(entry: Mapping[str, Any]) -> str:

@@ -181,7 +181,7 @@ class Trainer:
         for p in (*self.model.parameters(), self.weighting.weights):
             if not torch.isfinite(p).all():
                 return  # never overwrite the last good checkpoint with broken weights; the next loss stops the run
-        self.run.save_torch("checkpoint.pt", self.state())
+        self.run.save_checkpoint(self.state())  # the previous one stays as checkpoint.prev.pt
         self.last_checkpoint = self.step
 
     # --- one step ---

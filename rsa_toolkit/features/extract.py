@@ -36,7 +36,8 @@ from rsa_toolkit.provenance import provenance
 from rsa_toolkit.zoo.teachers import Teacher
 from rsa_toolkit.validation import check_int
 
-__all__ = ["CACHE_ENV", "default_cache_dir", "cache_key", "extract_features", "zoo_features", "save_features_dir"]
+__all__ = ["CACHE_ENV", "default_cache_dir", "cache_key", "cache_entry_path", "extract_features", "zoo_features",
+           "save_features_dir"]
 
 _T = TypeVar("_T")
 
@@ -74,7 +75,7 @@ def extract_features(teacher: Teacher, probe: ProbeSet, *, layers: Sequence[str]
     wanted = teacher.check_layers(layers)
     check_int(batch_size, name="batch size", minimum=1, expected="at least 1")
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    paths = {layer: _entry_path(root, cache_key(teacher, layer, probe)) for layer in wanted}
+    paths = {layer: cache_entry_path(root, cache_key(teacher, layer, probe)) for layer in wanted}
     missing = [layer for layer in wanted if recompute or not paths[layer].exists()]
     shared = distributed.in_step()  # every rank is in this call, with the same arguments
     if shared:  # rank 0's view of the cache decides, so every rank takes the same path through the collectives
@@ -145,7 +146,7 @@ def save_features_dir(feature_sets: Sequence[FeatureSet], directory: str | os.Pa
     return target
 
 
-def _entry_path(root: Path, key: str) -> Path:
+def cache_entry_path(root: Path, key: str) -> Path:
     return root / "features" / key[:2] / f"{key}.npy"
 
 
