@@ -3,15 +3,15 @@ its bootstrap, with bounded temporaries for the 10^8 entries of a large probe se
 
 Doubled ranks are exact integers (average ranks are half-integers), so the ranks of an RDM are stored in 4 bytes per
 entry. Their (weighted) mean is W + 1 for a total weight W; :func:`doubled_ranks_and_spread` also returns their sum of
-squared deviations from it, summed over the tie groups, so Spearman needs no other pass over the ranks.
+squared deviations from it, from the tie groups, so Spearman needs no other pass over the ranks.
 
 One plain sort, no argsort: each value becomes an order-preserving unsigned integer key (a float's bits with the sign
 handled, -0.0 read as 0.0), counted from the smallest, and key and entry index are packed into one uint64 word,
 ``key << b | index`` with b the bits of the largest index. ``ndarray.sort`` orders the words (numpy's vectorised
 sort of integers, several times faster than ``np.argsort`` of the values); the sorted words give the permutation
 (low bits) and the tie groups (high bits) without gathering the values in sorted order. A key longer than 64 - b bits
-(float64 keys span up to 64) loses its lowest bits: entries whose shortened keys agree (~10^2 non-tied ones in a
-float64 RDM of 5,000 images) are then ordered, and split into tie groups, by their values, pass by pass. NaN, a dtype
+(float64 keys span up to 64) loses its lowest bits: entries whose shortened keys agree (a few hundred in a float64
+RDM of 5,000 images, none of them tied) are then ordered, and split into tie groups, by their values, pass by pass. NaN, a dtype
 without such keys, or a run of equal shortened keys longer than a pass whose values differ: ``np.argsort`` as before.
 
 Memory: the packed words (or the argsort), 8 bytes per entry, and the ranks; tie groups are resolved in passes over
@@ -56,7 +56,8 @@ def doubled_ranks_and_spread(values: np.ndarray, weights: np.ndarray | None = No
     """(:func:`doubled_ranks`, their weighted mean W + 1, their weighted sum of squared deviations from it).
 
     With r_k the doubled ranks and w_k the weights (1 without weights), W = sum_k w_k and the spread is
-    sum_k w_k (r_k - W - 1)^2 in float64, summed over tie groups: exactly 0 when all entries of positive weight tie.
+    sum_k w_k (r_k - W - 1)^2, computed exactly from the tie groups and returned as a float: 0 exactly when all
+    entries of positive weight tie.
     """
     n = len(values)
     total = n if weights is None else int(weights.sum())

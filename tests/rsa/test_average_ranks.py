@@ -138,3 +138,19 @@ def test_non_native_byte_order_and_strided_input() -> None:
     values = np.round(np.random.default_rng(5).normal(size=200), 1)
     np.testing.assert_array_equal(doubled_ranks(values.astype(">f8")), 2 * rankdata(values))
     np.testing.assert_array_equal(doubled_ranks(values[::2]), 2 * rankdata(values[::2]))
+
+
+def test_prepare_all_in_threads_equals_one_at_a_time() -> None:
+    from rsa_toolkit.rsa.compare import COMPARISONS, prepare_all, prepare_for
+
+    rng = np.random.default_rng(6)
+    stack = np.round(rng.random((5, 190)), 2)  # 20 images, ties
+    spearman = COMPARISONS.get("spearman")
+    names = [f"rdm {t}" for t in range(5)]
+    for got, v in zip(prepare_all(spearman, stack, names=names), stack):
+        expected = prepare_for(spearman, v)
+        np.testing.assert_array_equal(got.values, expected.values)
+        assert (got.offset, got.scale) == (expected.offset, expected.scale)
+        np.testing.assert_array_equal(got.values, 2 * rankdata(v))
+        assert got.offset == len(v) + 1
+        np.testing.assert_allclose(got.scale, 1 / np.linalg.norm(2 * rankdata(v) - len(v) - 1), rtol=1e-15)
