@@ -53,14 +53,18 @@ def features(n: int, teachers: int, dim: int, seed: int) -> list[np.ndarray]:
     return out
 
 
-def best(fn, repeats: int):
-    """(fastest wall time of ``repeats`` calls, result of the last call)."""
-    times, out = [], None
+def best(fn, repeats: int, cpu: dict | None = None, key: str = ""):
+    """(fastest wall time of ``repeats`` calls, result of the last call); ``cpu[key]``: the least CPU time of this
+    thread (for serial code: its cost on one core, which other processes on the machine disturb less)."""
+    times, cpu_times, out = [], [], None
     for _ in range(repeats):
         out = None  # the previous result's memory is free before the next run
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         out = fn()
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.thread_time() - c0)
+    if cpu is not None:
+        cpu[key] = min(cpu_times)
     return min(times), out
 
 
@@ -74,10 +78,12 @@ def measure(feats: list[np.ndarray], dtype: str, repeats: int, check_scipy: bool
     r: dict = {}
     r["rdm"], rdms = best(lambda: np.stack([compute_condensed_rdm(x, dtype=dtype) for x in feats]), 1)
     r["rdm_dtype"], r["entries"] = str(rdms.dtype), rdms.shape[1]
-    r["sort"], _ = best(lambda: [np.sort(v) for v in rdms], repeats)
+    cpu: dict = {}
+    r["sort"], _ = best(lambda: [np.sort(v) for v in rdms], repeats, cpu, "sort")
     r["argsort"], old = best(lambda: [doubled_ranks(v, order=np.argsort(v)) for v in rdms], repeats)
     r["new"], new = best(lambda: prepare_all(spearman, rdms, names=names), repeats)
-    r["new_serial"], serial = best(lambda: [prepare_for(spearman, v) for v in rdms], repeats)
+    r["new_serial"], serial = best(lambda: [prepare_for(spearman, v) for v in rdms], repeats, cpu, "new_serial")
+    r["cpu_ratio"] = cpu["new_serial"] / cpu["sort"]
     for a, b, c in zip(old, new, serial):
         if not (np.array_equal(a, b.values) and np.array_equal(a, c.values)):
             sys.exit(f"ranks differ between the argsort path and the packed sort ({dtype})")
@@ -112,6 +118,7 @@ def table(n: int, teachers: int, dim: int, res: dict) -> list[str]:
             ("(b) argsort-based ranks, serial (s, × a)", lambda d: cell(d, "argsort")),
             ("(c) preparation, prepare_all on all cores (s, × a)", lambda d: cell(d, "new")),
             ("(c1) preparation, serial (s, × a)", lambda d: cell(d, "new_serial")),
+            ("(c1) / (a) in CPU time, one core", lambda d: f"{res[d]['cpu_ratio']:.2f}×"),
             ("(b) / (c)", lambda d: f"{res[d]['argsort'] / res[d]['new']:.2f}×"),
             ("RDM stage, serial (s)", lambda d: f"{res[d]['rdm']:.3g}"),
             ("compare stage: prepare_all + Gram (s, / RDM stage)",
@@ -137,7 +144,9 @@ MEANING = """\
 Wall-clock seconds for all teachers together, best of {rep} runs (the RDM stage: one run). (a) is the bound of the
 issue: a plain `np.sort` of each teacher's condensed RDM, one teacher after another; the ratios "× a" divide by it.
 (c) may use every core (teachers in threads, one per core, as `compare_rdms` does; `similarity_matrix` overlaps its
-teachers the same way, RDM and ranks together), so on a machine with c cores it can reach (c1) / c. (b) is the
+teachers the same way, RDM and ranks together), so on a machine with c cores it can reach (c1) / c; "(c1) / (a) in
+CPU time" is the cost of the preparation on one core in units of the sort, from the thread's CPU time, which other
+processes disturb less than the wall clock (it tells what c cores would give: about that ratio / c). (b) is the
 argsort the ranks used before (NumPy's argsort of floats is several times slower than its sort), with the tie groups
 found from the values gathered in sorted order; its time does not include the mean and norm of the ranks, which the
 old preparation computed in two more passes and (c) takes from the tie groups. The RDM stage is timed like

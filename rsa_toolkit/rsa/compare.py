@@ -128,12 +128,14 @@ def prepare_for(comparison: Comparison, matrix: np.ndarray, *, kind: str = "diss
 def prepare_all(comparison: Comparison, rdms: np.ndarray, *, kind: str = "dissimilarity", names: list[str],
                 device: object | None = None) -> list[Prepared]:
     """:func:`prepare_for` of each RDM in ``rdms``; without a device and for the comparisons of the upper triangle,
-    RDMs in threads (numpy's sorts release the GIL), one BLAS thread each: one per CPU core, as many as the available
-    memory allows for Spearman's ranking temporaries (8 bytes per entry per RDM in flight)."""
+    RDMs of at least ``_GRAM_CHUNK`` entries in threads (numpy's sorts release the GIL), one BLAS thread each: one per
+    CPU core, as many as the available memory allows for Spearman's ranking temporaries (8 bytes per entry per RDM in
+    flight)."""
     def one(t: int) -> Prepared:
         return prepare_for(comparison, rdms[t], kind=kind, name=names[t], device=device)
 
-    jobs = 1 if device is not None or comparison.square_input else min(len(rdms), os.cpu_count() or 1)
+    small = np.size(rdms[0]) < _GRAM_CHUNK  # threads cost more than they save
+    jobs = 1 if device is not None or comparison.square_input or small else min(len(rdms), os.cpu_count() or 1)
     if jobs > 1 and comparison.name == "spearman":
         from rsa_toolkit.rsa.memory import _CHUNK_BYTES, _DEFAULT_SHARE, available_memory
 

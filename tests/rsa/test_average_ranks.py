@@ -144,7 +144,7 @@ def test_prepare_all_in_threads_equals_one_at_a_time() -> None:
     from rsa_toolkit.rsa.compare import COMPARISONS, prepare_all, prepare_for
 
     rng = np.random.default_rng(6)
-    stack = np.round(rng.random((5, 190)), 2)  # 20 images, ties
+    stack = np.round(rng.random((5, 65 * 1024)), 3)  # over _GRAM_CHUNK entries (so in threads), ties
     spearman = COMPARISONS.get("spearman")
     names = [f"rdm {t}" for t in range(5)]
     for got, v in zip(prepare_all(spearman, stack, names=names), stack):
