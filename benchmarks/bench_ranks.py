@@ -133,8 +133,9 @@ def targets(results: dict) -> list[str]:
         for d in DTYPES:
             r = res[d]
             ratio, stages = r["new"] / r["sort"], r["compare"] / r["rdm"]
-            out.append(f"- N = {n}, {d}: preparation ≤ 1.2× sort: {ratio:.2f}× — {'met' if ratio <= 1.2 else 'NOT met'}"
-                       f"; compare stage ≤ RDM stage: {stages:.2f}× — {'met' if stages <= 1 else 'NOT met'}")
+            out.append(f"- N = {n}, {d}: preparation ≤ 1.2× sort: {ratio:.2f}× — "
+                       f"{'met' if ratio <= 1.2 else 'NOT met'}; compare stage ≤ RDM stage: {stages:.2f}× — "
+                       f"{'met' if stages <= 1 else 'NOT met'}")
     return out
 
 

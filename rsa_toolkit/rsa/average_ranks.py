@@ -11,8 +11,9 @@ handled, -0.0 read as 0.0), counted from the smallest, and key and entry index a
 sort of integers, several times faster than ``np.argsort`` of the values); the sorted words give the permutation
 (low bits) and the tie groups (high bits) without gathering the values in sorted order. A key longer than 64 - b bits
 (float64 keys span up to 64) loses its lowest bits: entries whose shortened keys agree (a few hundred in a float64
-RDM of 5,000 images, none of them tied) are then ordered, and split into tie groups, by their values, pass by pass. NaN, a dtype
-without such keys, or a run of equal shortened keys longer than a pass whose values differ: ``np.argsort`` as before.
+RDM of 5,000 images, none of them tied) are then ordered, and split into tie groups, by their values, pass by pass.
+NaN, a dtype without such keys, or a run of equal shortened keys longer than a pass whose values differ:
+``np.argsort`` as before.
 
 Memory: the packed words (or the argsort), 8 bytes per entry, and the ranks; tie groups are resolved in passes over
 ``_RANK_CHUNK`` sorted positions, so there are no other full-length temporaries even when most entries tie (a
@@ -204,7 +205,8 @@ class _ArgsortOrder:
         return self.indices(start, stop), new_group
 
     def check_tied(self, start: int, stop: int) -> None:
-        """Raise _Unresolved unless sorted positions [start, stop), one run of ``starts``, hold equal values."""
+        """Raise _Unresolved unless sorted positions [start, stop), one run of ``starts``, hold equal values: they do,
+        as an argsort's runs are tie groups."""
 
 
 class _PackedOrder:
