@@ -26,7 +26,7 @@ Memory: a prepared vector is stored compactly as u = scale * (values - offset): 
 as integers (exact, 4 bytes per entry), Pearson and cosine keep a reference to the RDM itself (no copy). The Gram
 matrix is accumulated in float64 over chunks of entries, so T x M float64 unit vectors never exist at once; prepared
 vectors may be memory-mapped files (:mod:`rsa_toolkit.rsa.out_of_core`), whose pages are released chunk by chunk.
-Ranking (:mod:`rsa_toolkit.rsa.average_ranks`) needs the argsort (8 bytes per entry) and the ranks.
+Ranking (:mod:`rsa_toolkit.rsa.average_ranks`) needs its sorted keys (8 bytes per entry) and the ranks.
 
 Device: with ``device`` (a torch device, e.g. "cuda"), Spearman's ranks (unweighted) and the Gram product run there
 (:mod:`rsa_toolkit.rsa.torch_math`); the moments, weighted ranks (bootstrap), Kendall's tau and CKA stay in numpy.
@@ -34,6 +34,7 @@ Device: with ``device`` (a torch device, e.g. "cuda"), Spearman's ranks (unweigh
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,12 +43,12 @@ import numpy as np
 from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.registry import Registry
 from rsa_toolkit.validation import check_square_stack
-from rsa_toolkit.rsa.average_ranks import doubled_ranks, rank_average
+from rsa_toolkit.rsa.average_ranks import doubled_ranks, doubled_ranks_and_spread, rank_average
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.rsa.out_of_core import release_pages
 from rsa_toolkit.rsa.rdm import squareform
 
-__all__ = ["COMPARISONS", "Comparison", "Prepared", "compare_rdms", "compare_pair", "prepare_for",
+__all__ = ["COMPARISONS", "Comparison", "Prepared", "compare_rdms", "compare_pair", "prepare_for", "prepare_all",
            "pairwise_similarity", "rank_average"]
 
 _GRAM_CHUNK = 1 << 16  # entries per chunk of the Gram accumulation: T x 65,536 float64 = 10 MB for T = 20
@@ -91,7 +92,7 @@ def compare_rdms(rdms: np.ndarray, *, method: str = "spearman", kind: str = "dis
     labels = names or [f"rdm {t}" for t in range(len(stack))]
     if len(labels) != len(stack):
         raise UserInputError(f"names has {len(labels)} entries but there are {len(stack)} RDMs.")
-    prepared = [prepare_for(comparison, m, kind=kind, name=labels[t], device=device) for t, m in enumerate(stack)]
+    prepared = prepare_all(comparison, stack, kind=kind, names=labels, device=device)
     return pairwise_similarity(comparison, prepared, device=device)
 
 
@@ -122,6 +123,33 @@ def prepare_for(comparison: Comparison, matrix: np.ndarray, *, kind: str = "diss
     elif not comparison.square_input and matrix.ndim == 2:
         matrix = matrix[np.triu_indices(matrix.shape[0], 1)]
     return comparison.prepare(matrix, kind=kind, weights=weights, order=order, name=name, device=device)
+
+
+def prepare_all(comparison: Comparison, rdms: np.ndarray, *, kind: str = "dissimilarity", names: list[str],
+                device: object | None = None) -> list[Prepared]:
+    """:func:`prepare_for` of each RDM in ``rdms``; without a device and for the comparisons of the upper triangle,
+    RDMs of at least ``_GRAM_CHUNK`` entries in threads (numpy's sorts release the GIL), one BLAS thread each: one per
+    CPU core, as many as the available memory allows for Spearman's ranking temporaries (8 bytes per entry per RDM in
+    flight)."""
+    def one(t: int) -> Prepared:
+        return prepare_for(comparison, rdms[t], kind=kind, name=names[t], device=device)
+
+    small = np.size(rdms[0]) < _GRAM_CHUNK  # threads cost more than they save
+    jobs = 1 if device is not None or comparison.square_input or small else min(len(rdms), os.cpu_count() or 1)
+    if jobs > 1 and comparison.name == "spearman":
+        from rsa_toolkit.rsa.memory import _CHUNK_BYTES, _DEFAULT_SHARE, available_memory
+
+        free = available_memory()
+        if free is not None:
+            jobs = max(1, min(jobs, int(_DEFAULT_SHARE * free) // (8 * np.size(rdms[0]) + _CHUNK_BYTES)))
+    if jobs <= 1:
+        return [one(t) for t in range(len(rdms))]
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(jobs) as pool:
+        return list(pool.map(one, range(len(rdms))))
 
 
 def pairwise_similarity(comparison: Comparison, prepared: list[Prepared], *, weights: np.ndarray | None = None,
@@ -217,10 +245,13 @@ def _spearman(v: np.ndarray, *, weights: np.ndarray | None = None, order: np.nda
     if device is not None and weights is None and order is None:
         from rsa_toolkit.rsa.torch_math import doubled_ranks as ranks_on_device
 
-        ranks = ranks_on_device(v, device)
-    else:
-        ranks = doubled_ranks(v, weights, order=order)
-    return _standardised(ranks, weights, name, "the RDM has zero variance")
+        return _standardised(ranks_on_device(v, device), weights, name, "the RDM has zero variance")
+    # the mean and spread of the ranks come from their tie groups: no pass over the ranks
+    ranks, mean, spread = doubled_ranks_and_spread(v, weights, order=order)
+    if not spread > 0:
+        raise UserInputError(f"{name}: the RDM has zero variance so the comparison is undefined (all its "
+                             f"dissimilarities are equal?).")
+    return Prepared(ranks, float(mean), 1.0 / np.sqrt(spread))
 
 
 def _pearson(v: np.ndarray, *, weights: np.ndarray | None = None, name: str = "rdm", **_: object) -> Prepared:
