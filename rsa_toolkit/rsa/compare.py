@@ -43,7 +43,7 @@ import numpy as np
 from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.registry import Registry
 from rsa_toolkit.validation import check_square_stack
-from rsa_toolkit.rsa.average_ranks import doubled_ranks, doubled_ranks_and_spread, rank_average
+from rsa_toolkit.rsa.average_ranks import doubled_ranks_and_spread, rank_average
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.rsa.out_of_core import release_pages
 from rsa_toolkit.rsa.rdm import squareform
