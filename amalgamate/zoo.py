@@ -29,7 +29,7 @@ import abc
 import functools
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, ClassVar
 from torch import Tensor, nn
 
 from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.registry import Registry
 from rsa_toolkit.images.preprocess import Preprocessing, TaskonomyPreprocessing, taskonomy_preprocessing
 from rsa_toolkit.tasks import resolve_task, try_resolve_task
 from rsa_toolkit.zoo.teachers import Teacher, hook_features
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
     from amalgamate.training.images import EvalFrames
 
-__all__ = ["AmalgamationTeacher", "TeacherZoo", "MiniZoo", "TaskonomyZoo", "mini_source", "taskonomy_source",
+__all__ = ["AmalgamationTeacher", "TeacherZoo", "MiniZoo", "TaskonomyZoo", "ZOO_KINDS", "mini_source", "taskonomy_source",
            "open_zoo", "resolve_targets", "check_auxiliary"]
 
 
@@ -249,6 +250,11 @@ def _zoo_file_teachers(path: str) -> tuple[Teacher, ...]:
     return tuple(load_zoo_file(path))
 
 
+#: The kinds of teacher zoo a run can use, by family name: each opens a zoo from its location (a directory).
+ZOO_KINDS: Registry[Callable[..., TeacherZoo]] = Registry("zoo kind")
+
+
+@ZOO_KINDS.register(MiniZoo.family)
 def mini_source(zoo_dir: str | os.PathLike[str] | None = None, *, zoo_file: str | None = None) -> MiniZoo:
     """The mini-Taskonomy zoo (default: ``$RSA_TOOLKIT_MINI_ZOO`` or the shipped ``data/mini_zoo``)."""
     from rsa_toolkit.zoo.mini.embedded import default_zoo_dir, read_manifest
@@ -258,6 +264,7 @@ def mini_source(zoo_dir: str | os.PathLike[str] | None = None, *, zoo_file: str 
     return MiniZoo(location, zoo_file)
 
 
+@ZOO_KINDS.register(TaskonomyZoo.family)
 def taskonomy_source(weights_dir: str | os.PathLike[str] | None = None, *,
                      zoo_file: str | None = None) -> TaskonomyZoo:
     """Taskonomy teachers from a local directory of visualpriors checkpoints (default ``$RSA_TOOLKIT_WEIGHTS``)."""
@@ -270,9 +277,8 @@ def taskonomy_source(weights_dir: str | os.PathLike[str] | None = None, *,
 def open_zoo(*, weights_dir: str | os.PathLike[str] | None = None, zoo_dir: str | os.PathLike[str] | None = None,
              zoo_file: str | None = None) -> TeacherZoo:
     """The zoo of a run: Taskonomy checkpoints when ``weights_dir`` is given, else the mini zoo (``zoo_dir``)."""
-    if weights_dir:
-        return taskonomy_source(weights_dir, zoo_file=zoo_file)
-    return mini_source(zoo_dir, zoo_file=zoo_file)
+    kind, location = (TaskonomyZoo.family, weights_dir) if weights_dir else (MiniZoo.family, zoo_dir)
+    return ZOO_KINDS.get(kind)(location, zoo_file=zoo_file)
 
 
 def resolve_targets(names: Sequence[str]) -> list[str]:
