@@ -117,14 +117,15 @@ class TransferConfig:
 
 
 # Presets of --budget. "full" is the evidence-grade recipe (DESIGN §7: trained to convergence with early stopping on
-# val, replicated over seeds and splits); "2h" is the same protocol shrunk to fit 22 x 20 x 3 x 2 = 2,640 readouts into
-# about two hours on 2 CPU cores with --jobs 2 (a *planned* figure, extrapolated from timed readouts:
-# docs/mini_taskonomy.md, "Transfer truth"). Both early-stop on val; "2h" caps the steps lower, evaluates more often,
-# narrows the decoder and trains on fewer frames.
+# val, replicated over seeds and splits): the teachers' decoder widths, up to 3,000 steps; far beyond two hours on two
+# cores (docs/mini_taskonomy.md gives the estimate). "2h" is the same protocol shrunk to fit 22 x 20 x 3 x 2 = 2,640
+# readouts into about two hours on 2 idle CPU cores with --jobs 2: a quarter-width decoder, 1,000 frames per split,
+# at most 160 steps of 16. That time is *planned*, extrapolated from 48 timed readouts; and most of its readouts stop
+# at the step cap, not at convergence (recipe.json counts them). docs/mini_taskonomy.md, "Transfer truth".
 BUDGETS: dict[str, TransferConfig] = {
     "full": TransferConfig(),
-    "2h": TransferConfig(train_frames=1000, val_frames=100, test_frames=250, max_steps=160, eval_every=20,
-                         patience=3, warmup_steps=10, batch_size=16, lr=2e-3, width=16, decoder_widths=(16, 12, 8),
+    "2h": TransferConfig(train_frames=1000, val_frames=100, test_frames=250, max_steps=160, eval_every=32,
+                         patience=2, warmup_steps=10, batch_size=16, lr=2e-3, width=16, decoder_widths=(16, 12, 8),
                          head_hidden=64),
 }
 

@@ -182,7 +182,7 @@ def test_early_stopping_keeps_the_best_val_state():
     assert fit.best_step == steps[best] and fit.best_val_loss == values[best] == min(values)
     with torch.no_grad():
         assert float(loss(model(x), x)) == pytest.approx(fit.best_val_loss, rel=1e-6)  # the best state, restored
-    assert abs(float(model.weight) - 1) < 0.1 and not model.training
+    assert abs(float(model.weight.detach()) - 1) < 0.1 and not model.training
     capped = fit_readout(nn.Linear(1, 1), loss, x, 2 * x, x, 2 * x, max_steps=7, eval_every=3, patience=100,
                          batch_size=8, lr=0.01, seed=0)
     assert capped.steps_run == 7 and [s for s, _ in capped.val_curve] == [0, 3, 6, 7] and not capped.stopped_early
@@ -233,3 +233,41 @@ def test_config_checks_its_values():
 def test_too_small_a_train_shard_is_refused(run, shards, tmp_path):
     with pytest.raises(UserInputError, match=r"train shard .* has 12 frames, the config needs 14 \(2 splits x 7\)"):
         run_transfer(tmp_path, shards, tasks=TASKS, config=replace(CONFIG, train_frames=7))
+
+
+def test_cli_runs_a_budget_with_overrides_on_two_processes(run, shards, tmp_path, monkeypatch, capsys):
+    from rsa_toolkit.cli import mini
+    from rsa_toolkit.cli.main import main
+    from rsa_toolkit.lab.transfer import BUDGETS
+
+    monkeypatch.setattr(mini, "_shards", lambda args, **counts: shards)
+    flags = ["--tasks", "depth", "normal", "--seeds", "1", "--splits", "2", "--train-frames", "4", "--val-frames",
+             "3", "--test-frames", "6", "--steps", "2", "--eval-every", "1", "--patience", "1", "--seed", "3"]
+    assert main(["mini", "transfer", str(tmp_path / "cli"), "--budget", "2h", "--jobs", "2", *flags]) == 0
+    out = capsys.readouterr().out
+    assert "2 x 2 transfer tables" in out and "16 readouts trained now" in out and "rsa-toolkit evaluate" in out
+    recipe = json.loads((tmp_path / "cli" / "recipe.json").read_text())
+    expected = replace(BUDGETS["2h"], seeds=1, splits=2, train_frames=4, val_frames=3, test_frames=6, max_steps=2,
+                       eval_every=1, patience=1, seed=3)
+    assert recipe["budget"] == "2h" and recipe["jobs"] == 2 and recipe["device"] == "cpu"
+    assert recipe["config"] == {**expected.__dict__, "decoder_widths": list(expected.decoder_widths)}
+    # two processes give the same readouts as one
+    run_transfer(tmp_path / "lib", shards, tasks=["depth", "normal"], config=expected, jobs=1)
+    np.testing.assert_array_equal(_losses(tmp_path / "cli")["normal/depth_zbuffer"],
+                                  _losses(tmp_path / "lib")["normal/depth_zbuffer"])
+    rows = _read_reliability(tmp_path / "cli")
+    assert rows[0]["seed_rho_ahp"] == "" and rows[0]["split_half_ahp"] == ""  # one seed; two sources: undefined
+
+
+def test_cli_usage_errors(tmp_path, capsys):
+    from rsa_toolkit.cli.main import main
+
+    assert main(["mini", "transfer", str(tmp_path / "x"), "--budget", "huge"]) == 2
+    assert "Unknown budget 'huge'. Available: full, 2h." in capsys.readouterr().err
+    assert main(["mini", "transfer", str(tmp_path / "x"), "--device", "cuda:7"]) == 2 or torch.cuda.device_count() > 7
+    import subprocess
+    import sys
+    help_text = subprocess.run([sys.executable, "-m", "rsa_toolkit.cli.main", "mini", "transfer", "--help"],
+                               capture_output=True, text=True, check=True).stdout
+    for flag in ("--budget", "--seeds", "--splits", "--jobs", "--device", "--max-steps", "--patience"):
+        assert flag in help_text
