@@ -1,7 +1,7 @@
 """What the shipped mini-Taskonomy transfer measured: the run (time, recipe, convergence), how far each target's best
 source beats pixels, the AHP top source and the truth's reliability per target, the flagged targets, and a heatmap of
-the gain; written into the ``mini_transfer_run`` section of docs/evaluate.md and docs/img/mini_transfer.png. Reads ``data/mini_transfer`` (``rsa-toolkit mini transfer data/mini_transfer``); a few
-seconds.
+the gain; written into the ``mini_transfer_run`` section of docs/evaluate.md and docs/img/mini_transfer.png. Reads
+``data/mini_transfer`` (``rsa-toolkit mini transfer data/mini_transfer``); a few seconds.
 
     python benchmarks/mini_transfer_report.py
 """

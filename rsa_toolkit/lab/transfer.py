@@ -170,9 +170,22 @@ def _encode(encoder: nn.Module | None, inputs: Tensor, device: torch.device, bat
 
 @torch.inference_mode()
 def _per_frame_losses(task: str, model: nn.Module, z: Tensor, y: Tensor) -> np.ndarray:
-    goal = objective(task)
-    pred = torch.cat([model(z[i:i + 250]) for i in range(0, len(z), 250)])
-    return np.array([float(goal.loss(pred[i:i + 1], y[i:i + 1])) for i in range(len(pred))], dtype=np.float64)
+    loss = objective(task).loss
+    pred = torch.cat([model(z[i:i + 250]) for i in range(0, len(z), 250)]).cpu()
+    y = y.cpu()
+    return np.array([float(loss(pred[i:i + 1], y[i:i + 1])) for i in range(len(pred))], dtype=np.float64)
+
+
+# Losses of the objectives module that build CPU tensors inside (the per-component scales; the metric loss's pixel
+# sample): on another device they are computed on CPU copies, through which autograd still flows.
+_CPU_LOSS_TASKS = ("room_layout", "vanishing_point", "segment_unsup2d", "segment_unsup25d")
+
+
+def _loss_for(task: str, device: torch.device):  # noqa: ANN202
+    loss = objective(task).loss
+    if device.type == "cpu" or task not in _CPU_LOSS_TASKS:
+        return loss
+    return lambda pred, target: loss(pred.cpu(), target.cpu())
 
 
 def _frames(split: int, config: TransferConfig) -> np.ndarray:
@@ -229,7 +242,7 @@ def _source_parts(source: str, targets: Sequence[str], shards: dict[str, str], c
                                             decoder_widths=config.decoder_widths, head_hidden=config.head_hidden)
                     model.init_output_bias(goal.constant(y_train.cpu()))
                     model = model.to(dev)
-                    fit = fit_readout(model, goal.loss, z_train, y_train, z["val"], y["val"],
+                    fit = fit_readout(model, _loss_for(target, dev), z_train, y_train, z["val"], y["val"],
                                       max_steps=config.max_steps, eval_every=config.eval_every,
                                       patience=config.patience, batch_size=config.batch_size, lr=config.lr,
                                       weight_decay=config.weight_decay, warmup_steps=config.warmup_steps, seed=value)
@@ -237,8 +250,8 @@ def _source_parts(source: str, targets: Sequence[str], shards: dict[str, str], c
                     record = {"source": source, "target": target, "seed": seed, "split": split,
                               "readout_seed": value, "best_step": fit.best_step, "steps_run": fit.steps_run,
                               "best_val_loss": fit.best_val_loss, "stopped_early": fit.stopped_early,
-                              "seconds": fit.seconds, "cpu_seconds": fit.cpu_seconds, "val_curve": fit.val_curve, "device": str(dev),
-                              "test_loss": float(losses.mean())}
+                              "seconds": fit.seconds, "cpu_seconds": fit.cpu_seconds, "val_curve": fit.val_curve,
+                              "device": str(dev), "test_loss": float(losses.mean())}
                     _write_part(part_path(out_dir, source, target, seed, split), losses, record)
                     trained += 1
     finally:
