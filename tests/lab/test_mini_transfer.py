@@ -89,6 +89,12 @@ def test_transfer_csv_is_the_gain_over_pixels(run):
             np.testing.assert_allclose(truth.values[:, j], expected, rtol=1e-12)
     loss = read_ground_truth_csv(out / "loss.csv")
     assert loss.sources == [*TASKS, PIXELS, SCRATCH, CONSTANT]
+    win = read_ground_truth_csv(out / "winrate.csv").values
+    assert np.all(np.isin(win * 6, np.arange(7)))  # shares of the 6 test frames
+    for j, target in enumerate(TASKS):
+        pixels = losses[f"{PIXELS}/{target}"].mean(axis=(0, 1))
+        np.testing.assert_array_equal(win[:, j], [np.mean(losses[f"{s}/{target}"].mean(axis=(0, 1)) < pixels)
+                                                  for s in TASKS])
 
 
 def test_ahp_and_reliability_match_the_affinity_module(run):
