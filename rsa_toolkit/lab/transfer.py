@@ -47,7 +47,7 @@ import platform
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -70,7 +70,7 @@ from rsa_toolkit.zoo.mini.net import MiniEncoder
 from rsa_toolkit.zoo.mini.objectives import objective
 
 __all__ = ["TransferConfig", "BUDGETS", "PIXELS", "SCRATCH", "CONSTANT", "REFERENCES", "run_transfer",
-           "train_parts", "collect_parts", "write_outputs", "part_path", "readout_seed"]
+           "train_parts", "collect_parts", "summarise", "write_outputs", "part_path", "readout_seed"]
 
 PIXELS = "pixels"
 SCRATCH = "scratch"
