@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.errors import UserInputError, unknown_name
 from rsa_toolkit.cli._options import add_common
 
 _DEFAULT_SHARDS = "~/.cache/rsa-toolkit/mini-shards"
@@ -51,19 +51,36 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_common(t)
     t.set_defaults(run=run_train)
 
-    x = mini_sub.add_parser("transfer", help="measure transfer: a readout on every frozen teacher for every task",
-                            description="For every (source, target) pair, train a small readout on the frozen "
-                                        "source encoder to predict the target, and the same readout from pixels; "
-                                        "write the held-out losses, the gain over pixels (transfer.csv) and the win "
-                                        "rate into OUT (docs/mini_taskonomy.md).",
-                            epilog="example (the shipped ground truth): rsa-toolkit mini transfer data/mini_transfer")
-    x.add_argument("out", help="directory to write (created)")
+    x = mini_sub.add_parser("transfer", help="measure transfer: readouts on every frozen teacher for every task",
+                            description="For every (source, target) pair, every readout seed and every training "
+                                        "split, train a Taskonomy-style readout (two 3x3 convolutions, then the "
+                                        "target's decoder; output bias at the constant prediction; early stopping on "
+                                        "val) on the frozen source encoder, and the same readout from pixels and from "
+                                        "a random encoder; write the per-image test losses, the gain over pixels "
+                                        "(transfer.csv), AHP affinities (ahp.csv), reliability.csv and recipe.json "
+                                        "into OUT (docs/mini_taskonomy.md). Resumable: finished readouts are kept in "
+                                        "OUT/parts and skipped when the command runs again.",
+                            epilog="example (the shipped ground truth): rsa-toolkit mini transfer data/mini_transfer "
+                                   "--budget 2h --jobs 2")
+    x.add_argument("out", help="directory to write (created; a rerun continues from OUT/parts)")
     x.add_argument("--tasks", nargs="+", metavar="TASK", help="tasks, as sources and targets (default all 20)")
-    x.add_argument("--shards", default=_DEFAULT_SHARDS, help=f"train/test shards (default {_DEFAULT_SHARDS})")
-    x.add_argument("--train-frames", type=int, default=None, help="readout training frames (default 4000)")
-    x.add_argument("--test-frames", type=int, default=None, help="held-out frames (default 500)")
-    x.add_argument("--steps", type=int, default=None, help="readout steps per pair (default 200)")
-    x.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
+    x.add_argument("--shards", default=_DEFAULT_SHARDS, help=f"train/val/test shards, rendered first if missing "
+                                                              f"(default {_DEFAULT_SHARDS})")
+    x.add_argument("--budget", default="full", help=f"preset recipe: {', '.join(_budget_names())} (default full; "
+                                                    "the flags below override it)")
+    x.add_argument("--seeds", type=int, default=None, help="readout seeds per pair (default 3)")
+    x.add_argument("--splits", type=int, default=None, help="training splits, disjoint train frames (default 2)")
+    x.add_argument("--train-frames", type=int, default=None, help="training frames per split (preset)")
+    x.add_argument("--val-frames", type=int, default=None, help="val frames for early stopping (preset)")
+    x.add_argument("--test-frames", type=int, default=None, help="held-out frames scored per image (preset)")
+    x.add_argument("--max-steps", "--steps", dest="max_steps", type=int, default=None,
+                   help="most optimiser steps per readout (preset)")
+    x.add_argument("--eval-every", type=int, default=None, help="steps between val evaluations (preset)")
+    x.add_argument("--patience", type=int, default=None, help="val evaluations without improvement before "
+                                                              "stopping (preset)")
+    x.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="processes, one source each (default: all cores)")
+    x.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps: where readouts train")
     add_common(x)
     x.set_defaults(run=run_transfer)
 
@@ -101,31 +118,49 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_transfer(args: argparse.Namespace) -> int:
-    from rsa_toolkit.lab.transfer import TransferConfig, transfer_matrix, write_transfer
+def _budget_names() -> list[str]:
+    from rsa_toolkit.lab.transfer import BUDGETS
 
+    return list(BUDGETS)
+
+
+def run_transfer(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from rsa_toolkit.devices import resolve_device
+    from rsa_toolkit.lab.transfer import BUDGETS
+    from rsa_toolkit.lab.transfer_tables import run_transfer as run
+
+    if args.budget not in BUDGETS:
+        raise UserInputError(unknown_name(f"Unknown budget '{args.budget}'", args.budget, BUDGETS))
+    overrides = {k: getattr(args, k) for k in ("seeds", "splits", "train_frames", "val_frames", "test_frames",
+                                               "max_steps", "eval_every", "patience") if getattr(args, k) is not None}
+    config = replace(BUDGETS[args.budget], seed=args.seed, **overrides)
+    device = str(resolve_device(args.device))
     out = _new_dir(args.out)
-    d = TransferConfig()
-    config = TransferConfig(train_frames=args.train_frames or d.train_frames, test_frames=args.test_frames or d.test_frames,
-                            steps=args.steps or d.steps, seed=args.seed)
-    # The teachers' own shards: readouts train on frames the teachers trained on, and are scored on test frames.
-    paths = _shards(args, train=max(config.train_frames, 8000), test=max(config.test_frames, 1000))
-    result = transfer_matrix(paths["train"], paths["test"], tasks=args.tasks, config=config, jobs=args.jobs,
-                             verbose=not args.quiet)
-    write_transfer(result, out, config, train_shard=str(paths["train"]), test_shard=str(paths["test"]), jobs=args.jobs)
+    # The teachers' own train shard: readouts train on frames the teachers trained on; selected on val, scored on test.
+    paths = _shards(args, train=max(config.splits * config.train_frames, 8000), test=max(config.test_frames, 1000),
+                    val=max(config.val_frames, 1000))
+    result = run(out, paths, tasks=args.tasks, config=config, jobs=args.jobs, device=device, budget=args.budget,
+                 verbose=not args.quiet)
     if not args.quiet:
-        print(f"wrote the {len(result['sources'])} x {len(result['targets'])} transfer matrices to {out} in "
+        n = len(result["tasks"])
+        print(f"wrote the {n} x {n} transfer tables ({len(result['sources'])} readout sources, {config.seeds} seeds x "
+              f"{config.splits} splits; {result['trained']} readouts trained now) to {out} in "
               f"{result['seconds'] / 60:.1f} min")
+        for target, reason in result["flagged"].items():
+            print(f"flagged, not scored: {target}: {reason}")
+        print(f"next: rsa-toolkit evaluate --zoo mini --truth {out / 'transfer.csv'} --truth {out / 'ahp.csv'}")
     return 0
 
 
-def _shards(args: argparse.Namespace, *, train: int, test: int) -> dict[str, Path]:
-    """The train and test shards of these sizes under --shards, rendered first if missing."""
+def _shards(args: argparse.Namespace, *, train: int, test: int, val: int | None = None) -> dict[str, Path]:
+    """The train and test (and val) shards of these sizes under --shards, rendered first if missing."""
     from rsa_toolkit.scenes.shards import write_shard
 
     root = Path(args.shards).expanduser()
     paths = {}
-    for split, count in (("train", train), ("test", test)):
+    for split, count in (("train", train), ("test", test), *((("val", val),) if val else ())):
         paths[split] = root / f"{split}-{count}"
         if not (paths[split] / "meta.json").is_file():
             if not args.quiet:

@@ -1,32 +1,51 @@
-"""Measured transfer on mini-Taskonomy: how well each teacher's frozen representation serves every other task.
+"""Measured transfer on mini-Taskonomy, the Taskonomy way: how well each teacher's frozen representation serves
+every other task, replicated over readout seeds and training splits, with its own reliability.
 
-For every (source, target) pair of the 20 tasks: the source teacher's encoder is frozen, a small readout is trained
-on its 8 x 16 x 16 representation to predict the target, and the target's held-out loss is measured. The same
-readout trained from pixels (the frame folded into 48 x 16 x 16 by a 4 x 4 space-to-depth, so it sees every pixel
-with the same capacity and budget) is the baseline, as Taskonomy's "from pixels" networks are. From the losses:
+For every (source, target) pair, every readout seed and every training split: the source teacher's encoder is
+frozen, a :class:`~rsa_toolkit.lab.readout.TransferReadout` (two 3 x 3 convolutions, then the target's decoder
+architecture, output bias at the target's constant prediction) is trained on its 8 x 16 x 16 representation with early
+stopping on val frames, and its loss on every held-out test frame is kept. Two reference rows get the same readout:
 
-* ``loss[s, t]``: held-out loss of target t from source s (the target's own loss, docs/mini_taskonomy.md);
-* ``gain[s, t] = 1 - loss[s, t] / loss[pixels, t]``: the share of the pixels-readout's loss that the source saves
-  (higher is better; within a target column it orders sources as -loss does);
-* ``winrate[s, t]``: the share of held-out frames on which the source's readout has a lower loss than the pixels
-  readout (Taskonomy's win rate vs pixels).
+* ``pixels``: the frame folded by a 4 x 4 space-to-depth into 48 x 16 x 16 (Taskonomy's "from pixels" networks);
+* ``scratch``: a randomly initialised, frozen encoder of the teachers' architecture (seeded by ``config.seed``).
 
-The source encoder sees the target's input (noise for denoising, gray for colorization, a hole for inpainting), as a
-Taskonomy transfer does. Readout: BatchNorm, two 3 x 3 convolutions (32 channels) at 16 x 16, then a 1 x 1
-convolution upsampled x4 (pixel tasks) or a stride-2 convolution and a linear layer (image-level tasks).
+The constant prediction (the target's best constant under its loss, fitted on the split's training frames) is the
+floor: a target whose best readout does not beat it is flagged (``reliability.csv``, ``recipe.json``) and left blank
+in ``transfer.csv`` and ``ahp.csv``, never silently scored.
+
+Splits: split k trains on train-shard frames ``[k * train_frames, (k + 1) * train_frames)`` (disjoint seed ranges of
+the train split, the frames the teachers trained on); every readout is selected on the same val frames and scored on
+the same test frames (rsa_toolkit.scenes.shards.split_seeds). Seeds: readout seed i changes the initialisation and the
+batch order; for a given (target, seed, split) both are the same whatever the source, so sources differ only in their
+representation.
+
+Each finished readout is one file under ``OUT/parts/`` (written atomically), so an interrupted run continues where it
+stopped; :func:`rsa_toolkit.lab.transfer_tables.run_transfer` then writes, from the parts:
+
+* ``losses.npz``: ``"<source>/<target>"`` -> (seeds, splits, M) per-image test losses; ``"constant/<target>"`` ->
+  (splits, M); ``"test_seeds"`` -> (M,);
+* ``loss.csv``: mean test loss, sources + pixels + scratch + constant rows x targets;
+* ``transfer.csv``: ``gain[s, t] = 1 - loss[s, t] / loss[pixels, t]`` over the 20 task sources (the file
+  ``rsa-toolkit evaluate --truth mini-transfer`` reads; blank = flagged target);
+* ``winrate.csv``: share of test frames on which the source beats pixels (losses averaged over seeds and splits);
+* ``ahp.csv``: AHP affinities per target (:func:`rsa_toolkit.analysis.affinity.ahp_affinities` on the seed- and
+  split-averaged per-image losses of the task sources; each column sums to 1; blank = flagged target);
+* ``reliability.csv``: per target, the seed-repeat and split-repeat Spearman of the AHP and gain columns, the AHP
+  split-half (Spearman-Brown), the best readout, its loss, the constant's loss, ``beats_constant`` and the reason;
+* ``recipe.json``: zoo manifest hash, config, seeds, splits, shards, times, torch version, machine, flags.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
+import math
+import multiprocessing
 import os
-import platform
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -34,173 +53,276 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.files import atomic_path
-from rsa_toolkit.validation import check_int
-from rsa_toolkit.scenes import ALL_TASKS, LABEL_SPECS
-from rsa_toolkit.tasks import resolve_task
 from rsa_toolkit.lab.dataset import MiniTaskonomy
-from rsa_toolkit.zoo.mini.net import output_channels
-from rsa_toolkit.zoo.mini.objectives import objective
-from rsa_toolkit.lab.train import one_cycle_adamw
+from rsa_toolkit.lab.readout import TransferReadout, fit_readout
+from rsa_toolkit.scenes import ALL_TASKS
+from rsa_toolkit.scenes.shards import load_shard
+from rsa_toolkit.tasks import resolve_task
+from rsa_toolkit.validation import check_int
 from rsa_toolkit.zoo.mini.embedded import mini_teacher
+from rsa_toolkit.zoo.mini.net import MiniEncoder
+from rsa_toolkit.zoo.mini.objectives import objective
 
-__all__ = ["TransferConfig", "PIXELS", "Readout", "transfer_matrix", "write_transfer"]
+__all__ = ["TransferConfig", "BUDGETS", "PIXELS", "SCRATCH", "CONSTANT", "REFERENCES", "train_parts", "part_path",
+           "read_part", "readout_seed", "frames_of_split", "zoo_manifest_hash"]
 
 PIXELS = "pixels"
+SCRATCH = "scratch"
+CONSTANT = "constant"
+REFERENCES = (PIXELS, SCRATCH)
 _INPUT_KINDS = {"denoising": "denoising", "colorization": "colorization", "inpainting": "inpainting"}
+_PARTS = "parts"
+_FINGERPRINT = "fingerprint.json"
 
 
 @dataclass(frozen=True)
 class TransferConfig:
-    train_frames: int = 4000
+    """The recipe of one transfer run. ``seeds`` and ``splits`` are how many; the rest fixes each readout."""
+
+    train_frames: int = 2000  # per training split
+    val_frames: int = 500
     test_frames: int = 500
-    steps: int = 200
-    batch_size: int = 64
-    lr: float = 3e-3
+    seeds: int = 3
+    splits: int = 2
+    max_steps: int = 3000
+    eval_every: int = 100
+    patience: int = 5
+    warmup_steps: int = 50
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    width: int = 64  # channels of the first transfer convolution
+    decoder_widths: tuple[int, int, int] = (64, 48, 32)  # the teachers' PixelDecoder
+    head_hidden: int = 128  # the teachers' VectorHead
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "decoder_widths":
+                object.__setattr__(self, f.name, tuple(check_int(w, name="decoder_widths[i]", minimum=1) for w in value))
+            elif f.name in ("lr", "weight_decay"):
+                if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+                        and (value > 0 or f.name == "weight_decay")):
+                    raise UserInputError(f"{f.name} must be a finite number > 0 (>= 0 for weight_decay), got "
+                                         f"{value!r}.")
+            else:
+                check_int(value, name=f.name, minimum=0 if f.name in ("warmup_steps", "seed") else 1)
 
-class Readout(nn.Module):
-    def __init__(self, in_channels: int, task: str, width: int = 32) -> None:
-        super().__init__()
-        self.per_pixel = LABEL_SPECS[task].per_pixel
-        out = output_channels(task)
-        self.body = nn.Sequential(
-            nn.BatchNorm2d(in_channels),
-            nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
-        if self.per_pixel:
-            self.head = nn.Conv2d(width, out, 1)
-        else:
-            self.head = nn.Sequential(nn.Conv2d(width, 16, 3, stride=2, padding=1), nn.ReLU(inplace=True),
-                                      nn.Flatten(), nn.Linear(16 * 8 * 8, out))
 
-    def forward(self, z: Tensor) -> Tensor:
-        y = self.head(self.body(z))
-        return F.interpolate(y, scale_factor=4, mode="bilinear", align_corners=False) if self.per_pixel else y
+# Presets of --budget. "full" is the evidence-grade recipe (DESIGN §7: trained to convergence with early stopping on
+# val, replicated over seeds and splits): the teachers' decoder widths, up to 3,000 steps; far beyond two hours on two
+# cores (docs/mini_taskonomy.md gives the estimate). "2h" is the same protocol shrunk to fit 22 x 20 x 3 x 2 = 2,640
+# readouts into about two hours on 2 idle CPU cores with --jobs 2: a quarter-width decoder, 1,000 frames per split,
+# at most 160 steps of 16. That time is *planned*, extrapolated from 48 timed readouts; and most of its readouts stop
+# at the step cap, not at convergence (recipe.json counts them). docs/mini_taskonomy.md, "Transfer truth".
+BUDGETS: dict[str, TransferConfig] = {
+    "full": TransferConfig(),
+    "2h": TransferConfig(train_frames=1000, val_frames=100, test_frames=250, max_steps=160, eval_every=32,
+                         patience=2, warmup_steps=10, batch_size=16, lr=2e-3, width=16, decoder_widths=(16, 12, 8),
+                         head_hidden=64),
+}
+
+
+def readout_seed(config: TransferConfig, target: str, seed: int, split: int) -> int:
+    """Seed of the readout's initialisation and batch order: one per (target, seed, split), shared by all sources."""
+    return config.seed * 1_000_000 + seed * 10_000 + split * 100 + ALL_TASKS.index(target)
+
+
+def part_path(out_dir: str | os.PathLike[str], source: str, target: str, seed: int, split: int) -> Path:
+    return Path(out_dir) / _PARTS / f"{source}__{target}__seed{seed}__split{split}.npz"
 
 
 def _input_kind(target: str) -> str:
     return _INPUT_KINDS.get(target, "rgb")
 
 
+def _scratch_encoder(config: TransferConfig) -> nn.Module:
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(10_000_000 + config.seed)
+    encoder = MiniEncoder().eval()
+    torch.random.set_rng_state(generator_state)
+    return encoder
+
+
+def _encoder(source: str, config: TransferConfig) -> nn.Module | None:
+    if source == PIXELS:
+        return None
+    if source == SCRATCH:
+        return _scratch_encoder(config)
+    return mini_teacher(source).build().encoder.eval()
+
+
 @torch.inference_mode()
-def _encode(encoder: nn.Module | None, inputs: Tensor, batch: int = 250) -> Tensor:
-    """(N, 8, 16, 16) representations of a source encoder, or (``None``, the pixels baseline) the space-to-depth
-    frames."""
+def _encode(encoder: nn.Module | None, inputs: Tensor, device: torch.device, batch: int = 250) -> Tensor:
+    """(N, 8, 16, 16) representations of a source encoder, or (``None``, the pixels row) the space-to-depth frames."""
     if encoder is None:
-        return F.pixel_unshuffle(inputs, 4)
-    return torch.cat([encoder(inputs[i:i + batch]) for i in range(0, len(inputs), batch)])
+        return F.pixel_unshuffle(inputs, 4).to(device)
+    encoder = encoder.to(device)
+    return torch.cat([encoder(inputs[i:i + batch].to(device)) for i in range(0, len(inputs), batch)])
 
 
-def _per_frame_losses(task: str, pred: Tensor, target: Tensor) -> Tensor:
-    goal = objective(task)
-    return torch.stack([goal.loss(pred[i:i + 1], target[i:i + 1]) for i in range(len(pred))])
+@torch.inference_mode()
+def _per_frame_losses(task: str, model: nn.Module, z: Tensor, y: Tensor) -> np.ndarray:
+    loss = objective(task).loss
+    pred = torch.cat([model(z[i:i + 250]) for i in range(0, len(z), 250)]).cpu()
+    y = y.cpu()
+    return np.array([float(loss(pred[i:i + 1], y[i:i + 1])) for i in range(len(pred))], dtype=np.float64)
 
 
-def _fit_readout(task: str, z_train: Tensor, y_train: Tensor, config: TransferConfig, seed: int) -> Readout:
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    readout = Readout(z_train.shape[1], task)
-    goal = objective(task)
-    opt, sched = one_cycle_adamw(readout.parameters(), lr=config.lr, steps=config.steps)
-    readout.train()
-    for _ in range(config.steps):
-        idx = torch.from_numpy(rng.choice(len(z_train), config.batch_size, replace=False))
-        loss = goal.loss(readout(z_train[idx]), y_train[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-    return readout.eval()
+# Losses of the objectives module that build CPU tensors inside (the per-component scales; the metric loss's pixel
+# sample): on another device they are computed on CPU copies, through which autograd still flows.
+_CPU_LOSS_TASKS = ("room_layout", "vanishing_point", "segment_unsup2d", "segment_unsup25d")
 
 
-def _source_row(source: str, targets: Sequence[str], train_shard: str, test_shard: str,
-                config: TransferConfig, verbose: bool = False) -> dict[str, np.ndarray]:
-    """Per-frame held-out losses of every target from ``source``: {target: (test_frames,)}."""
-    torch.set_num_threads(1)
-    t0 = time.perf_counter()
-    rows: dict[str, np.ndarray] = {}
-    by_kind: dict[str, list[str]] = {}
-    for t in targets:
-        by_kind.setdefault(_input_kind(t), []).append(t)
-    # Loaded (and its weights' hash checked) once per source, not once per input kind.
-    encoder = None if source == PIXELS else mini_teacher(source).build().encoder
-    for kind, kind_targets in by_kind.items():
-        data_task = kind if kind != "rgb" else "autoencoding"
-        x_train, _ = MiniTaskonomy(data_task, shard=train_shard).batch(np.arange(config.train_frames))
-        x_test, _ = MiniTaskonomy(data_task, shard=test_shard).batch(np.arange(config.test_frames))
-        z_train, z_test = _encode(encoder, x_train), _encode(encoder, x_test)
-        for target in kind_targets:
-            _, y_train = MiniTaskonomy(target, shard=train_shard).batch(np.arange(config.train_frames))
-            _, y_test = MiniTaskonomy(target, shard=test_shard).batch(np.arange(config.test_frames))
-            seed = config.seed * 10_000 + ALL_TASKS.index(target)  # same readout init for every source
-            readout = _fit_readout(target, z_train, y_train, config, seed)
-            with torch.inference_mode():
-                pred = torch.cat([readout(z_test[i:i + 250]) for i in range(0, len(z_test), 250)])
-                rows[target] = _per_frame_losses(target, pred, y_test).numpy()
+def _loss_for(task: str, device: torch.device):  # noqa: ANN202
+    loss = objective(task).loss
+    if device.type == "cpu" or task not in _CPU_LOSS_TASKS:
+        return loss
+    return lambda pred, target: loss(pred.cpu(), target.cpu())
+
+
+def frames_of_split(split: int, config: TransferConfig) -> np.ndarray:
+    return np.arange(split * config.train_frames, (split + 1) * config.train_frames)
+
+
+def _write_part(path: Path, test_losses: np.ndarray, record: dict) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, test_losses=test_losses, record=np.array(json.dumps(record)))
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
+def read_part(path: Path) -> tuple[np.ndarray, dict]:
+    with np.load(path) as data:
+        return data["test_losses"], json.loads(str(data["record"]))
+
+
+def _source_parts(source: str, targets: Sequence[str], shards: dict[str, str], config: TransferConfig,
+                  out_dir: str, device: str, verbose: bool) -> int:
+    """Train every missing readout of ``source`` (all targets, seeds, splits); returns how many it trained."""
+    todo = {t: [(k, s) for k in range(config.splits) for s in range(config.seeds)
+                if not part_path(out_dir, source, t, s, k).is_file()] for t in targets}
+    todo = {t: pairs for t, pairs in todo.items() if pairs}
+    if not todo:
+        return 0
+    dev = torch.device(device)
+    threads = torch.get_num_threads()
+    if dev.type == "cpu":
+        torch.set_num_threads(1)
+    t0, trained = time.perf_counter(), 0
+    try:
+        encoder = _encoder(source, config)
+        by_kind: dict[str, list[str]] = {}
+        for t in todo:
+            by_kind.setdefault(_input_kind(t), []).append(t)
+        train_idx = np.arange(config.splits * config.train_frames)
+        for kind, kind_targets in by_kind.items():
+            data_task = kind if kind != "rgb" else "autoencoding"
+            z = {name: _encode(encoder, MiniTaskonomy(data_task, shard=shards[name]).batch(idx)[0], dev)
+                 for name, idx in (("train", train_idx), ("val", np.arange(config.val_frames)),
+                                   ("test", np.arange(config.test_frames)))}
+            for target in kind_targets:
+                goal = objective(target)
+                y = {name: MiniTaskonomy(target, shard=shards[name]).batch(idx)[1].to(dev)
+                     for name, idx in (("train", train_idx), ("val", np.arange(config.val_frames)),
+                                       ("test", np.arange(config.test_frames)))}
+                for split, seed in todo[target]:
+                    rows = torch.from_numpy(frames_of_split(split, config)).to(dev)
+                    z_train, y_train = z["train"][rows], y["train"][rows]
+                    value = readout_seed(config, target, seed, split)
+                    torch.manual_seed(value)
+                    model = TransferReadout(z_train.shape[1], target, width=config.width,
+                                            decoder_widths=config.decoder_widths, head_hidden=config.head_hidden)
+                    model.init_output_bias(goal.constant(y_train.cpu()))
+                    model = model.to(dev)
+                    fit = fit_readout(model, _loss_for(target, dev), z_train, y_train, z["val"], y["val"],
+                                      max_steps=config.max_steps, eval_every=config.eval_every,
+                                      patience=config.patience, batch_size=config.batch_size, lr=config.lr,
+                                      weight_decay=config.weight_decay, warmup_steps=config.warmup_steps, seed=value)
+                    losses = _per_frame_losses(target, model, z["test"], y["test"])
+                    record = {"source": source, "target": target, "seed": seed, "split": split,
+                              "readout_seed": value, "best_step": fit.best_step, "steps_run": fit.steps_run,
+                              "best_val_loss": fit.best_val_loss, "stopped_early": fit.stopped_early,
+                              "seconds": fit.seconds, "cpu_seconds": fit.cpu_seconds, "val_curve": fit.val_curve,
+                              "device": str(dev), "test_loss": float(losses.mean())}
+                    _write_part(part_path(out_dir, source, target, seed, split), losses, record)
+                    trained += 1
+    finally:
+        torch.set_num_threads(threads)
     if verbose:
-        print(f"transfer: source {source} done in {time.perf_counter() - t0:.0f} s", flush=True)
-    return rows
+        print(f"transfer: source {source}: {trained} readouts in {time.perf_counter() - t0:.0f} s", flush=True)
+    return trained
 
 
-def transfer_matrix(train_shard: str | os.PathLike[str], test_shard: str | os.PathLike[str], *,
-                    tasks: Sequence[str] | None = None, config: TransferConfig = TransferConfig(),
-                    jobs: int = 1, verbose: bool = False) -> dict[str, object]:
-    """Held-out losses of every (source, target) readout and the pixels baseline; returns ``{"sources", "targets",
-    "loss" (S+1, T), "gain" (S, T), "winrate" (S, T), "seconds"}`` with the pixels row last in ``loss``."""
-    tasks = list(dict.fromkeys(resolve_task(t) for t in (tasks or ALL_TASKS)))
-    jobs = check_int(jobs, name="jobs", minimum=1)
-    sources = [*tasks, PIXELS]
-    args = [(s, tasks, str(train_shard), str(test_shard), config, verbose) for s in sources]
-    t0 = time.perf_counter()
-    if jobs == 1:
-        rows = [_source_row(*a) for a in args]
-    else:
-        with ProcessPoolExecutor(jobs) as pool:
-            rows = list(pool.map(_source_row, *zip(*args)))
-    per_frame = np.array([[row[t] for t in tasks] for row in rows])  # (S+1, T, frames)
-    loss = per_frame.mean(axis=2)
-    pixels = per_frame[-1]
-    return {"sources": tasks, "targets": tasks, "loss": loss,
-            "gain": 1.0 - loss[:-1] / loss[-1][None, :],
-            "winrate": (per_frame[:-1] < pixels[None]).mean(axis=2),
-            "seconds": time.perf_counter() - t0}
+def _shard_identity(path: str) -> dict:
+    meta, _ = load_shard(path, [])
+    return {k: meta[k] for k in ("version", "split", "first_seed", "size")}
 
 
-def write_transfer(result: dict[str, object], out_dir: str | os.PathLike[str], config: TransferConfig, *,
-                   train_shard: str, test_shard: str, jobs: int) -> Path:
-    """``transfer.csv`` (the gain, the ground truth `rsa-toolkit evaluate --truth mini-transfer` reads),
-    ``winrate.csv``, ``loss.csv`` (with the pixels row) and ``recipe.json`` in ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    sources, targets = result["sources"], result["targets"]
-    tables = {"transfer.csv": (result["gain"], sources), "winrate.csv": (result["winrate"], sources),
-              "loss.csv": (result["loss"], [*sources, PIXELS])}
-    for name, (values, rows) in tables.items():
-        with atomic_path(out / name) as tmp:
-            _write_rect_csv(values, rows, targets, tmp)
-    recipe = {"what": "held-out loss of a readout trained on a frozen source encoder, per (source, target); "
-                      "transfer.csv = 1 - loss / loss of the same readout from pixels; rows = sources",
-              "config": asdict(config), "jobs": jobs, "seconds": result["seconds"], "torch": torch.__version__,
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "train_shard": str(train_shard),
-              "test_shard": str(test_shard), "zoo_manifest_sha256": _zoo_manifest_hash()}
-    with atomic_path(out / "recipe.json") as tmp:
-        tmp.write_text(json.dumps(recipe, indent=2) + "\n")
+def _fingerprint(config: TransferConfig, shards: dict[str, str]) -> dict:
+    """What a finished part depends on: the recipe (not how many seeds or splits), the zoo and the shards' frames."""
+    recipe = {k: v for k, v in asdict(config).items() if k not in ("seeds", "splits")}
+    recipe["decoder_widths"] = list(recipe["decoder_widths"])
+    return {"config": recipe, "zoo_manifest_sha256": zoo_manifest_hash(),
+            "shards": {name: _shard_identity(path) for name, path in shards.items()}}
+
+
+def _check_inputs(shards: dict[str, str], config: TransferConfig) -> dict[str, str]:
+    need = {"train": config.splits * config.train_frames, "val": config.val_frames, "test": config.test_frames}
+    expected_split = {"train": "train", "val": "val", "test": "test"}
+    out = {}
+    for name in ("train", "val", "test"):
+        if name not in shards:
+            raise UserInputError(f"shards must name a train, val and test shard; '{name}' is missing.")
+        meta, _ = load_shard(shards[name], [])
+        if meta["split"] != expected_split[name]:
+            raise UserInputError(f"the {name} shard '{shards[name]}' holds {meta['split']} frames; give a shard of "
+                                 f"the {expected_split[name]} split (rsa-toolkit mini render --split "
+                                 f"{expected_split[name]}).")
+        if meta["count"] < need[name]:
+            raise UserInputError(f"the {name} shard '{shards[name]}' has {meta['count']} frames, the config needs "
+                                 f"{need[name]}" + (f" ({config.splits} splits x {config.train_frames})"
+                                                    if name == "train" else "")
+                                 + "; render a larger shard or lower the frame counts.")
+        out[name] = str(shards[name])
     return out
 
 
-def _write_rect_csv(values: np.ndarray, rows: Sequence[str], cols: Sequence[str], path: Path) -> None:
-    """As sim.csv: first row the targets, first column the sources, full float precision."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["", *cols])
-    writer.writerows([r, *(repr(float(v)) for v in row)] for r, row in zip(rows, values))
-    path.write_text(buffer.getvalue())
+def train_parts(out_dir: str | os.PathLike[str], shards: dict[str, str | os.PathLike[str]], *,
+                tasks: Sequence[str] | None = None, config: TransferConfig = TransferConfig(), jobs: int = 1,
+                device: str = "cpu", verbose: bool = False) -> int:
+    """Train every missing readout (sources = ``tasks`` + pixels + scratch, targets = ``tasks``) into
+    ``out_dir/parts``; returns how many were trained. ``shards``: {"train", "val", "test"} shard directories."""
+    tasks = list(dict.fromkeys(resolve_task(t) for t in (tasks or ALL_TASKS)))
+    jobs = check_int(jobs, name="jobs", minimum=1)
+    shards = _check_inputs({k: str(v) for k, v in shards.items()}, config)
+    parts = Path(out_dir) / _PARTS
+    parts.mkdir(parents=True, exist_ok=True)
+    fingerprint = _fingerprint(config, shards)
+    stored = parts / _FINGERPRINT
+    if stored.is_file():
+        if json.loads(stored.read_text()) != fingerprint:
+            raise UserInputError(f"'{parts}' holds readouts of another recipe, zoo or shards (see {stored}); write "
+                                 f"to a new output directory, or delete '{parts}' to start over.")
+    else:
+        with atomic_path(stored) as tmp:
+            tmp.write_text(json.dumps(fingerprint, indent=2) + "\n")
+    args = [(s, tasks, shards, config, str(out_dir), device, verbose) for s in [*tasks, *REFERENCES]]
+    if jobs == 1:
+        return sum(_source_parts(*a) for a in args)
+    # CUDA cannot be used in forked children once the parent touched it: spawn there.
+    context = multiprocessing.get_context("spawn" if torch.device(device).type != "cpu" else None)
+    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        return sum(pool.map(_source_parts, *zip(*args)))
 
 
-def _zoo_manifest_hash() -> str:
+def zoo_manifest_hash() -> str:
     from rsa_toolkit.files import file_sha256
     from rsa_toolkit.zoo.mini.embedded import MANIFEST, default_zoo_dir
 
     return file_sha256(default_zoo_dir() / MANIFEST)
+
+

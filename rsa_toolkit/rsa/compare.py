@@ -45,7 +45,7 @@ from rsa_toolkit.registry import Registry
 from rsa_toolkit.validation import check_square_stack
 from rsa_toolkit.rsa.average_ranks import doubled_ranks_and_spread, rank_average
 from rsa_toolkit.errors import UserInputError
-from rsa_toolkit.rsa.out_of_core import release_pages
+from rsa_toolkit.rsa.out_of_core import CHUNK_BYTES, DEFAULT_SHARE, available_memory, release_pages
 from rsa_toolkit.rsa.rdm import squareform
 
 __all__ = ["COMPARISONS", "Comparison", "Prepared", "compare_rdms", "compare_pair", "prepare_for", "prepare_all",
@@ -137,11 +137,9 @@ def prepare_all(comparison: Comparison, rdms: np.ndarray, *, kind: str = "dissim
     small = np.size(rdms[0]) < _GRAM_CHUNK  # threads cost more than they save
     jobs = 1 if device is not None or comparison.square_input or small else min(len(rdms), os.cpu_count() or 1)
     if jobs > 1 and comparison.name == "spearman":
-        from rsa_toolkit.rsa.memory import _CHUNK_BYTES, _DEFAULT_SHARE, available_memory
-
         free = available_memory()
         if free is not None:
-            jobs = max(1, min(jobs, int(_DEFAULT_SHARE * free) // (8 * np.size(rdms[0]) + _CHUNK_BYTES)))
+            jobs = max(1, min(jobs, int(DEFAULT_SHARE * free) // (8 * np.size(rdms[0]) + CHUNK_BYTES)))
     if jobs <= 1:
         return [one(t) for t in range(len(rdms))]
     from concurrent.futures import ThreadPoolExecutor

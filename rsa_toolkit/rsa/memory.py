@@ -19,7 +19,6 @@ out-of-core mode. Kendall's tau and CKA have none either: they compare whole RDM
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,15 +28,13 @@ import numpy as np
 
 from rsa_toolkit.rsa.compare import _GRAM_CHUNK, COMPARISONS
 from rsa_toolkit.errors import UserInputError
-from rsa_toolkit.rsa.out_of_core import format_bytes
+from rsa_toolkit.rsa.out_of_core import CHUNK_BYTES, DEFAULT_SHARE, available_memory, format_bytes
 from rsa_toolkit.rsa.rdm import _BLOCK_ENTRIES, RDM_METHODS
 
 __all__ = ["MemoryPlan", "plan_memory", "memory_budget", "parse_size", "available_memory"]
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
-_DEFAULT_SHARE = 0.75  # of the available memory, when no max_memory is given: room for the rest of the system
-_CHUNK_BYTES = 64 << 20  # chunks of the ranking and the moments: a generous bound on their temporaries
 _OUT_OF_CORE_COMPARISONS = ("spearman", "pearson", "cosine")
 
 
@@ -86,7 +83,7 @@ def plan_memory(n_teachers: int, n_images: int, n_features: int, *, method: str 
     if kernel and not square:
         rdm_phase += b * n * n + 5 * 8 * m
     compare_phase = 6 * 8 * n * n if square else 8 * m * (comparison == "spearman")
-    compare_phase += _CHUNK_BYTES
+    compare_phase += CHUNK_BYTES
     gram = 2 * 8 * t * _GRAM_CHUNK
     pairwise = 8 * 8 * m if comp.pairwise is not None else gram  # scipy's kendalltau on two whole RDMs
 
@@ -140,7 +137,7 @@ def memory_budget(max_memory: int | str | None) -> int | None:
     already holds; by default 3/4 of the memory available on the machine; None when that is unknown."""
     if max_memory is None:
         available = available_memory()
-        return None if available is None else int(_DEFAULT_SHARE * available)
+        return None if available is None else int(DEFAULT_SHARE * available)
     limit = parse_size(max_memory, name="max_memory")
     held = resident_memory()
     if limit <= held:
@@ -162,18 +159,6 @@ def parse_size(value: int | str, *, name: str = "max_memory") -> int:
     return size
 
 
-def available_memory() -> int | None:
-    """Memory available to new allocations without swapping (Linux MemAvailable), else the physical memory."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def resident_memory() -> int:

@@ -27,7 +27,8 @@ import numpy as np
 
 from rsa_toolkit.errors import UserInputError
 
-__all__ = ["scratch_directory", "disk_array", "to_disk", "read_only", "release_pages", "format_bytes"]
+__all__ = ["scratch_directory", "disk_array", "to_disk", "read_only", "release_pages", "format_bytes", "available_memory",
+           "DEFAULT_SHARE", "CHUNK_BYTES"]
 
 # Modes whose mappings are shared with the file: dropping their pages loses nothing. A copy-on-write ("c") mapping
 # would lose its private changes.
@@ -111,3 +112,20 @@ def format_bytes(n: float) -> str:
         n /= 1024
         i += 1
     return f"{n:.0f} B" if i == 0 else f"{n:.3g}{units[i]}"
+
+
+DEFAULT_SHARE = 0.75  # of the available memory, when no max_memory is given: room for the rest of the system
+CHUNK_BYTES = 64 << 20  # chunks of the ranking and the moments: a generous bound on their temporaries
+
+def available_memory() -> int | None:
+    """Memory available to new allocations without swapping (Linux MemAvailable), else the physical memory."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -337,7 +337,7 @@ def test_gram_chunks_span_more_than_one_block(monkeypatch):
 
 
 def test_spearman_keeps_exact_integer_ranks():
-    from rsa_toolkit.rsa.compare import doubled_ranks
+    from rsa_toolkit.rsa.average_ranks import doubled_ranks
 
     values = np.round(np.random.default_rng(22).normal(size=500), 1)  # many ties
     doubled = doubled_ranks(values)
@@ -348,7 +348,7 @@ def test_spearman_keeps_exact_integer_ranks():
 
 
 def test_doubled_ranks_switch_to_int64_when_int32_would_overflow():
-    from rsa_toolkit.rsa.compare import doubled_ranks
+    from rsa_toolkit.rsa.average_ranks import doubled_ranks
 
     values = np.array([0.3, 0.1, 0.2])
     weights = np.array([2**30, 1, 2**29])  # total weight beyond what doubled int32 ranks can hold

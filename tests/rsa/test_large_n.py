@@ -19,7 +19,7 @@ from rsa_toolkit.rsa import average_ranks
 from rsa_toolkit.rsa import compare
 from rsa_toolkit.rsa import memory
 from rsa_toolkit.cli.main import main
-from rsa_toolkit.rsa.compare import doubled_ranks
+from rsa_toolkit.rsa.average_ranks import doubled_ranks
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.features.store import load_features_dir
 from rsa_toolkit.rsa.memory import parse_size, plan_memory

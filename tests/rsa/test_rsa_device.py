@@ -9,7 +9,8 @@ import torch
 from scipy.spatial.distance import pdist
 from scipy.stats import rankdata, spearmanr
 
-from rsa_toolkit.rsa.compare import COMPARISONS, compare_rdms, doubled_ranks
+from rsa_toolkit.rsa.average_ranks import doubled_ranks
+from rsa_toolkit.rsa.compare import COMPARISONS, compare_rdms
 from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.rsa.rdm import RDM_METHODS, compute_condensed_rdm, compute_rdm
