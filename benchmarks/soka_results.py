@@ -68,6 +68,8 @@ METRICS = {"depth_zbuffer": (("rmse", False), ("rel", False), ("delta1", True), 
 TITLES = {"rmse": "rmse", "rel": "rel", "delta1": "δ<1.25", "delta2": "δ<1.25²", "accuracy": "acc",
           "angle": "angle°", "angle_11": "<11.25°", "f_score": "F (ODS)"}
 CSV_FIELDS = ("arm", "targets", "seed", "model", "task", "reference", "metric", "value")
+SECTIONS = ("results_setup", "results_primary", "results_tests", "results_secondary", "results_table3",
+            "results_weights", "results_step_seconds")  # the generated sections of docs/results.md
 
 
 # --- the runs -------------------------------------------------------------------------------------------------------
@@ -320,6 +322,13 @@ def main() -> None:
     ap.add_argument("--no-speed", action="store_true", help="skip the inference timing (Table 3)")
     ap.add_argument("--no-write", action="store_true", help="print the tables; leave docs/ alone")
     args = ap.parse_args()
+    if not args.no_write:  # before hours of training, not after
+        from _doc_section import markers
+
+        text = (ROOT / "docs" / "results.md").read_text()
+        missing = [n for n in SECTIONS if any(m not in text for m in markers(n))]
+        if missing:
+            raise SystemExit(f"docs/results.md lacks the markers of {', '.join(missing)}; add them first.")
     t0 = time.perf_counter()
     rankings = {name: aux_ranking(targets, args) for name, targets in TARGET_SETS.items()}
     for name, targets in TARGET_SETS.items():
