@@ -163,8 +163,8 @@ def write_csv(out: Path, seeds: int) -> Path:
                                                  "task": task, "reference": reference[3:], "metric": metric,
                                                  "value": "" if value is None else value})
                     if arm == "kd":  # the teachers are the same in every arm: once per target set and seed
-                        for task, values in m["teachers"].items():
-                            for metric, value in values.items():
+                        for task, scores in m["teachers"].items():
+                            for metric, value in (scores.get("vs_truth") or {}).items():
                                 writer.writerow({"arm": "teachers", "targets": name, "seed": seed,
                                                  "model": "teacher", "task": task, "reference": "truth",
                                                  "metric": metric, "value": "" if value is None else value})
