@@ -30,6 +30,11 @@ Jobs run in ``--jobs`` processes of one torch thread each; a run whose ``metrics
 so a killed experiment continues where it stopped. Inference times (Table 3) are measured afterwards in this process,
 all models on the same batch, as ratios. Writes the generated sections of docs/results.md and docs/img/results_*.png.
 
+Choosing the provisional defaults (docs/amalgamate.md) comes first, on the **val** split, never on test: the same
+script with ``--eval-split val`` scores every run on val frames (a shard rendered once under RUNS), and ``--set
+KEY=VALUE`` (repeatable; ``gradnorm.lr=0.05`` for a weighting's option) changes the soka arms' config, one output
+directory per setting, e.g. ``--seeds 1 --eval-split val --set guide_weight=0.25 --out runs/sweep-gw0.25 --no-write``.
+
     python benchmarks/soka_results.py --out runs/results                # the documented run (see docs/results.md)
     python benchmarks/soka_results.py --out /tmp/r --steps 2 --seeds 1 --train-frames 64 --eval-frames 16 \
         --kd-warmup 0 --no-speed --no-write                              # a smoke run
@@ -79,9 +84,11 @@ def settings(arm: str, targets: tuple[str, ...], seed: int, args: argparse.Names
     base = {"targets": list(targets), "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
             "seed": seed, "train_frames": args.train_frames, "eval_frames": args.eval_frames, "threads": 1,
             "checkpoint_every": args.steps}
+    if args.eval_split == "val":
+        base["eval_shard"] = str(val_shard(args))
     if arm in ("kd", "kd-n-to-n"):
         return {**base, "method": arm}
-    soka = {**base, "method": "soka"}
+    soka = {**base, "method": "soka", **overrides(args.set)}
     if args.kd_warmup is not None:
         soka["kd_warmup"] = args.kd_warmup
     if arm == "soka":
@@ -95,6 +102,34 @@ def settings(arm: str, targets: tuple[str, ...], seed: int, args: argparse.Names
     if arm == "soka-other":
         return {**soka, "aux": ranking[0], "weighting": args.other_weighting}
     raise ValueError(f"unknown arm {arm}")
+
+
+def overrides(pairs: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs as config settings (values read as JSON where they parse, else strings);
+    ``WEIGHTING.OPTION=VALUE`` goes to ``weighting_options``."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if "." in key:
+            table, option = key.split(".", 1)
+            out.setdefault("weighting_options", {}).setdefault(table, {})[option] = value
+        else:
+            out[key] = value
+    return out
+
+
+def val_shard(args: argparse.Namespace) -> Path:
+    """``args.eval_frames`` labelled frames of the val split, rendered once into RUNS/val-shard."""
+    from rsa_toolkit.scenes.shards import write_shard
+
+    path = args.out / f"val-shard-{args.eval_frames}"
+    if not (path / "meta.json").is_file():
+        write_shard(path, "val", args.eval_frames)
+    return path
 
 
 def random_auxiliary(ranking: list[str], seed: int) -> str:
@@ -318,6 +353,10 @@ def main() -> None:
     ap.add_argument("--kd-warmup", type=int, default=None, help="soka arms: KD warm-up steps (default: the config's)")
     ap.add_argument("--other-weighting", default="famo",
                     help="the balancer of the soka-other arm (provisional: choose it on the val split first)")
+    ap.add_argument("--eval-split", choices=("test", "val"), default="test",
+                    help="score on test frames (the final numbers) or val frames (every choice, e.g. the sweep)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config setting of the soka arms (repeatable; gradnorm.lr=0.05 for a weighting's option)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--no-speed", action="store_true", help="skip the inference timing (Table 3)")
     ap.add_argument("--no-write", action="store_true", help="print the tables; leave docs/ alone")
@@ -330,6 +369,9 @@ def main() -> None:
         if missing:
             raise SystemExit(f"docs/results.md lacks the markers of {', '.join(missing)}; add them first.")
     t0 = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.eval_split == "val":
+        val_shard(args)  # rendered once here, before the workers read it
     rankings = {name: aux_ranking(targets, args) for name, targets in TARGET_SETS.items()}
     for name, targets in TARGET_SETS.items():
         auxiliaries = {rankings[name][0], rankings[name][-1], *(random_auxiliary(rankings[name], s)
@@ -359,7 +401,8 @@ def print_or_write(args: argparse.Namespace, table: dict, rankings: dict[str, li
     seeds = list(range(args.seeds))
     command = (f"python benchmarks/soka_results.py --out RUNS --seeds {args.seeds} --steps {args.steps} "
                f"--batch-size {args.batch_size} --lr {args.lr:g} --train-frames {args.train_frames} --eval-frames "
-               f"{args.eval_frames} --other-weighting {args.other_weighting} --jobs {args.jobs}")
+               f"{args.eval_frames} --other-weighting {args.other_weighting} --eval-split {args.eval_split}"
+               + "".join(f" --set {pair}" for pair in args.set) + f" --jobs {args.jobs}")
     setup = [
         "", f"Produced by `{command}` in {total_minutes:.0f} min ({train_minutes:.0f} min of training and "
         f"evaluating {len(ARMS) * len(TARGET_SETS) * args.seeds} students) on {os.cpu_count()} CPU cores; do not "
@@ -367,7 +410,8 @@ def print_or_write(args: argparse.Namespace, table: dict, rankings: dict[str, li
         f"reference and metric). Mean ± sample SD (ddof = 1) [95 % t CI] over seeds "
         f"{', '.join(str(s) for s in seeds)}; every student: {args.steps} steps of {args.batch_size} frames at 64 px, "
         f"AdamW lr {args.lr:g} (5% warm-up, cosine), {args.train_frames:,} train frames (the same data order per "
-        f"seed in every arm), scored on {args.eval_frames} test frames against exact ground truth. Primary metrics "
+        f"seed in every arm), scored on {args.eval_frames} {args.eval_split} frames against exact ground truth. "
+        f"Primary metrics "
         f"(declared before the run): {', '.join(f'{t} {TITLES[m]}' for t, (m, _) in PRIMARY.items())}.",
         "",
         *(f"- {name}: RSA ranking of the auxiliaries: first **{r[0]}**, last **{r[-1]}** (of {len(r)}); random "
