@@ -21,9 +21,9 @@ w+ from the class balance of the teacher's maps over the first training images
 (:func:`amalgamate.training.losses.positive_weight`).
 
 **Balance.** SOKA starts with ``kd_warmup`` steps of distillation only (equal weights, no guidance, no competition).
-Then the competition is *balanced* when the drift of the weights, the mean over tasks of |EMA of the relative change
-of w_i per step|, stays below ``balance_threshold`` for ``balance_window`` competition steps in which the weighting
-was active (:class:`amalgamate.training.balance.BalanceCriterion`); the step and why are logged, and with
+Then the competition is *balanced* when the drift of the weights (the mean over tasks of |twice-EMA-smoothed
+log(w_i(t) / w_i(t-1))|) stays below ``balance_threshold`` for ``balance_window`` competition steps in which the
+weighting was active (:class:`amalgamate.training.balance.BalanceCriterion`); the step and why are logged, and with
 ``stop_competition_when_balanced`` (the default) the weights are frozen from then on and training continues in the
 collaboration regime (the heads keep training, on their own losses).
 
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Trainer", "TrainingDiverged", "CHECKPOINT_FORMAT"]
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: guidance adapters and the balance criterion's state (issue 16)
 
 
 class TrainingDiverged(UserInputError):

@@ -165,3 +165,14 @@ def test_a_collapsed_no_edge_predictor_scores_f_zero_not_its_accuracy():
     vs_teacher = MetricSums()
     vs_teacher.add("k", task_metric_sums("edge_texture", edges, teacher, teacher, truth=False))
     assert vs_teacher.result("k")["f_score"] == 1.0
+
+
+def test_evaluation_takes_test_or_val_shards_and_refuses_train(tmp_path):
+    from amalgamate.training.images import mini_eval_frames
+    from rsa_toolkit.errors import UserInputError
+    from rsa_toolkit.scenes.shards import write_shard
+
+    val = mini_eval_frames(["edge_texture"], 2, shard=write_shard(tmp_path / "val", "val", 2))
+    assert len(val.seeds) == 2 and val.seeds[0] == 1_000_000  # the val split's first frame
+    with pytest.raises(UserInputError, match="holds the train split; evaluate on a test shard"):
+        mini_eval_frames(["edge_texture"], 2, shard=write_shard(tmp_path / "train", "train", 2))
