@@ -21,7 +21,7 @@ _EXPORTS: dict[str, str] = {
     "evaluation.evaluate": "evaluate_run load_student",
     "evaluation.results": "Evaluation",
     "training.knowledge": "build_knowledge CachedKnowledge LiveKnowledge",
-    "training.losses": "distillation_loss guidance_loss mixing_weights",
+    "training.losses": "distillation_loss guidance_loss GuidanceAdapters positive_weight",
     "evaluation.metrics": "regression_sums angular_sums accuracy_sums",
     "evaluation.report": "write_report",
     "student": "Student StudentEnsemble build_student count_parameters",

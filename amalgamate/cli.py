@@ -33,7 +33,7 @@ _SETTINGS = {
     "images": "images", "masks": "masks", "zoo": "zoo_file",
     "weights_dir": "weights_dir", "zoo_dir": "zoo_dir", "train_frames": "train_frames", "train_shard": "train_shard",
     "cache_dir": "cache_dir", "checkpoint_every": "checkpoint_every", "distill": "distill",
-    "guide_weight": "guide_weight", "aux_share": "aux_share", "gan_start": "gan_start",
+    "guide_weight": "guide_weight", "kd_warmup": "kd_warmup", "gan_start": "gan_start",
     "probe_frames": "probe_frames", "bootstrap": "aux_bootstrap", "eval_frames": "eval_frames",
 }
 
@@ -77,8 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", choices=("float32", "float64"),
                    help="the student's arithmetic (default float32; float64 to compare runs exactly)")
     t.add_argument("--distill", help="distillation norm for value outputs: l1 (default) or l2")
-    t.add_argument("--guide-weight", type=float, help="weight of the representation guidance (default 0.1)")
-    t.add_argument("--aux-share", type=float, help="the auxiliary's share of the guidance mixture (default 0.5)")
+    t.add_argument("--guide-weight", type=float, help="weight lambda of the representation guidance (default 0.5, "
+                                                       "provisional: see docs/amalgamate.md)")
+    t.add_argument("--kd-warmup", type=int, metavar="STEPS", help="soka: steps of distillation only before guidance "
+                                                                 "and competition start (default 50)")
     t.add_argument("--gan-start", type=int, metavar="STEP", help="add the conditional GAN term from this step on")
     data = t.add_argument_group("teachers and images")
     data.add_argument("--zoo-dir", metavar="DIR", help="a mini zoo (default $RSA_TOOLKIT_MINI_ZOO or data/mini_zoo)")

@@ -33,7 +33,7 @@ from amalgamate.methods import METHODS
 
 __all__ = ["AmalgamateConfig", "METHODS", "load_config_file", "merge_config", "check_config", "config_to_dict"]
 
-_WEIGHTING_OPTION_TABLES = ("gradnorm", "uncertainty", "dwa", "equal")
+_WEIGHTING_OPTION_TABLES = ("gradnorm", "uncertainty", "dwa", "equal", "imtl_l", "famo")  # imtl-l: imtl_l
 
 
 PRECISIONS = ("float32", "float64")  # torch dtypes of the same names
@@ -75,14 +75,16 @@ class AmalgamateConfig:
     # losses
     distill: str = "l1"  # l1 | l2
     temperature: float = 1.0
-    guide_weight: float = 0.1  # lambda of the representation guidance (soka only)
-    aux_share: float = 0.5  # the auxiliary's share of the fixed guidance mixture
+    # lambda of the guidance (soka only; provisional until a sweep on the val split, docs/amalgamate.md)
+    guide_weight: float = 0.5
     gan_start: int | None = None  # step after which the GAN term joins (None: no GAN)
     gan_width: int = 32
-    # self-coordination
-    balance_threshold: float = 1e-3  # mean |delta w| per step below which the competition counts as balanced
-    balance_window: int = 50
-    stop_competition_when_balanced: bool = False
+    # self-coordination (soka)
+    kd_warmup: int = 50  # steps of distillation only (equal weights, no guidance, no competition) first
+    balance_threshold: float = 5e-4  # drift of the weights per step (training/balance.py) counted as still
+    balance_window: int = 50  # ... for this many consecutive competition steps
+    balance_ema: float = 0.98  # smoothing of the relative changes (about 50 steps)
+    stop_competition_when_balanced: bool = True  # balanced: freeze the weights, continue in collaboration
     # runs
     checkpoint_every: int = 200
     eval_frames: int = 500
@@ -183,6 +185,10 @@ def check_config(config: AmalgamateConfig) -> AmalgamateConfig:
     for name in ("train_frames", "probe_frames"):
         _int(config, name, 3)
     _int(config, "aux_bootstrap", 0)
+    _int(config, "kd_warmup", 0)
+    if isinstance(config.balance_ema, bool) or not isinstance(config.balance_ema, (int, float)) \
+            or not 0 <= config.balance_ema < 1:
+        raise UserInputError(f"balance-ema must be a number in [0, 1), got {config.balance_ema!r}.")
     for name in ("lr", "temperature"):
         _number(config, name, 0.0)
     for name in ("weight_decay", "guide_weight", "balance_threshold", "warmup"):

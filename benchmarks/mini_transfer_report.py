@@ -91,7 +91,7 @@ def main() -> None:
         f"early, **{steps['hit_max_steps']} hit the step cap** (not converged).",
         f"- Off-diagonal gain over pixels: median {np.median(gain[off]):.3f}; {int((gain[off] > 0).sum())} of "
         f"{int(off.sum())} transfers beat pixels.",
-        f"- Flagged (no readout beats the constant prediction; blank in transfer.csv and ahp.csv): "
+        "- Flagged (no readout beats the constant prediction; blank in transfer.csv and ahp.csv): "
         + (", ".join(f"{t} ({r})" for t, r in recipe["flagged_targets"].items()) or "none") + ".",
         "",
         "![mini transfer](img/mini_transfer.png)",

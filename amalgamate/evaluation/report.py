@@ -43,7 +43,7 @@ from amalgamate.run_files import write_bytes
 __all__ = ["write_report", "run_label", "truth_table", "teacher_table", "speed_table"]
 
 _METRIC_TITLES = {"rmse": "rmse", "rel": "rel", "delta1": "δ<1.25", "delta2": "δ<1.25²", "angle": "angle°",
-                  "angle_11": "<11.25°", "accuracy": "acc", "pair_accuracy": "pair acc"}
+                  "angle_11": "<11.25°", "accuracy": "acc", "pair_accuracy": "pair acc", "f_score": "F (ODS)"}
 
 
 def run_label(metrics: Evaluation) -> str:

@@ -81,9 +81,10 @@ class EvalFrames:
     the form its loss wants (:func:`rsa_toolkit.zoo.mini.objectives.make_targets`: log depth, unit normals, class ids,
     ...)."""
 
-    def __init__(self, rgb: np.ndarray, labels: dict[str, np.ndarray], seeds: np.ndarray, source: str) -> None:
+    def __init__(self, rgb: np.ndarray, labels: dict[str, np.ndarray], seeds: np.ndarray, source: str,
+                 split: str = "test") -> None:
         self.rgb, self.labels, self.seeds, self.source = rgb, labels, seeds, source
-        self.probe = _frames_probe(rgb, seeds, "test")
+        self.probe = _frames_probe(rgb, seeds, split)
 
     def __len__(self) -> int:
         return len(self.rgb)
@@ -93,15 +94,17 @@ class EvalFrames:
 
 
 def mini_eval_frames(tasks: Sequence[str], count: int, *, shard: str | os.PathLike[str] | None = None) -> EvalFrames:
-    """``count`` test-split frames with the labels of ``tasks``: from ``shard`` if given, else rendered now."""
+    """``count`` test-split frames with the labels of ``tasks``: from ``shard`` if given (a test shard, or a val
+    shard for choices such as the sweep of the provisional defaults), else rendered now."""
     if shard is not None:
         meta, arrays = load_shard(shard, list(tasks))
-        if meta["split"] != "test":
+        if meta["split"] not in ("test", "val"):
             raise UserInputError(f"evaluation shard '{shard}' holds the {meta['split']} split; evaluate on a test "
-                                 "shard (rsa-toolkit mini render DIR --split test).")
+                                 "shard (rsa-toolkit mini render DIR --split test), or a val shard for choices.")
         n = min(count, meta["count"])
         seeds = meta["first_seed"] + np.arange(n)
-        return EvalFrames(arrays["rgb"][:n], {t: arrays[t][:n] for t in tasks}, seeds, f"shard {shard}")
+        return EvalFrames(arrays["rgb"][:n], {t: arrays[t][:n] for t in tasks}, seeds,
+                          f"shard {shard} ({meta['split']} split)", meta["split"])
     seeds = split_seeds("test", count)
     frames = render_frames(seeds, INPUT_SIZE, tasks=tasks)
     return EvalFrames(frames["rgb"], {t: frames[t] for t in tasks}, seeds, f"mini:test ({count} frames, rendered)")

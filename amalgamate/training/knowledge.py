@@ -50,9 +50,10 @@ from amalgamate.training.images import image_batch
 from amalgamate.zoo import AmalgamationTeacher
 
 __all__ = ["KnowledgeBatch", "RepresentationStats", "Knowledge", "CachedKnowledge", "LiveKnowledge", "build_knowledge",
-           "STATS_IMAGES", "teacher_definition", "verify_entry"]
+           "STATS_IMAGES", "AUXILIARY", "teacher_definition", "verify_entry"]
 
 STATS_IMAGES = 512
+AUXILIARY = "auxiliary"  # the auxiliary's role name beside the target tasks' (guidance adapters, logs)
 
 
 Stats = tuple[float, float]  # (mean, standard deviation) of one teacher's representation
@@ -82,6 +83,10 @@ class KnowledgeBatch:
                               None if self.auxiliary is None else move(self.auxiliary),
                               {k: move(v) for k, v in self.masks.items()})
 
+    def guides(self) -> dict[str, Tensor]:
+        """The guiding representations by role: each target task's, then ``"auxiliary"`` (when there is one)."""
+        return {**self.representations, **({AUXILIARY: self.auxiliary} if self.auxiliary is not None else {})}
+
 
 @dataclass(frozen=True)
 class RepresentationStats:
@@ -90,6 +95,10 @@ class RepresentationStats:
 
     targets: dict[str, Stats]
     auxiliary: Stats | None = None
+
+    def guides(self) -> dict[str, Stats]:
+        """The statistics by role, as :meth:`KnowledgeBatch.guides`."""
+        return {**self.targets, **({AUXILIARY: self.auxiliary} if self.auxiliary is not None else {})}
 
 
 class Knowledge(abc.ABC):

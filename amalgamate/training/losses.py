@@ -4,20 +4,34 @@
 (:mod:`amalgamate.spaces`), per task:
 
 * value spaces (log depth, normals, RGB, embeddings, ...): L1 (default) or L2, ``mean |s - t|`` / ``mean (s - t)^2``;
-* binary logits (edges): KL(Bern(sigmoid(t/T)) || Bern(sigmoid(s/T))) per pixel, times T^2;
+* binary logits (edges): class-balanced BCE on the teacher's probabilities p = sigmoid(t/T), with the positive weight
+  ``w+`` (the teacher maps' negative / positive pixel ratio, :func:`positive_weight`) and the student's logits
+  offset by ``log w+``, minus the same loss at the teacher's logits, times T^2::
+
+      l(s) = wBCE(s/T + log w+, p) - wBCE(t/T + log w+, p),  wBCE(x, p) = -w+ p log sig(x) - (1 - p) log(1 - sig(x))
+
+  Its minimiser is exactly the teacher (d l / ds = 0 at s = t: sig(t/T + log w+) = w+ p / (w+ p + 1 - p)), so the
+  student stays calibrated, and it is 0 there; but an edge pixel the student misses pulls w+ times harder than in
+  plain BCE (gradient -w+ p instead of -p as sig(s) -> 0). Plain KL/BCE on maps with ~9 % edge pixels let the
+  student collapse to "no edges" (accuracy 0.913 = the non-edge share); w+ = 1 gives back the KL of before;
 * class logits: KL(softmax(t/T) || softmax(s/T)) along the class dimension, times T^2 (Hinton et al. 2015).
 
 KL rather than cross-entropy: the gradients are the same, but a perfect student scores 0, so the loss ratios
 L_i(t) / L_i(0) that GradNorm and DWA read are not offset by the teacher's entropy. An optional ``mask`` (B, 1, H, W)
 (1 = valid) restricts a pixel loss to valid pixels (Taskonomy masks); an all-invalid batch gives 0, not NaN.
 
-**Guidance** pulls the student's shared representation z (B, 8, 16, 16) toward a fixed convex mixture of the target
-teachers' and the auxiliary's representations, each standardised by its own mean and standard deviation over the
-training images: ``g = sum_k w_k (r_k - mu_k) / sigma_k``, loss ``mean |z - g|`` (L1) or squared (L2). The weights
-w are fixed (:func:`mixing_weights`: the auxiliary gets ``aux_share``, the targets share the rest equally); the
-student's own representation is never part of the mixture, so the target cannot drift toward the student (the fault
-of learnable mixing in the public re-implementation). :func:`mixed_guidance_target` takes the representations by
-role (the targets' by task, the auxiliary's on its own) with a :class:`GuidanceMix` of the same roles.
+**Guidance** pulls the student's shared representation z (B, 8, 16, 16), through one learned 1 x 1 convolution
+per guiding teacher (:class:`GuidanceAdapters`: each target teacher and the auxiliary), toward that teacher's
+representation standardised by its own mean and standard deviation over the training images::
+
+    L_guide = mean_k  mean | A_k(z) - (r_k - mu_k) / sigma_k |      (squared with norm="l2")
+
+The adapters start as the identity and are trained with the shared encoder. Why adapters: the teachers'
+representations are not one space (each was trained for its own task), so one z cannot equal all of them, and a
+fixed mixture of them is a target no student can reach; a per-teacher linear read-out asks instead that z *contain*
+each teacher's representation, linearly decodable (as in FitNets' regressors, Romero et al. 2015). Nothing the
+student computes is in the targets, so they cannot drift toward the student (the fault of learnable mixing in the
+public re-implementation).
 
 **GAN** (optional, after a given step, as the seed): a conditional 5-layer patch discriminator per pixel task sees
 (image, prediction); the student's per-task loss becomes ``0.996 distill + 0.004 GAN``.
@@ -25,19 +39,16 @@ role (the targets' by task, the auxiliary's on its own) with a :class:`GuidanceM
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from rsa_toolkit.errors import UserInputError
-
 from amalgamate.spaces import OutputSpace
 
-__all__ = ["NORMS", "GAN_MIX", "distillation_loss", "mixing_weights", "guidance_target", "GuidanceMix", "guidance_mix",
-           "mixed_guidance_target", "guidance_loss",
+__all__ = ["NORMS", "GAN_MIX", "distillation_loss", "positive_weight", "GuidanceAdapters", "guidance_loss",
            "PatchDiscriminator", "as_probabilities", "gan_generator_loss", "gan_discriminator_loss"]
 
 NORMS = ("l1", "l2")
@@ -51,78 +62,65 @@ def _masked_mean(values: Tensor, mask: Tensor | None) -> Tensor:
     return (values * weight).sum() / weight.sum().clamp_min(1.0)
 
 
+def positive_weight(teacher_logits: Tensor, *, temperature: float = 1.0, limit: float = 100.0) -> float:
+    """``w+ = (1 - pbar) / pbar`` with pbar the teacher's mean edge probability sigmoid(t/T) (float64), clamped to
+    [1, ``limit``]: the negative / positive class balance of its maps (HED's weighting, Xie & Tu 2015)."""
+    p = float(torch.sigmoid(teacher_logits.double() / temperature).mean())
+    return float(min(max((1.0 - p) / max(p, 1e-12), 1.0), limit))
+
+
 def distillation_loss(student: Tensor, teacher: Tensor, space: OutputSpace, *, norm: str = "l1",
-                      temperature: float = 1.0, mask: Tensor | None = None) -> Tensor:
+                      temperature: float = 1.0, mask: Tensor | None = None, pos_weight: float = 1.0) -> Tensor:
     """Soft-target loss of one task: ``student`` and ``teacher`` raw outputs of the same shape, (B, C, H, W) or
-    (B, K); a scalar tensor (see the module docstring)."""
+    (B, K); a scalar tensor (see the module docstring). ``pos_weight``: w+ of binary maps (1: plain KL)."""
     if space.kind == "value":
         diff = student - teacher
         return _masked_mean(diff.abs() if norm == "l1" else diff * diff, mask)
     t = temperature
     if space.kind == "binary_logits":
         p = torch.sigmoid(teacher / t)
-        kl = (F.binary_cross_entropy_with_logits(student / t, p, reduction="none")
-              - F.binary_cross_entropy_with_logits(teacher / t, p, reduction="none"))
+        shift = math.log(pos_weight)
+        w = torch.tensor(pos_weight, dtype=student.dtype, device=student.device)
+        kl = (F.binary_cross_entropy_with_logits(student / t + shift, p, reduction="none", pos_weight=w)
+              - F.binary_cross_entropy_with_logits(teacher / t + shift, p, reduction="none", pos_weight=w))
         return _masked_mean(kl, mask) * t * t
     log_p = F.log_softmax(teacher / t, dim=1)
     kl = (log_p.exp() * (log_p - F.log_softmax(student / t, dim=1))).sum(dim=1, keepdim=True)
     return _masked_mean(kl, mask) * t * t
 
 
-def mixing_weights(n_targets: int, *, auxiliary: bool, aux_share: float) -> Tensor:
-    """Fixed simplex weights of the guidance mixture: targets first (equal shares), the auxiliary last."""
-    if not 0.0 <= aux_share < 1.0:
-        raise UserInputError(f"aux_share must be in [0, 1), got {aux_share!r}; the targets keep the rest.")
-    if not auxiliary:
-        return torch.full((n_targets,), 1.0 / n_targets)
-    return torch.tensor([(1.0 - aux_share) / n_targets] * n_targets + [aux_share])
+class GuidanceAdapters(nn.Module):
+    """One 1 x 1 convolution per guiding teacher, from the student's representation (``channels`` in) to that
+    teacher's (``channels`` out), started at the identity. ``roles``: the target tasks, then ``"auxiliary"`` when
+    there is one (the roles of :class:`amalgamate.training.knowledge.KnowledgeBatch`)."""
+
+    def __init__(self, roles: Sequence[str], channels: int) -> None:
+        super().__init__()
+        self.roles = list(roles)
+        self.adapters = nn.ModuleDict({_module_key(r): nn.Conv2d(channels, channels, 1) for r in self.roles})
+        with torch.no_grad():
+            for conv in self.adapters.values():
+                conv.weight.copy_(torch.eye(channels).reshape(channels, channels, 1, 1))
+                conv.bias.zero_()
+
+    def forward(self, z: Tensor, role: str) -> Tensor:
+        return self.adapters[_module_key(role)](z)
 
 
-def guidance_target(representations: Sequence[Tensor], stats: Sequence[tuple[float, float]],
-                    weights: Tensor | Sequence[float]) -> Tensor:
-    """``sum_k w_k (r_k - mu_k) / sigma_k`` over the teachers' representations (B, 8, 16, 16) each."""
-    out = torch.zeros_like(representations[0])
-    for r, (mu, sigma), w in zip(representations, stats, weights.tolist() if isinstance(weights, Tensor) else weights):
-        out = out + (r - mu) * (w / sigma)
-    return out
+def _module_key(role: str) -> str:
+    return role.replace(".", "_")
 
 
-@dataclass(frozen=True)
-class GuidanceMix:
-    """The fixed weights of a run's guidance mixture, by role: ``targets`` (target task -> w_k, in target order) and
-    ``auxiliary`` (None without an auxiliary)."""
-
-    targets: dict[str, float]
-    auxiliary: float | None = None
-
-
-def guidance_mix(tasks: Sequence[str], *, auxiliary: bool, aux_share: float) -> GuidanceMix:
-    """:func:`mixing_weights` of ``tasks`` (and the auxiliary), by role."""
-    w = mixing_weights(len(tasks), auxiliary=auxiliary, aux_share=aux_share).tolist()
-    return GuidanceMix(dict(zip(tasks, w)), w[len(tasks)] if auxiliary else None)
-
-
-def mixed_guidance_target(representations: Mapping[str, Tensor], auxiliary: Tensor | None, *,
-                          stats: Mapping[str, tuple[float, float]], auxiliary_stats: tuple[float, float] | None,
-                          mix: GuidanceMix) -> Tensor:
-    """:func:`guidance_target` of the target teachers' ``representations`` (task -> (B, 8, 16, 16)), then the
-    ``auxiliary``'s, each with its (mean, std) and its weight in ``mix``."""
-    if (auxiliary is None) != (mix.auxiliary is None) or (auxiliary is None) != (auxiliary_stats is None):
-        raise ValueError("the auxiliary's representation, statistics and weight must be given together")
-    tasks = list(mix.targets)
-    reps = [representations[t] for t in tasks]
-    moments = [stats[t] for t in tasks]
-    weights = [mix.targets[t] for t in tasks]
-    if auxiliary is not None:
-        reps.append(auxiliary)
-        moments.append(auxiliary_stats)  # type: ignore[arg-type]
-        weights.append(mix.auxiliary)  # type: ignore[arg-type]
-    return guidance_target(reps, moments, weights)
-
-
-def guidance_loss(z: Tensor, target: Tensor, *, norm: str = "l1") -> Tensor:
-    diff = z - target
-    return diff.abs().mean() if norm == "l1" else (diff * diff).mean()
+def guidance_loss(z: Tensor, representations: Mapping[str, Tensor], stats: Mapping[str, tuple[float, float]],
+                  adapters: GuidanceAdapters, *, norm: str = "l1") -> Tensor:
+    """``mean_k mean |A_k(z) - (r_k - mu_k) / sigma_k|`` (squared for l2) over the guiding teachers k:
+    ``representations`` and ``stats`` (mean, std) by role (target task or ``"auxiliary"``), z (B, C, 16, 16)."""
+    parts = []
+    for role in adapters.roles:
+        mu, sigma = stats[role]
+        diff = adapters(z, role) - (representations[role] - mu) / sigma
+        parts.append(diff.abs().mean() if norm == "l1" else (diff * diff).mean())
+    return torch.stack(parts).mean()
 
 
 class PatchDiscriminator(nn.Module):

@@ -1,16 +1,31 @@
 """The trainer of a student: the model, its optimisers, the data order and everything a step changes, and the state
 a checkpoint holds.
 
-:class:`Trainer` builds the student of the run's method (:data:`amalgamate.config.METHODS`), the weighting, two
-AdamW optimisers with warm-up and cosine decay (``"shared"``: the shared encoder; ``"heads"``: the task heads and
-learned weights), and the optional GAN discriminators; :meth:`Trainer.train_step` draws the next batch and hands it to
-the method's step function (:mod:`amalgamate.training.steps`: SOKA's collaboration and competition, or KD), then
-logs what it did.
+:class:`Trainer` builds the student of the run's method (:data:`amalgamate.config.METHODS`), the weighting, the
+guidance adapters (SOKA: one 1 x 1 convolution per guiding teacher, :class:`amalgamate.training.losses.GuidanceAdapters`),
+two AdamW optimisers with warm-up and cosine decay (``"shared"``: the shared encoder and the adapters; ``"heads"``:
+the task heads and learned weight parameters), and the optional GAN discriminators; :meth:`Trainer.train_step` draws
+the next batch and hands it to the method's step function (:mod:`amalgamate.training.steps`: SOKA's collaboration
+and competition, or KD), then logs what it did.
 
-The competition is *balanced* when the mean absolute change of the weights per step, over the last
-``balance_window`` steps, falls below ``balance_threshold``; the step is logged, and with
-``stop_competition_when_balanced`` the weights are frozen from then on (the competition phase ends; the heads keep
-training on the frozen weights).
+**Where the task weights act: on the shared encoder only.** The collaboration loss ``sum_i w_i L_i + lambda L_guide``
+trains the encoder; each head is trained on its own, unweighted L_i. A head receives gradient from its own task
+only, so a weight on it is a constant factor on its gradient, which AdamW cancels (its update is invariant to the
+gradient's scale) and which plain SGD would turn into a per-head learning rate, mixing the balance of the tasks with
+the tuning of each head's step size. The weights decide how the tasks share the encoder, which is where they compete
+(GradNorm balances gradients on its last layer W); the heads learn at the optimiser's rate. A test checks that
+doubling a weight leaves the heads' update unchanged and changes the encoder's.
+
+**Edges.** Binary-map tasks (a space of kind ``binary_logits``, :mod:`amalgamate.spaces`) get a positive weight
+w+ from the class balance of the teacher's maps over the first training images
+(:func:`amalgamate.training.losses.positive_weight`).
+
+**Balance.** SOKA starts with ``kd_warmup`` steps of distillation only (equal weights, no guidance, no competition).
+Then the competition is *balanced* when the drift of the weights (the mean over tasks of |twice-EMA-smoothed
+log(w_i(t) / w_i(t-1))|) stays below ``balance_threshold`` for ``balance_window`` competition steps in which the
+weighting was active (:class:`amalgamate.training.balance.BalanceCriterion`); the step and why are logged, and with
+``stop_competition_when_balanced`` (the default) the weights are frozen from then on and training continues in the
+collaboration regime (the heads keep training, on their own losses).
 
 Runs are reproducible and resumable: every random thing is seeded (initialisation by ``torch.manual_seed(seed)``,
 the data order by a numpy generator), and a checkpoint holds the model, both optimisers and schedulers, the
@@ -22,7 +37,6 @@ steps; this module is what one step changes.
 """
 from __future__ import annotations
 
-import collections
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -38,6 +52,7 @@ from amalgamate.training import losses as L
 from amalgamate.config import AmalgamateConfig
 from amalgamate.training.data_parallel import average_gradients, global_batchnorm, local_share, wrap
 from amalgamate.training.images import image_batch
+from amalgamate.training.balance import BalanceCriterion
 from amalgamate.training.knowledge import STATS_IMAGES, Knowledge, KnowledgeBatch
 from amalgamate.training.masks import load_masks
 from amalgamate.run_dir import RunDir
@@ -51,7 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Trainer", "TrainingDiverged", "CHECKPOINT_FORMAT"]
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: guidance adapters and the balance criterion's state (issue 16)
 
 
 class TrainingDiverged(UserInputError):
@@ -89,16 +104,24 @@ class Trainer:
         self.model = build_student(self.tasks, architecture=setup.architecture, method=config.method)
         self.model.to(device, self.dtype)
         init_output_biases(self.model, self._mean_outputs())
-        self.weighting: Weighting = build_weighting(config.weighting, len(self.tasks),
-                                                    **config.weighting_options.get(config.weighting, {}))
+        options = config.weighting_options
+        self.weighting: Weighting = build_weighting(
+            config.weighting, len(self.tasks),
+            **options.get(config.weighting, options.get(config.weighting.replace("-", "_"), {})))
         self.weighting.to(device, self.dtype)
+        self.guide_weight = config.guide_weight if self.method.self_coordinated else 0.0  # lambda; 0: no guidance
+        self.adapters = nn.ModuleDict()  # "guidance": the GuidanceAdapters when the run guides
+        if self.guide_weight > 0:
+            roles = list(knowledge.stats.guides())
+            channels = int(knowledge.batch([0]).representations[self.tasks[0]].shape[1])
+            self.adapters["guidance"] = L.GuidanceAdapters(roles, channels)
+        self.adapters.to(device, self.dtype)
+        self.pos_weights = self._positive_weights()
         opt = lambda params: torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)  # noqa: E731
-        self.optimizers = {"shared": opt(list(self.model.shared_parameters())),
+        self.optimizers = {"shared": opt(self.shared_trained()),
                            "heads": opt(list(self.model.head_parameters()) + list(self.weighting.parameters()))}
         factor = _schedule(config.steps, config.warmup)
         self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.optimizers.items()}
-        self.guide_weight = config.guide_weight if self.method.self_coordinated else 0.0  # lambda; 0: no guidance
-        self.mix = L.guidance_mix(self.tasks, auxiliary=knowledge.auxiliary is not None, aux_share=config.aux_share)
         pixel_tasks = [t for t in self.tasks if self._is_pixel_task(t)]
         self.discriminators = nn.ModuleDict()
         if config.gan_start is not None:
@@ -116,8 +139,8 @@ class Trainer:
         self.order = self.rng.permutation(len(knowledge))
         self.cursor = 0
         self.step = 0
-        self.deltas: collections.deque[float] = collections.deque(maxlen=config.balance_window)
-        self.balanced_at: int | None = None
+        self.balance_state = BalanceCriterion(threshold=config.balance_threshold, window=config.balance_window,
+                                              ema=config.balance_ema)
         self.frozen = False
         self.last_checkpoint: int | None = None
 
@@ -127,6 +150,27 @@ class Trainer:
         outputs = self.knowledge.batch(idx).outputs
         return {t: outputs[t].double().mean(dim=[0, 2, 3] if outputs[t].dim() == 4 else 0).to(self.dtype)
                 for t in self.tasks if self.spaces[t].kind == "value"}
+
+    def _positive_weights(self) -> dict[str, float]:
+        """w+ per binary-map task, from the teacher's maps over the first training images."""
+        binary = [t for t in self.tasks if self.spaces[t].kind == "binary_logits"]
+        if not binary:
+            return {}
+        outputs = self.knowledge.batch(np.arange(min(STATS_IMAGES, len(self.knowledge)))).outputs
+        return {t: L.positive_weight(outputs[t], temperature=self.config.temperature) for t in binary}
+
+    @property
+    def balanced_at(self) -> int | None:
+        return self.balance_state.balanced_at
+
+    @property
+    def in_kd_warmup(self) -> bool:
+        """SOKA's first ``kd_warmup`` steps: distillation only."""
+        return self.method.self_coordinated and self.step < self.config.kd_warmup
+
+    def shared_trained(self) -> list[nn.Parameter]:
+        """What the collaboration trains: the shared encoder and the guidance adapters."""
+        return list(self.model.shared_parameters()) + list(self.adapters.parameters())
 
     def _is_pixel_task(self, task: str) -> bool:
         from rsa_toolkit.scenes import LABEL_SPECS
@@ -143,13 +187,14 @@ class Trainer:
             "format": CHECKPOINT_FORMAT, "step": self.step, "targets": self.tasks, "method": self.config.method,
             "spec": model_spec(self.model, self.config.method),
             "model": self.model.state_dict(), "weighting": self.weighting.state_dict(),
+            "adapters": self.adapters.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "discriminators": self.discriminators.state_dict(),
             "d_optimizer": self.d_optimizer.state_dict() if self.d_optimizer else {},
             "rng": {"torch": torch.get_rng_state(), "numpy": self.rng.bit_generator.state},
             "order": torch.from_numpy(self.order.astype(np.int64)), "cursor": self.cursor,
-            "balance": {"deltas": list(self.deltas), "balanced_at": self.balanced_at, "frozen": self.frozen},
+            "balance": {**self.balance_state.state_dict(), "frozen": self.frozen},
         }
 
     def load(self, ckpt: Mapping[str, Any]) -> None:
@@ -163,6 +208,7 @@ class Trainer:
                 "it comes from another run. Start again with overwrite=.", parameter=("resume", "overwrite"))
         self.model.load_state_dict(ckpt["model"])
         self.weighting.load_state_dict(ckpt["weighting"])
+        self.adapters.load_state_dict(ckpt["adapters"])
         for k, o in self.optimizers.items():
             o.load_state_dict(ckpt["optimizers"][k])
         for k, s in self.schedulers.items():
@@ -173,12 +219,12 @@ class Trainer:
         torch.set_rng_state(ckpt["rng"]["torch"])
         self.rng.bit_generator.state = ckpt["rng"]["numpy"]
         self.order, self.cursor = ckpt["order"].numpy().copy(), int(ckpt["cursor"])
-        self.deltas = collections.deque(ckpt["balance"]["deltas"], maxlen=self.config.balance_window)
-        self.balanced_at, self.frozen = ckpt["balance"]["balanced_at"], bool(ckpt["balance"]["frozen"])
+        self.balance_state.load_state_dict(ckpt["balance"])
+        self.frozen = bool(ckpt["balance"]["frozen"])
         self.step = self.last_checkpoint = int(ckpt["step"])
 
     def checkpoint(self) -> None:
-        for p in (*self.model.parameters(), self.weighting.weights):
+        for p in (*self.model.parameters(), *self.adapters.parameters(), self.weighting.weights):
             if not torch.isfinite(p).all():
                 return  # never overwrite the last good checkpoint with broken weights; the next loss stops the run
         self.run.save_checkpoint(self.state())  # the previous one stays as checkpoint.prev.pt
@@ -198,7 +244,8 @@ class Trainer:
     def task_losses(self, outputs: dict[str, Tensor], kb: KnowledgeBatch) -> Tensor:
         """Per-task losses on this rank's share of the batch."""
         return torch.stack([L.distillation_loss(outputs[t], kb.outputs[t], self.spaces[t], norm=self.config.distill,
-                                                temperature=self.config.temperature, mask=kb.masks.get(t))
+                                                temperature=self.config.temperature, mask=kb.masks.get(t),
+                                                pos_weight=self.pos_weights.get(t, 1.0))
                             for t in self.tasks])
 
     def _with_masks(self, kb: KnowledgeBatch, idx: np.ndarray) -> KnowledgeBatch:
@@ -246,11 +293,10 @@ class Trainer:
                     f"{self.config.lr:g}) and start again with overwrite=.", parameter=("lr", "overwrite"))
 
     def guidance_loss(self, z: Tensor, kb: KnowledgeBatch) -> Tensor:
-        """The guidance of the shared representation z by the target teachers' and the auxiliary's representations."""
-        stats = self.knowledge.stats
-        target = L.mixed_guidance_target(kb.representations, kb.auxiliary, stats=stats.targets,
-                                         auxiliary_stats=stats.auxiliary, mix=self.mix)
-        return L.guidance_loss(z, target, norm=self.config.distill)
+        """The guidance of the shared representation z by each target teacher's and the auxiliary's representation,
+        through its adapter: the mean over the guiding teachers."""
+        return L.guidance_loss(z, kb.guides(), self.knowledge.stats.guides(), self.adapters["guidance"],
+                               norm=self.config.distill)
 
     def train_discriminators(self, x: Tensor, kb: KnowledgeBatch, outputs: dict[str, Tensor]) -> None:
         if not self._gan_active():
@@ -263,11 +309,10 @@ class Trainer:
         average_gradients(p.grad for p in self.discriminators.parameters())
         self.d_optimizer.step()
 
-    def balance(self, delta: float) -> None:
-        self.deltas.append(delta)
-        full = len(self.deltas) == self.deltas.maxlen
-        if self.balanced_at is None and full and float(np.mean(self.deltas)) < self.config.balance_threshold:
-            self.balanced_at = self.step + 1
+    def balance(self, before: Tensor, after: Tensor) -> None:
+        """One active competition step moved the weights ``before`` -> ``after``; freeze them once balanced (with
+        ``stop_competition_when_balanced``)."""
+        if self.balance_state.observe(before.double().tolist(), after.double().tolist(), step=self.step + 1):
             self.frozen = self.config.stop_competition_when_balanced
 
     def train_step(self) -> dict[str, Any]:
@@ -295,6 +340,14 @@ class Trainer:
                 entry[key] = dict(zip(self.tasks, parts["decision"][key]))
         if self.method.self_coordinated:
             entry["balanced"] = self.balanced_at is not None
+            if self.step <= self.config.kd_warmup:  # the step just done was one of distillation only
+                entry["phase"] = "kd-warmup"
+            elif self.balance_state.drift is not None:
+                entry["drift"] = self.balance_state.drift
+            if self.balanced_at == self.step:
+                entry["balance"] = {"step": self.step, "why": self.balance_state.reason,
+                                    "then": "weights frozen; collaboration continues" if self.frozen else
+                                    "competition continues (stop_competition_when_balanced = false)"}
         return entry
 
     def check_shapes(self) -> None:

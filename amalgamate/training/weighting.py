@@ -8,11 +8,19 @@ losses, windows, learned log-variances) lives in buffers and parameters, so ``st
 
 ==============  ===================================================================================================
 ``equal``       w_i = 1, fixed (plain KD)
-``gradnorm``    GradNorm (Chen et al., ICML 2018) without the double backward, see :class:`GradNorm`
+``gradnorm``    GradNorm (Chen et al., ICML 2018, Alg. 1): w takes gradient steps on sum_i |w_i g_i - Gbar r_i^a|,
+                first order (no double backward), see :class:`GradNorm`
 ``uncertainty`` homoscedastic uncertainty (Kendall et al., CVPR 2018): ``sum_i exp(-s_i) L_i + s_i``, s learned
 ``dwa``         dynamic weight average (Liu et al., CVPR 2019): ``w_i = n softmax_i(r_i / T)``,
                 ``r_i = L_i(k-1) / L_i(k-2)`` over windows of steps
+``imtl-l``      IMTL-L (Liu et al., ICLR 2021): learned loss scales, ``sum_i exp(s_i) L_i - s_i``
+``famo``        FAMO (Liu et al., NeurIPS 2023): softmax logits moved by the tasks' log-loss decrease
 ==============  ===================================================================================================
+
+Where the weights act: the trainer applies them on the **shared encoder's** path only (the collaboration loss
+``sum_i w_i L_i``); each task head is trained on its own unweighted loss, which a constant w_i could only rescale
+(AdamW cancels the scale; see :mod:`amalgamate.training.trainer`). Learned weight parameters (``uncertainty``,
+``imtl-l``) are trained on :meth:`Weighting.combine` of the detached losses.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.validation import check_int, check_number
 
 __all__ = ["Weighting", "WEIGHTINGS", "EqualWeighting", "GradNorm", "UncertaintyWeighting", "DynamicWeightAverage",
-           "build_weighting"]
+           "IMTLL", "FAMO", "build_weighting"]
 
 WEIGHTINGS: Registry[type["Weighting"]] = Registry("weighting")
 
@@ -35,7 +43,7 @@ WEIGHTINGS: Registry[type["Weighting"]] = Registry("weighting")
 class Weighting(nn.Module, metaclass=abc.ABCMeta):
     """n task weights and the rule that moves them. ``needs_grad_norms``: :meth:`update` wants the per-task gradient
     norms ``||grad_W L_i||`` on the last shared layer's weight W. ``linear``: :meth:`combine` is ``sum_i w_i L_i``
-    (the trainer may then form the heads' gradients from per-task gradients)."""
+    (descriptive: no learned weight parameters)."""
 
     needs_grad_norms = False
     linear = True
@@ -47,8 +55,14 @@ class Weighting(nn.Module, metaclass=abc.ABCMeta):
         self.register_buffer("weights", torch.ones(n))
 
     def combine(self, losses: Tensor) -> Tensor:
-        """The training loss of the task heads (and of learned weights) from the task losses (n,)."""
+        """The weighted training loss from the task losses (n,): ``sum_i w_i L_i``, plus the terms that train learned
+        weights (their parameters' only loss)."""
         return (self.weights * losses).sum()
+
+    def active(self) -> bool:
+        """Whether :meth:`update` moves the weights yet (False during a warm-up that only gathers statistics); the
+        balance criterion counts active steps only."""
+        return True
 
     @abc.abstractmethod
     def update(self, losses: Tensor, *, grad_norms: Tensor | None = None) -> dict[str, list[float]]:
@@ -69,45 +83,70 @@ class EqualWeighting(Weighting):
 
 @WEIGHTINGS.register("gradnorm")
 class GradNorm(Weighting):
-    """GradNorm (Chen et al., "GradNorm: Gradient Normalization for Adaptive Loss Balancing", ICML 2018), first order.
+    """GradNorm (Chen et al., "GradNorm: Gradient Normalization for Adaptive Loss Balancing", ICML 2018, Alg. 1).
 
-    With g_i = ||grad_W L_i|| the gradient norm of task i's loss on the last shared layer's weight W, G_i = w_i g_i,
-    the mean Gbar = mean_i G_i, the training rates r_i = (L_i(t) / L_i(0)) / mean_j (L_j(t) / L_j(0)) and
-    ``alpha`` (1.5), GradNorm wants G_i = Gbar r_i^alpha (targets held constant, as in the paper). Its loss
-    ``sum_i |w_i g_i - Gbar r_i^alpha|`` is minimised exactly by w_i* = Gbar r_i^alpha / g_i, so no gradient of a
-    gradient (double backward) is needed: the weights move a fraction ``rate`` toward w*, renormalised to sum to n,
-    ``w <- n normalise((1 - rate) w + rate n w* / sum w*)``, and never below ``min_weight``. A task that trains more
-    slowly (larger r_i) gets a larger weight. The g_i come from ``torch.autograd.grad(L_i, W)``, one per task.
+    Notation: g_i = ||grad_W L_i|| the gradient norm of task i's (unweighted) loss on the last shared layer's weight
+    W, G_i = w_i g_i, Gbar = mean_i G_i, training rates r_i = (L_i(t) / L_i(0)) / mean_j (L_j(t) / L_j(0)). The
+    weights are parameters that take gradient steps on
+
+        L_grad = sum_i |G_i - T_i|,   T_i = Gbar r_i^alpha   (held constant: no gradient through T),
+
+    whose gradient is ``dL_grad / dw_i = g_i sign(G_i - T_i)`` (first order: no double backward). One step of
+    plain gradient descent with rate ``lr`` on ``L_grad / Gbar`` (Gbar held constant like T, so the step does not
+    depend on the arbitrary scale of grad_W: the paper trains w with the network's Adam, which is scale-free too):
+
+        w_i <- w_i - lr (g_i / Gbar) sign(G_i - T_i),   then w <- max(w, min_weight),  w <- n w / sum_j w_j.
+
+    ``lr = 0.025`` by default (the order of the step sizes in the paper's examples); ``scale_free=False`` takes the
+    paper's raw gradient ``g_i sign(.)`` instead. L_i(0) is the mean of the losses of the first ``warmup`` updates
+    (default 20; the first random-init batch is a noisy, inflated reference), and the weights do not move before it
+    is set (:meth:`active` is False until then). A task that trains more slowly (larger r_i) gets a larger weight.
     """
 
     needs_grad_norms = True
 
-    def __init__(self, n: int, *, alpha: float = 1.5, rate: float = 0.1, min_weight: float = 1e-3) -> None:
+    def __init__(self, n: int, *, alpha: float = 1.5, lr: float = 0.025, warmup: int = 20,
+                 min_weight: float = 0.05, scale_free: bool = True) -> None:
         super().__init__(n)
         self.alpha = check_number(alpha, name="gradnorm alpha", minimum=0)
-        self.rate = check_number(rate, name="gradnorm rate", above=0, maximum=1, expected="in (0, 1]")
+        check_int(warmup, name="gradnorm warmup", minimum=1,
+                  expected="an integer >= 1 (steps averaged for L_i(0))")
+        self.warmup, self.scale_free = warmup, bool(scale_free)
+        self.lr = _check_positive(lr, "gradnorm lr")
         self.min_weight = _check_positive(min_weight, "gradnorm min_weight")
-        self.register_buffer("initial_losses", torch.zeros(n))
-        self.register_buffer("started", torch.zeros((), dtype=torch.bool))
+        if self.min_weight >= 1:
+            raise UserInputError(f"gradnorm min_weight must be below 1 (the mean weight), got {min_weight!r}.")
+        self.register_buffer("initial_losses", torch.zeros(n, dtype=torch.float64))
+        self.register_buffer("warmup_sum", torch.zeros(n, dtype=torch.float64))
+        self.register_buffer("warmup_steps", torch.zeros((), dtype=torch.int64))
+
+    def active(self) -> bool:
+        return int(self.warmup_steps) >= self.warmup
 
     def update(self, losses: Tensor, *, grad_norms: Tensor | None = None) -> dict[str, list[float]]:
         if grad_norms is None:
             raise ValueError("GradNorm.update needs the per-task gradient norms")
-        losses, g = losses.detach().double(), grad_norms.detach().double()
-        if not bool(self.started):
-            self.initial_losses.copy_(losses.clamp_min(1e-12))
-            self.started.fill_(True)
-        ratio = losses / self.initial_losses.double()
+        losses = losses.detach().to(self.warmup_sum)
+        g = grad_norms.detach().to(self.warmup_sum)
+        if not self.active():  # warm-up: average the losses for L_i(0); the weights stay
+            self.warmup_sum += losses
+            self.warmup_steps += 1
+            if self.active():
+                self.initial_losses.copy_((self.warmup_sum / self.warmup).clamp_min(1e-12))
+            return {"weights": self.weights.tolist(), "grad_norms": g.tolist()}
+        ratio = losses / self.initial_losses
         rates = ratio / ratio.mean().clamp_min(1e-12)
-        w = self.weights.double()
-        mean_norm = (w * g).mean()
-        targets = mean_norm * rates ** self.alpha
-        ideal = torch.where(g > 1e-12, targets / g.clamp_min(1e-12), w)  # a task without gradient keeps its weight
-        ideal = ideal * self.n / ideal.sum()
-        new = ((1.0 - self.rate) * w + self.rate * ideal).clamp_min(self.min_weight)
+        w = self.weights.to(g)
+        G = w * g
+        mean_norm = G.mean()
+        targets = mean_norm * rates ** self.alpha  # constants: no gradient flows through them
+        grad = g * torch.sign(G - targets)  # d/dw_i sum_j |w_j g_j - T_j|
+        if self.scale_free:
+            grad = grad / mean_norm.clamp_min(1e-12)
+        new = (w - self.lr * grad).clamp_min(self.min_weight)
         self.weights.copy_((new * self.n / new.sum()).to(self.weights.dtype))
         return {"weights": self.weights.tolist(), "grad_norms": g.tolist(), "rates": rates.tolist(),
-                "targets": targets.tolist()}
+                "targets": targets.tolist(), "grad_loss": float((G - targets).abs().sum())}
 
 
 @WEIGHTINGS.register("uncertainty")
@@ -157,6 +196,76 @@ class DynamicWeightAverage(Weighting):
                 ratio = self.history[1] / self.history[0].clamp_min(1e-12)
                 self.weights.copy_((self.n * torch.softmax(ratio / self.temperature, dim=0)).float())
         return {"weights": self.weights.tolist()}
+
+
+@WEIGHTINGS.register("imtl-l")
+class IMTLL(Weighting):
+    """IMTL-L, the loss-balance part of Impartial Multi-Task Learning (Liu et al., "Towards Impartial Multi-task
+    Learning", ICLR 2021, Sec. 3.2): learned scales s (n,), loss ``sum_i exp(s_i) L_i - s_i``. Its gradient in s_i
+    is ``exp(s_i) L_i - 1``, so each scaled loss is driven to 1 (``exp(s_i) = 1 / L_i`` at the optimum). The s are
+    parameters, trained with the heads' optimiser on the detached losses; the weights are ``exp(s_i)``."""
+
+    linear = False
+
+    def __init__(self, n: int) -> None:
+        super().__init__(n)
+        self.scales = nn.Parameter(torch.zeros(n))
+
+    def combine(self, losses: Tensor) -> Tensor:
+        return (torch.exp(self.scales) * losses - self.scales).sum()
+
+    def update(self, losses: Tensor, *, grad_norms: Tensor | None = None) -> dict[str, list[float]]:
+        self.weights.copy_(torch.exp(self.scales.detach()))
+        return {"weights": self.weights.tolist(), "scales": self.scales.detach().tolist()}
+
+
+@WEIGHTINGS.register("famo")
+class FAMO(Weighting):
+    """FAMO (Liu, Liu, Stone & Liu, "FAMO: Fast Adaptive Multitask Optimization", NeurIPS 2023, Alg. 1).
+
+    Logits xi (n,), z = softmax(xi). The model's loss is ``sum_i z_i log L_i / c`` with ``c = sum_j z_j / L_j``
+    (constant), i.e. the linear weights ``w_i = n (z_i / L_i) / sum_j (z_j / L_j)`` (the paper's sum to 1; times n
+    here, like every weighting). After a step, with the log-loss decrease ``delta_i = log L_i(t-1) - log L_i(t)``,
+    the logits take one Adam step (``lr`` 0.025, betas (0.9, 0.999), L2 decay ``gamma`` 0.01: the paper's
+    defaults) on the gradient ``d = J_softmax(xi)^T delta``, ``d_j = z_j (delta_j - sum_i z_i delta_i)``: a task
+    whose loss fell more loses weight. delta uses this step's losses against the previous step's (the next batch's,
+    not a second forward on the same batch: no extra pass); the first update only records the losses. Losses are
+    shifted by ``eps`` (1e-8) before the log (our distillation losses have minimum 0)."""
+
+    def __init__(self, n: int, *, lr: float = 0.025, gamma: float = 0.01, eps: float = 1e-8) -> None:
+        super().__init__(n)
+        self.lr = _check_positive(lr, "famo lr")
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma < 0:
+            raise UserInputError(f"famo gamma must be a number >= 0, got {gamma!r}.")
+        self.gamma = float(gamma)
+        self.eps = _check_positive(eps, "famo eps")
+        self.register_buffer("logits", torch.zeros(n, dtype=torch.float64))
+        self.register_buffer("previous", torch.zeros(n, dtype=torch.float64))
+        self.register_buffer("adam_m", torch.zeros(n, dtype=torch.float64))
+        self.register_buffer("adam_v", torch.zeros(n, dtype=torch.float64))
+        self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
+
+    def update(self, losses: Tensor, *, grad_norms: Tensor | None = None) -> dict[str, list[float]]:
+        losses = losses.detach().to(self.logits).clamp_min(0.0) + self.eps
+        decided: dict[str, list[float]] = {}
+        if int(self.updates) > 0:
+            delta = torch.log(self.previous) - torch.log(losses)
+            z = torch.softmax(self.logits, dim=0)
+            d = z * (delta - (z * delta).sum()) + self.gamma * self.logits  # Adam's weight_decay: L2 on xi
+            t = int(self.updates)  # Adam's step count (the first logit step is t = 1)
+            beta1, beta2, adam_eps = 0.9, 0.999, 1e-8
+            self.adam_m.mul_(beta1).add_((1 - beta1) * d)
+            self.adam_v.mul_(beta2).add_((1 - beta2) * d * d)
+            m_hat = self.adam_m / (1 - beta1 ** t)
+            v_hat = self.adam_v / (1 - beta2 ** t)
+            self.logits.sub_(self.lr * m_hat / (v_hat.sqrt() + adam_eps))
+            decided["delta"] = delta.tolist()
+        self.previous.copy_(losses)
+        self.updates += 1
+        z = torch.softmax(self.logits, dim=0)
+        w = (z / losses) / (z / losses).sum() * self.n
+        self.weights.copy_(w.to(self.weights.dtype))
+        return {"weights": self.weights.tolist(), "logits": self.logits.tolist(), **decided}
 
 
 def build_weighting(name: str, n: int, **options: object) -> Weighting:

@@ -68,6 +68,8 @@ def _config(tmp_path: Path, tiny_shards, **changes) -> Path:
                 "train_shard": str(tiny_shards[0]), "checkpoint_every": 2, "threads": 1, "precision": "float64",
                 **changes}
     lines = [f"{k} = {json.dumps(v)}" for k, v in settings.items() if v is not None]
+    if settings.get("method", "soka") == "soka":  # past the KD warm-up, with GradNorm's weights moving
+        lines += ["kd_warmup = 1", "[gradnorm]", "warmup = 1"]
     path = tmp_path / f"config-{len(list(tmp_path.glob('config-*')))}.toml"
     path.write_text("\n".join(lines) + "\n")
     return path

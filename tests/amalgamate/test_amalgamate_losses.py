@@ -11,12 +11,11 @@ from torch.nn import functional as F
 
 from amalgamate.training.images import image_batch, shard_frames
 from amalgamate.training.knowledge import build_knowledge
-from amalgamate.training.losses import (PatchDiscriminator, distillation_loss, guidance_loss, guidance_mix,
-                                       guidance_target, mixed_guidance_target, mixing_weights)
+from amalgamate.training.losses import (GuidanceAdapters, PatchDiscriminator, distillation_loss, guidance_loss,
+                                       positive_weight)
 from amalgamate.spaces import SPACES, depth_metres, output_space
 from amalgamate.student import Student
 from amalgamate.zoo import mini_source
-from rsa_toolkit.errors import UserInputError
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -72,19 +71,54 @@ def test_output_spaces_and_depth_is_never_inverted_linearly():
     assert float(depth_metres(torch.tensor(1.0), "taskonomy_depth")) == pytest.approx((2 ** 16 - 1) / 512)
 
 
-def test_guidance_mixture_is_fixed_and_never_contains_the_student():
-    w = mixing_weights(3, auxiliary=True, aux_share=0.4)
-    assert w.tolist() == pytest.approx([0.2, 0.2, 0.2, 0.4]) and float(w.sum()) == pytest.approx(1.0)
-    assert mixing_weights(2, auxiliary=False, aux_share=0.4).tolist() == [0.5, 0.5]
-    with pytest.raises(UserInputError, match="aux_share must be in"):
-        mixing_weights(2, auxiliary=True, aux_share=1.0)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_class_balanced_edge_loss_by_hand(dtype):
+    """l(s) = wBCE(s + log w, p) - wBCE(t + log w, p) at one pixel, written out; its minimum is the teacher."""
+    s, t, w = 0.3, -1.2, 4.0
+    p = 1 / (1 + math.exp(-t))
+
+    def wbce(x: float) -> float:
+        q = 1 / (1 + math.exp(-(x + math.log(w))))
+        return -w * p * math.log(q) - (1 - p) * math.log(1 - q)
+
+    one = lambda v: torch.tensor([[[[v]]]], dtype=dtype)  # noqa: E731
+    assert float(distillation_loss(one(s), one(t), BINARY, pos_weight=w)) == pytest.approx(wbce(s) - wbce(t), rel=1e-5)
+    assert float(distillation_loss(one(t), one(t), BINARY, pos_weight=w)) == pytest.approx(0.0, abs=1e-6)
+    grid = torch.linspace(-6, 6, 1201, dtype=torch.float64)
+    values = torch.stack([distillation_loss(one(float(v)).double(), one(t).double(), BINARY, pos_weight=w)
+                          for v in grid])
+    assert float(grid[values.argmin()]) == pytest.approx(t, abs=0.011)  # calibrated: the minimiser is the teacher
+    # a student that says "no edge" is pulled w times harder at an edge pixel than by plain BCE / KL
+    edge = torch.tensor([[[[8.0]]]], dtype=dtype)
+    missing = torch.tensor([[[[-8.0]]]], dtype=dtype, requires_grad=True)
+    distillation_loss(missing, edge, BINARY, pos_weight=w).backward()
+    weighted = float(missing.grad)
+    missing.grad = None
+    distillation_loss(missing, edge, BINARY).backward()
+    assert weighted == pytest.approx(w * float(missing.grad), rel=1e-2)
+    # w+ from the class balance: one edge pixel in ten -> 9
+    maps = torch.full((1, 1, 10, 1), -1e3, dtype=dtype)
+    maps[0, 0, 0, 0] = 1e3
+    assert positive_weight(maps) == pytest.approx(9.0)
+    assert positive_weight(torch.full((1, 1, 2, 2), 5.0)) == 1.0  # mostly edges: never below 1
+
+
+def test_guidance_adapters_start_at_the_identity_and_average_over_teachers():
     r1, r2 = torch.full((1, 8, 2, 2), 3.0), torch.full((1, 8, 2, 2), -1.0)
-    target = guidance_target([r1, r2], [(1.0, 2.0), (0.0, 0.5)], torch.tensor([0.25, 0.75]))
-    assert torch.allclose(target, torch.full_like(r1, 0.25 * (3 - 1) / 2 + 0.75 * (-1 - 0) / 0.5))
+    stats = {"depth_zbuffer": (1.0, 2.0), "auxiliary": (0.0, 0.5)}
+    adapters = GuidanceAdapters(["depth_zbuffer", "auxiliary"], 8)
     z = torch.zeros_like(r1, requires_grad=True)
-    loss = guidance_loss(z, target)
+    loss = guidance_loss(z, {"depth_zbuffer": r1, "auxiliary": r2}, stats, adapters)
+    # identity adapters: mean(|0 - (3 - 1) / 2|, |0 - (-1 - 0) / 0.5|) = mean(1, 2)
+    assert float(loss.detach()) == pytest.approx(1.5)
     loss.backward()
-    assert float(loss.detach()) == pytest.approx(1.25) and target.grad is None  # the target carries no gradient path
+    assert z.grad is not None and all(p.grad is not None for p in adapters.parameters())
+    assert r1.grad is None  # the teachers' representations are constants
+    with torch.no_grad():  # an adapter that reads z out as the teacher's standardised representation: loss 0
+        adapters.adapters["depth_zbuffer"].bias.fill_(1.0)
+        adapters.adapters["auxiliary"].bias.fill_(-2.0)
+        assert float(guidance_loss(torch.zeros_like(r1), {"depth_zbuffer": r1, "auxiliary": r2}, stats,
+                                   adapters)) == pytest.approx(0.0)
 
 
 def test_patch_discriminator_shape():
@@ -103,15 +137,13 @@ def test_losses_decrease_on_a_fixed_batch(tiny_zoo, tiny_shards, tmp_path):
     x, kb = image_batch(images, idx, zoo.student_preprocessing), knowledge.batch(idx)
     torch.manual_seed(0)
     student = Student(["depth", "normal"])
-    opt = torch.optim.Adam(student.parameters(), lr=1e-3)
-    mix = guidance_mix(["depth_zbuffer", "normal"], auxiliary=True, aux_share=0.5)
+    adapters = GuidanceAdapters(list(knowledge.stats.guides()), 8)
+    opt = torch.optim.Adam([*student.parameters(), *adapters.parameters()], lr=1e-3)
 
     def losses() -> list[float]:
         z, out = student(x)
         parts = [distillation_loss(out[t.name], kb.outputs[t.name], t.space) for t in targets]
-        parts.append(guidance_loss(z, mixed_guidance_target(kb.representations, kb.auxiliary,
-                                                            stats=knowledge.stats.targets,
-                                                            auxiliary_stats=knowledge.stats.auxiliary, mix=mix)))
+        parts.append(guidance_loss(z, kb.guides(), knowledge.stats.guides(), adapters))
         return parts
 
     first = [float(v.detach()) for v in losses()]

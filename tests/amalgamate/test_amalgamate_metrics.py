@@ -9,13 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from amalgamate.evaluation.metrics import MetricSums, accuracy_sums, angular_sums, regression_sums, task_metric_sums
+from amalgamate.evaluation.metrics import (F_THRESHOLDS, MetricSums, accuracy_sums, angular_sums, edge_f_sums, f_score,
+                                          regression_sums, task_metric_sums)
 from amalgamate.spaces import SPACES
 
 
 def _values(sums):
     out = {}
     for k, (s, c) in sums.items():
+        if k.startswith("_f_"):
+            continue
         v = s / c if c else math.nan
         out[k] = math.sqrt(v) if k == "rmse" and c else v
     return out
@@ -105,3 +108,71 @@ def test_time_together_reports_every_call_per_image():
     calls = {"slow": lambda: time.sleep(0.01), "fast": lambda: None}
     ms = time_together(calls, n_images=4, rounds=2)
     assert set(ms) == {"slow", "fast"} and ms["slow"] >= 10.0 / 4 > ms["fast"] >= 0.0
+
+
+def _brute_force_ods(prob: np.ndarray, edges: np.ndarray) -> float:
+    """Best F over the thresholds, one pixel at a time."""
+    best = 0.0
+    for t in F_THRESHOLDS:
+        tp = fp = fn = 0
+        for p, g in zip(prob.ravel(), edges.ravel()):
+            if p > t and g:
+                tp += 1
+            elif p > t:
+                fp += 1
+            elif g:
+                fn += 1
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn)
+        best = max(best, 2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return best
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_edge_f_score_against_a_brute_force_loop_and_batches(dtype):
+    rng = np.random.default_rng(1)
+    edges = rng.random((5, 1, 6, 6)) < 0.15
+    prob = np.clip(0.3 * edges + 0.7 * rng.random(edges.shape), 0, 1)  # informative but imperfect
+    expected = _brute_force_ods(prob, edges)
+    whole, parts = MetricSums(), MetricSums()
+    whole.add("k", edge_f_sums(torch.from_numpy(prob).to(dtype), torch.from_numpy(edges)))
+    for i in range(0, 5, 2):
+        parts.add("k", edge_f_sums(torch.from_numpy(prob[i:i + 2]).to(dtype), torch.from_numpy(edges[i:i + 2])))
+    assert 0 < expected < 1
+    assert whole.result("k")["f_score"] == pytest.approx(expected)
+    assert parts.result("k")["f_score"] == pytest.approx(expected)  # one threshold for the whole set (ODS)
+    assert f_score(edge_f_sums(torch.from_numpy(prob), torch.from_numpy(edges))) == pytest.approx(expected)
+
+
+def test_a_collapsed_no_edge_predictor_scores_f_zero_not_its_accuracy():
+    edges = SPACES.get("edge_logits")
+    truth = torch.zeros(1, 1, 10, 10)
+    truth[0, 0, 0, :9] = 1.0  # 9 % edge pixels, as the mini edge maps
+    sums = MetricSums()
+    sums.add("k", task_metric_sums("edge_texture", edges, torch.full((1, 1, 10, 10), -20.0), truth, truth=True))
+    v = sums.result("k")
+    assert v["accuracy"] == pytest.approx(0.91) and v["f_score"] == 0.0
+    assert list(v)[0] == "f_score"  # the primary edge metric comes first
+    perfect = MetricSums()
+    perfect.add("k", task_metric_sums("edge_texture", edges, (truth - 0.5) * 40, truth, truth=True))
+    assert perfect.result("k")["f_score"] == 1.0
+    nothing = MetricSums()  # no true edge anywhere: F is undefined
+    nothing.add("k", task_metric_sums("edge_texture", edges, torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2),
+                                      truth=True))
+    assert math.isnan(nothing.result("k")["f_score"])
+    # against a teacher: its probabilities binarised at 0.5
+    teacher = (truth - 0.5) * 40
+    vs_teacher = MetricSums()
+    vs_teacher.add("k", task_metric_sums("edge_texture", edges, teacher, teacher, truth=False))
+    assert vs_teacher.result("k")["f_score"] == 1.0
+
+
+def test_evaluation_takes_test_or_val_shards_and_refuses_train(tmp_path):
+    from amalgamate.training.images import mini_eval_frames
+    from rsa_toolkit.errors import UserInputError
+    from rsa_toolkit.scenes.shards import write_shard
+
+    val = mini_eval_frames(["edge_texture"], 2, shard=write_shard(tmp_path / "val", "val", 2))
+    assert len(val.seeds) == 2 and val.seeds[0] == 1_000_000  # the val split's first frame
+    with pytest.raises(UserInputError, match="holds the train split; evaluate on a test shard"):
+        mini_eval_frames(["edge_texture"], 2, shard=write_shard(tmp_path / "train", "train", 2))
