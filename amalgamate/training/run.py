@@ -185,14 +185,15 @@ def _auxiliary_choice(run: RunDir, config: AmalgamateConfig, zoo: TeacherZoo, im
     if not config.auto_aux:
         return given_auxiliary(config.aux)
     # under torchrun, every rank extracts its share of the features (rsa_toolkit.features.extract)
-    from rsa_toolkit.images.probe import resolve_probe
+    from rsa_toolkit.images.probe import resolve_probe, warn_if_small
 
     if config.probe:
-        probe = resolve_probe(config.probe)
+        probe = resolve_probe(config.probe)  # warns when small
     else:
         probe = zoo.probe_images(config.probe_frames)
         if probe is None:
             probe = images  # the training images are the probe set when no other is named
+        warn_if_small(probe)
     return rank_zoo(config.targets, zoo, probe, n_bootstrap=config.aux_bootstrap, seed=config.seed,
                     cache_dir=_cache_dir(config), progress=progress)
 
