@@ -46,23 +46,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Knowledge amalgamation: train one compact multi-talent student from a zoo of "
                                "teachers, without labels (SOKA-Net, Luo et al., ECCV 2020). See docs/amalgamate.md.",
-        epilog="start here: amalgamate train --targets depth normal --auto-aux --out runs/dn")
+        epilog="start here: amalgamate train --auto-aux  (the seed's Table 1 student: depth, edge2d, normal on the "
+               "mini zoo, in a fresh runs/ directory)")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a student (or continue one with --resume)",
                        description="Distil the target teachers into one student with a shared encoder and one head "
                                    "per task; the auxiliary teacher's representation guides the shared "
                                    "representation.",
-                       epilog="examples: amalgamate train --targets depth normal --auto-aux --out runs/dn;  "
+                       epilog="examples: amalgamate train --auto-aux;  "
+                              "amalgamate train --targets depth normal --auto-aux --out runs/dn;  "
                               "amalgamate train --targets depth normal edge2d --aux reshading --out runs/dne;  "
                               "amalgamate train --targets depth normal --method kd --out runs/kd")
     t.add_argument("--targets", nargs="+", metavar="TASK", help="target tasks (names or aliases: depth, normal, "
-                                                                  "edge2d, ...); at least two")
+                                                                  "edge2d, ...); at least two (default with "
+                                                                  "--auto-aux: depth edge2d normal, seed Table 1)")
     aux = t.add_mutually_exclusive_group()
     aux.add_argument("--aux", metavar="NAME", help="the auxiliary teacher")
     aux.add_argument("--auto-aux", action="store_true", default=None,
                      help="rank the zoo with RSA and take the best auxiliary (recorded in RUN_DIR/aux.json)")
-    t.add_argument("--out", metavar="RUN_DIR", help="run directory (created); required unless --resume names it")
+    t.add_argument("--out", metavar="RUN_DIR", help="run directory (created; default: a fresh "
+                                                     "runs/<method>-<targets>-<YYYYmmdd-HHMMSS>, printed first)")
     t.add_argument("--config", metavar="FILE", help="settings file, TOML or YAML (command-line options win)")
     t.add_argument("--method", help=f"{', '.join(METHODS.names())} (default soka)")
     t.add_argument("--weighting", help=f"loss weighting: {', '.join(WEIGHTINGS.names())} (default gradnorm for "
@@ -108,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--stop-after", type=int, metavar="N", help="stop after N steps (checkpointed); --resume "
                                                                   "continues")
     runs.add_argument("--eval-frames", type=int, help="test frames for amalgamate eval (default 500)")
-    runs.add_argument("--quiet", "-q", action="store_true", help="no progress bar or hints")
+    runs.add_argument("--quiet", "-q", action="store_true", help="no progress (bar or log lines) or hints")
     t.set_defaults(run=run_train)
 
     e = sub.add_parser("eval", help="metrics of a trained run (table, or JSON)",
@@ -119,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--eval-frames", type=int, help="test frames (default: the run's setting)")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON")
     e.add_argument("--device", default="cpu", help="where the student and teachers run: cpu (default), cuda, cuda:N")
-    e.add_argument("--quiet", "-q", action="store_true", help="no progress bar or hints")
+    e.add_argument("--quiet", "-q", action="store_true", help="no progress (bar or log lines) or hints")
     e.set_defaults(run=run_eval)
 
     r = sub.add_parser("report", help="tables (seed Tables 1-3), curves and prediction figures of runs",
@@ -130,13 +134,36 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     r.add_argument("--out", metavar="DIR", help="report directory (default: RUN_DIR/report of the first run)")
     r.add_argument("--device", default="cpu", help="where runs are evaluated and timed: cpu (default), cuda, cuda:N")
-    r.add_argument("--quiet", "-q", action="store_true", help="no progress bar or hints")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress (bar or log lines) or hints")
     r.set_defaults(run=run_report)
     return parser
 
 
 def _progress(args: argparse.Namespace) -> bool:
-    return not args.quiet and sys.stderr.isatty()
+    """Progress unless --quiet: a bar on a terminal, plain timed lines in a log (:mod:`rsa_toolkit.progress`)."""
+    return not args.quiet
+
+
+#: The seed's Table 1 student: what ``amalgamate train --auto-aux`` trains when no --targets are given.
+HEADLINE_TARGETS = ("depth", "edge2d", "normal")
+#: Where runs go when no --out is given: runs/<method>-<targets>-<YYYYmmdd-HHMMSS>[-N] under the working directory.
+RUNS_DIR = "runs"
+
+
+def new_run_dir(method: str, targets: Sequence[str], *, root: str = RUNS_DIR, now: float | None = None) -> str:
+    """A fresh run directory name, ``root/<method>-<target>-...-<YYYYmmdd-HHMMSS>``, with ``-2``, ``-3``, ... added
+    when that name is taken (a run started in the same second); ``root`` is created."""
+    import re
+    import time
+
+    slug = "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", str(part)).strip("_") or "x" for part in (method, *targets))
+    stem = os.path.join(root, f"{slug}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}")
+    os.makedirs(root, exist_ok=True)
+    path, n = stem, 1
+    while os.path.lexists(path):
+        n += 1
+        path = f"{stem}-{n}"
+    return path
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -158,13 +185,21 @@ def run_train(args: argparse.Namespace) -> int:
             raise UserInputError(f"--resume '{args.resume}' and --out '{args.out}' name different run directories; "
                                  "give one of them.")
         args.out, args.resume = args.resume, True
-    if not args.out:
-        raise UserInputError("--out RUN_DIR is required: the run directory to create (or --resume RUN_DIR to "
-                             "continue one).")
+    if args.resume is True and not args.out:
+        raise UserInputError("--resume needs the run directory: --resume RUN_DIR (or --out RUN_DIR --resume).")
     settings = _settings(args)
     if not args.resume and not settings.get("targets"):
-        raise UserInputError("--targets is required: at least two target tasks, e.g. --targets depth normal.")
+        if not settings.get("auto_aux"):
+            raise UserInputError("--targets is required: at least two target tasks, e.g. --targets depth normal (or "
+                                 f"--auto-aux alone for the seed's Table 1 student: {' '.join(HEADLINE_TARGETS)}).")
+        settings["targets"] = list(HEADLINE_TARGETS)
     speaks = distributed.is_main
+    if not args.out:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: each process would name it by its own clock
+            raise UserInputError("under torchrun, give the run directory with --out RUN_DIR (every process must "
+                                 "name the same one).")
+        args.out = new_run_dir(settings.get("method") or "soka", settings["targets"])
+        print(f"run directory: {args.out}", flush=True)  # first, even with --quiet: the run's name is a result
     try:  # under torchrun every process runs this; rank 0 speaks
         result = train(args.out, settings, resume=args.resume, overwrite=args.overwrite, stop_after=args.stop_after,
                        progress=_progress(args),
@@ -190,7 +225,7 @@ def run_train(args: argparse.Namespace) -> int:
         if result.balanced_at:
             print(f"competition balanced at step {result.balanced_at}")
         if result.finished:
-            print(f"wrote {args.out}/student.pt; next: amalgamate eval {args.out}")
+            print(f"wrote {args.out}/student.pt; next: amalgamate eval {args.out} && amalgamate report {args.out}")
         else:
             print(f"stopped after step {result.step}; continue with: amalgamate train --out {args.out} --resume")
     return 0
@@ -251,10 +286,12 @@ LIBRARY_PARAMETERS = {"run_dir": "out", "out_dir": "out", "path": "config",
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from rsa_toolkit.images.probe import SmallProbeSetWarning
+
     from amalgamate.run_files import RunWarning
 
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202 - warnings' hook
-        if issubclass(category, RunWarning):
+        if issubclass(category, (RunWarning, SmallProbeSetWarning)):
             print(f"{PROG}: warning: {message}", file=sys.stderr)
         else:
             previous(message, category, filename, lineno, file, line)
@@ -262,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         previous = warnings.showwarning
         warnings.simplefilter("always", RunWarning)
+        warnings.simplefilter("default", SmallProbeSetWarning)
         warnings.showwarning = show
         return run_command(build_parser(), argv, prog=PROG, parameters=LIBRARY_PARAMETERS,
                            interrupted="interrupted; a run continues from its last checkpoint with --resume")

@@ -95,9 +95,8 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = N
                  device: str | torch.device = "cpu", progress: bool = False) -> Evaluation:
     """Evaluate the run in ``run_dir`` (see the module docstring) with the models on ``device``; ``eval_frames``
     overrides the run's setting."""
-    from tqdm.auto import tqdm
-
     from rsa_toolkit.devices import resolve_device
+    from rsa_toolkit.progress import progress as progress_lines
 
     dev = resolve_device(device)
 
@@ -135,7 +134,8 @@ def evaluate_run(run_dir: str | os.PathLike[str], *, eval_frames: int | None = N
     examples: dict[str, np.ndarray] = {}
     prep = setup.zoo.student_preprocessing
     with torch.inference_mode():
-        for start in tqdm(range(0, n, batch_size), disable=not progress, desc="evaluate", unit="batch"):
+        for start in progress_lines(range(0, n, batch_size), desc=f"evaluating on {n} images", unit="batch",
+                                    enabled=progress):
             idx = np.arange(start, min(start + batch_size, n))
             x = image_batch(images, idx, prep).to(dev)
             _, outputs = model(x)

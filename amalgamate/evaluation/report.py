@@ -33,6 +33,7 @@ import torch
 
 from rsa_toolkit.files import write_faults
 from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.progress import stage
 
 from amalgamate.config import METHODS
 from amalgamate.evaluation.figures import curves_figure, predictions_figure
@@ -218,10 +219,16 @@ def _check_writable(out: Path) -> None:
                              "another --out.")
 
 
+def _timed(runs: Sequence[RunDir], device: torch.device, progress: bool) -> dict[str, float]:
+    stage(f"timing {len(runs)} student(s) and the teachers on {device}", enabled=progress)
+    return time_runs(runs, device=device)
+
+
 def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
                  device: str | torch.device = "cpu", progress: bool = False) -> list[Path]:
     """Write the tables and figures of ``run_dirs`` into ``out_dir`` (created), evaluating and timing the models on
-    ``device``; returns the paths written."""
+    ``device``; returns the paths written. ``progress``: one line on stderr per stage (evaluating a run, timing,
+    figures) and the evaluation's progress (:mod:`rsa_toolkit.progress`)."""
     from rsa_toolkit.viz.plots import save_html, save_png
 
     from rsa_toolkit.devices import resolve_device
@@ -247,6 +254,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
     metrics = []
     for run in runs:
         if not run.file("metrics.json").is_file():
+            stage(f"evaluating run {run.path}", enabled=progress)
             evaluate_run(run.path, device=device, progress=progress)
         metrics.append(_evaluation(run))
     with write_faults(out):
@@ -255,7 +263,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
     tables = {"table1_truth": ("Table 1: against ground truth", truth_table(metrics)),
               "table2_teachers": ("Table 2: against the teachers' outputs", teacher_table(metrics)),
               "table3_speed": ("Table 3: size and inference time (timed together in this process)",
-                               speed_table(metrics, time_runs(runs, device=device)))}
+                               speed_table(metrics, _timed(runs, device, progress)))}
     sections = ["# Amalgamation report", ""]
     for run, m in zip(runs, metrics):
         aux = run.read_json("aux.json")
@@ -269,6 +277,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike[str]], out_dir: str | os.P
         written.append(_write_text(out / f"{stem}.md", f"# {title}\n\n" + _markdown(header, body)))
         if header:
             written.append(_write_csv(out / f"{stem}.csv", header, body))
+    stage(f"figures: training curves and predictions in {out}", enabled=progress)
     curves = [(run_label(m), run.log_entries()) for run, m in zip(runs, metrics)]
     with write_faults(out / "curves.html"):
         save_html(curves_figure(curves), out / "curves.html")

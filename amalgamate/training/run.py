@@ -5,8 +5,8 @@ touched), :func:`_join_processes` (threads, device, ``torchrun``'s process group
 :func:`_auxiliary_choice` (``--auto-aux``: the zoo's RSA ranking; a resumed run reads its recorded choice),
 :func:`_knowledge` (the teachers' knowledge, cached once, or live), :func:`_start_run_dir` (the run directory's first
 files), :func:`_resume` (the last checkpoint), :func:`_loop` (the :class:`amalgamate.training.trainer.Trainer` steps
-with a progress bar, a JSONL log line per step and atomic checkpoints) and :func:`_finish` (the student, run.json
-and the :class:`TrainResult`). ``resume`` continues a killed run to the same final weights. What one step does
+with progress (a bar on a terminal, timed lines in a log), a JSONL log line per step and atomic checkpoints) and
+:func:`_finish` (the student, run.json and the :class:`TrainResult`). ``resume`` continues a killed run to the same final weights. What one step does
 (SOKA's collaboration and competition, or KD) is in :mod:`amalgamate.training.steps`.
 
 Ctrl-C during the steps lets the step in progress finish, checkpoints it, and raises :class:`TrainingInterrupted`
@@ -35,6 +35,7 @@ from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.features.extract import default_cache_dir
 from rsa_toolkit.images.probe import ProbeSet
+from rsa_toolkit.progress import progress as progress_lines, stage
 from rsa_toolkit.validation import check_int
 
 from amalgamate.config import AmalgamateConfig, check_config, config_to_dict, merge_config
@@ -84,8 +85,10 @@ def train(run_dir: str | os.PathLike[str], config: AmalgamateConfig | Mapping[st
     ``config``: an :class:`AmalgamateConfig` or a mapping of settings over the defaults; on ``resume`` only the
     settings to check against the run's (targets, ...) or to change (:data:`amalgamate.run_dir.RESUME_CHANGEABLE`).
     ``stop_after``: stop once this many steps are done (a checkpoint is written), as if the run had been killed
-    there; ``resume`` continues it. Library code: prints nothing; ``progress`` shows a tqdm bar, ``notify`` is
-    called with what the caller may want to show ("resuming from step N").
+    there; ``resume`` continues it. Library code: prints nothing but progress; ``progress`` names each stage on
+    stderr and shows the steps (:mod:`rsa_toolkit.progress`: a bar on a terminal, in a log a line at least every
+    ~10 s with the current losses and weights); ``notify`` is called with what the caller may want to show
+    ("resuming from step N").
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every process calls this: they join the process group, split each
     global batch of ``batch_size`` images (:mod:`amalgamate.training.data_parallel`), and rank 0 alone fills the
@@ -98,8 +101,13 @@ def train(run_dir: str | os.PathLike[str], config: AmalgamateConfig | Mapping[st
     main = distributed.is_main()
     setup = setup_run(config)
     images, masks = _training_images(config, setup.zoo)
-    aux = _auxiliary_choice(run, config, setup.zoo, images, resume=resume, progress=progress and main)
-    knowledge = _knowledge(config, setup, aux, images, device, progress=progress and main)
+    speak = progress and main
+    if config.auto_aux and not resume:
+        stage(f"ranking auxiliaries for {', '.join(config.targets)} (RSA over the zoo)", enabled=speak)
+    aux = _auxiliary_choice(run, config, setup.zoo, images, resume=resume, progress=speak)
+    stage(f"building knowledge: the teachers' outputs on {len(images)} training images"
+          + (" (live: on every batch)" if config.live_teachers else ""), enabled=speak)
+    knowledge = _knowledge(config, setup, aux, images, device, progress=speak)
     trainer = Trainer(config, setup, knowledge, run, device, masks)
     trainer.check_shapes()
     distributed.barrier()  # every rank has passed every check (and read the run directory)
@@ -177,14 +185,15 @@ def _auxiliary_choice(run: RunDir, config: AmalgamateConfig, zoo: TeacherZoo, im
     if not config.auto_aux:
         return given_auxiliary(config.aux)
     # under torchrun, every rank extracts its share of the features (rsa_toolkit.features.extract)
-    from rsa_toolkit.images.probe import resolve_probe
+    from rsa_toolkit.images.probe import resolve_probe, warn_if_small
 
     if config.probe:
-        probe = resolve_probe(config.probe)
+        probe = resolve_probe(config.probe)  # warns when small
     else:
         probe = zoo.probe_images(config.probe_frames)
         if probe is None:
             probe = images  # the training images are the probe set when no other is named
+        warn_if_small(probe)
     return rank_zoo(config.targets, zoo, probe, n_bootstrap=config.aux_bootstrap, seed=config.seed,
                     cache_dir=_cache_dir(config), progress=progress)
 
@@ -226,10 +235,12 @@ def _loop(run: RunDir, config: AmalgamateConfig, trainer: Trainer, *, stop_after
           main: bool) -> dict[str, Any]:
     """Steps until ``config.steps`` (or ``stop_after``) are done; rank 0 logs each and checkpoints. Returns the last
     log entry ({} when no step ran)."""
-    from tqdm.auto import tqdm
-
     end = config.steps if stop_after is None else min(config.steps, stop_after)
-    bar = tqdm(total=config.steps, initial=trainer.step, disable=not progress, desc="amalgamate", unit="step")
+    progress = progress and trainer.step < end
+    if progress:
+        resumed = f" (steps {trainer.step + 1}-{end} of {config.steps})" if trainer.step or end < config.steps else ""
+        stage(f"training {end - trainer.step} steps{resumed}", enabled=progress)
+    bar = progress_lines(total=end - trainer.step, desc="training", unit="step", enabled=progress)
     entry: dict[str, Any] = {}
     with contextlib.closing(bar), run.open_log() if main else contextlib.nullcontext() as log, \
             _deferred_interrupts() as interrupt:
@@ -239,8 +250,8 @@ def _loop(run: RunDir, config: AmalgamateConfig, trainer: Trainer, *, stop_after
                 entry = trainer.train_step()
             except KeyboardInterrupt:  # raised inside the step: its state is whole only if nothing moved yet
                 raise _interrupted(run, trainer, log, checkpoint=main and _position(trainer) == before) from None
+            bar.set_postfix(_postfix(entry))  # the current losses and weights, shown by the update's line
             bar.update(1)
-            bar.set_postfix_str(_postfix(entry), refresh=False)
             if log is not None:
                 log.write(entry)
                 if trainer.step % config.checkpoint_every == 0 or trainer.step == end:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from rsa_toolkit.rsa.compare import COMPARISONS
 from rsa_toolkit.validation import check_int
@@ -13,7 +12,7 @@ from rsa_toolkit.rsa.rdm import RDM_METHODS
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars or hints")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress (bars or log lines) or hints")
     parser.add_argument("--seed", type=int, default=0, help="seed for every random step (default 0)")
 
 
@@ -71,5 +70,6 @@ def rsa_device(args: argparse.Namespace) -> str | None:
 
 
 def show_progress(args: argparse.Namespace) -> bool:
-    """Progress bars only on a terminal: redirected stderr (logs, pipes) gets the error line, not bar fragments."""
-    return not args.quiet and sys.stderr.isatty()
+    """Progress unless --quiet: :mod:`rsa_toolkit.progress` draws a bar on a terminal and writes plain timed lines
+    (start, at least every ~10 s, end) when stderr is a log or a pipe."""
+    return not args.quiet

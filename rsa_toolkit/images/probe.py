@@ -2,7 +2,8 @@
 
 A :class:`ProbeSet` is a sorted list of image files plus a SHA-256 over their ids and bytes. It comes from a folder
 (:func:`probe_from_folder`) or from a built-in set of photos shipped inside an installed package
-(:func:`probe_by_name`: ``skimage``, ``sklearn``); :func:`resolve_probe` takes either. Images load lazily, one at a
+(:func:`probe_by_name`: ``skimage``, 13 photos; ``sklearn``, 2); :func:`resolve_probe` takes either, and warns
+(:class:`SmallProbeSetWarning`) when a set has fewer than 50 images. Images load lazily, one at a
 time, as float32 (H, W, 3) RGB in [0, 1] (:func:`load_image`); :meth:`ProbeSet.batches` preprocesses them in batches.
 
 Folder policy (documented for the CLI):
@@ -45,8 +46,8 @@ from rsa_toolkit.registry import Registry
 from rsa_toolkit.validation import check_int
 
 __all__ = [
-    "BUILTIN_PROBE_IMAGES", "BuiltinImage", "IMAGE_EXTENSIONS", "PROBE_SETS", "ProbeSet", "load_image",
-    "probe_by_name", "probe_from_folder", "resolve_probe",
+    "BUILTIN_PROBE_IMAGES", "BuiltinImage", "IMAGE_EXTENSIONS", "PROBE_SETS", "ProbeSet", "SMALL_PROBE_SET",
+    "SmallProbeSetWarning", "load_image", "probe_by_name", "probe_from_folder", "resolve_probe", "warn_if_small",
 ]
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -225,12 +226,33 @@ class BuiltinImage:
     licence: str
 
 
-# Photos that ship as files inside the scikit-image wheel (skimage/data/), read directly: skimage.data's functions
-# are never called (newer datasets there are downloaded through pooch). The installed data/README.txt says nothing
-# about licences; each licence below is quoted from the image's loader docstring in skimage/data/_fetchers.py
-# (scikit-image 0.26.0). Left out: scientific/synthetic/document images (cells, retina, IHC, phantom, chessboards,
-# text, page, logo, horse clip-art, color wheel, clock_motion), moon (no licence stated) and the Middlebury motorcycle
-# stereo pair (licence not stated).
+# Every natural photo that ships as a file inside the scikit-image wheel (skimage/data/; scikit-image 0.26.0), read
+# directly: skimage.data's functions are never called (most datasets in its _registry.py are downloaded through
+# pooch; only the files listed here are in the wheel). The installed data/README.txt says nothing about licences;
+# each licence below is quoted from the image's loader docstring in skimage/data/_fetchers.py. Chosen: colour or grey
+# photographs of real scenes and objects, at least 256 pixels on each side (the teachers' inputs are 224-256 pixels
+# square: a smaller photo would be upscaled). 13 images.
+#
+# Left out, each for a reason:
+#   cell.png                  a quantitative phase image computed from a hologram (microscopy), not a photograph
+#   ihc.png                   a microscope image of stained tissue (immunohistochemistry), not a scene photograph
+#   retina.jpg                a medical fundus photograph: a disc on black, outside the natural-image domain
+#   microaneurysms.png        a 102 x 102 green-channel crop of a retina: tiny, medical
+#   clock_motion.png          a deliberately motion-blurred test image for deconvolution: a featureless smear
+#   text.png                  a photo of handwriting, but 448 x 172: below 256 pixels on the short side
+#   page.png                  a scanned printed page (document scan for thresholding demos), not a photograph
+#   chessboard_GRAY.png, chessboard_RGB.png   synthetic test patterns (200 x 200)
+#   color.png                 a synthetic colour wheel
+#   phantom.png               the synthetic Shepp-Logan phantom
+#   logo.png                  the scikit-image logo: an RGBA graphic
+#   horse.png                 a binary (black and white) clip-art silhouette, a mask
+#   multipage.tif, multipage_rgb.tif   tiny multi-page TIFF test files (10 x 15)
+#   no_time_for_that_tiny.gif a tiny (14 x 25) animated GIF test file
+#   lfw_subset.npy            25 x 25 face crops in a NumPy array: tiny, and not image files
+#   motorcycle_disp.npz       the stereo pair's disparity map, not an image
+#   lbpcascade_frontalface_opencv.xml   a detector's parameters
+# moon.png (a grayscale photograph of the lunar surface) and the Middlebury 2014 motorcycle pair state no licence in
+# their loader docstrings; they are read from the installed package, never redistributed by this project.
 SKIMAGE_IMAGES: tuple[BuiltinImage, ...] = (
     BuiltinImage("astronaut.png", "astronaut Eileen Collins, colour portrait",
                  "public domain (NASA Great Images; 'No known copyright restrictions')"),
@@ -242,6 +264,11 @@ SKIMAGE_IMAGES: tuple[BuiltinImage, ...] = (
     BuiltinImage("grass.png", "grass, grayscale texture photo", "CC0 (DeviantArt, linolafett)"),
     BuiltinImage("gravel.png", "gravel, grayscale texture photo", "CC0 (CC0Textures)"),
     BuiltinImage("hubble_deep_field.jpg", "Hubble eXtreme Deep Field", "public domain (NASA / HubbleSite)"),
+    BuiltinImage("moon.png", "surface of the moon, grayscale, low contrast", "not stated by scikit-image"),
+    BuiltinImage("motorcycle_left.png", "motorcycle in a studio, left view of the Middlebury 2014 stereo pair",
+                 "not stated by scikit-image (Middlebury stereo benchmark, Scharstein et al. 2014)"),
+    BuiltinImage("motorcycle_right.png", "motorcycle in a studio, right view of the Middlebury 2014 stereo pair",
+                 "not stated by scikit-image (Middlebury stereo benchmark, Scharstein et al. 2014)"),
     BuiltinImage("rocket.jpg", "Falcon 9 launch carrying DSCOVR", "public domain (SpaceX)"),
 )
 
@@ -299,21 +326,43 @@ def _sklearn_probe() -> ProbeSet:
 
 
 def probe_by_name(name: str) -> ProbeSet:
-    """A built-in probe set: ``mini`` (500 rendered mini-Taskonomy frames, the default), ``skimage`` (10 photos from
-    scikit-image) or ``sklearn`` (2 photos from scikit-learn). Nothing is downloaded: the photos are read from the
-    installed package, the frames rendered."""
-    return PROBE_SETS.get(name)()
+    """A built-in probe set: ``mini`` (500 rendered mini-Taskonomy frames, the default), ``skimage`` (13 photos from
+    scikit-image: every natural photo its wheel ships, the Middlebury motorcycle stereo pair's two views included) or
+    ``sklearn`` (2 photos from scikit-learn). Nothing is downloaded: the photos are read from the installed package,
+    the frames rendered. A set of fewer than :data:`SMALL_PROBE_SET` images warns (:func:`warn_if_small`)."""
+    return warn_if_small(PROBE_SETS.get(name)())
+
+
+class SmallProbeSetWarning(UserWarning):
+    """A probe set too small for stable similarity estimates; the CLIs print it as one ``warning:`` line."""
+
+
+#: Below this many images a probe set warns: RSA estimates from so few images vary a lot between image sets.
+SMALL_PROBE_SET = 50
+
+
+def warn_if_small(probe: ProbeSet) -> ProbeSet:
+    """``probe``, after a :class:`SmallProbeSetWarning` when it has fewer than :data:`SMALL_PROBE_SET` images."""
+    if len(probe) < SMALL_PROBE_SET:
+        import warnings
+
+        warnings.warn(f"probe set {probe.source} has {len(probe)} images (fewer than {SMALL_PROBE_SET}): similarities "
+                      "from so few images are noisy; run with --bootstrap B (e.g. 100) to see their confidence "
+                      "intervals, or use a larger set", SmallProbeSetWarning, stacklevel=3)
+    return probe
 
 
 def resolve_probe(spec: str | os.PathLike[str], *, recursive: bool = False, on_non_image: str = "skip",
                   verify: bool = False) -> ProbeSet:
     """A probe set from an existing folder path, else a built-in name. An existing path wins over a name; the
-    skipped entries of a folder are in ``ProbeSet.skipped``."""
+    skipped entries of a folder are in ``ProbeSet.skipped``. A set of fewer than :data:`SMALL_PROBE_SET` images
+    warns (:class:`SmallProbeSetWarning`)."""
     path = Path(spec).expanduser()
     if path.exists():
-        return probe_from_folder(path, recursive=recursive, on_non_image=on_non_image, verify=verify)[0]
+        return warn_if_small(probe_from_folder(path, recursive=recursive, on_non_image=on_non_image,
+                                               verify=verify)[0])
     name = str(spec)
     if name in PROBE_SETS:
-        return probe_by_name(name)
+        return warn_if_small(PROBE_SETS.get(name)())
     raise UserInputError(unknown_name(f"Probe set '{spec}' is neither an existing folder nor a built-in probe set",
                                       name, PROBE_SETS.names(), listing="Built-in probe sets"))

@@ -37,7 +37,7 @@ def bootstrap_similarity(rdms: np.ndarray, full: np.ndarray, *, comparison: str 
 
     Percentile intervals at ``confidence``; the same seed gives the same resamples.
     """
-    from tqdm.auto import tqdm
+    from rsa_toolkit.progress import progress as progress_lines
 
     spec = COMPARISONS.get(comparison)
     n_bootstrap = check_int(n_bootstrap, name="n_bootstrap", minimum=1)
@@ -53,7 +53,7 @@ def bootstrap_similarity(rdms: np.ndarray, full: np.ndarray, *, comparison: str 
 
     rng = np.random.default_rng(seed)
     samples = np.empty((n_bootstrap, t, t))
-    for b in tqdm(range(n_bootstrap), desc="bootstrap", disable=not progress, leave=False):
+    for b in progress_lines(range(n_bootstrap), desc="bootstrap", unit="resample", enabled=progress):
         idx = rng.integers(0, n, size=n)
         if spec.square_input:
             mats = rdms if square else [squareform(v) for v in rdms]

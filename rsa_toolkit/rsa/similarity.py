@@ -82,7 +82,7 @@ def similarity_matrix(features: Mapping[str, np.ndarray] | Sequence[np.ndarray],
     ``device``: None (numpy) or a torch device such as "cuda" for the RDM products, Spearman's ranks and the Gram
     product (:mod:`rsa_toolkit.rsa.torch_math`; "cpu" runs torch on the CPU and matches numpy to rounding).
     """
-    from tqdm.auto import tqdm
+    from rsa_toolkit.progress import progress as progress_lines
 
     names, arrays = _check_teachers(features, names)
     spec = RDM_METHODS.get(method)
@@ -129,8 +129,8 @@ def similarity_matrix(features: Mapping[str, np.ndarray] | Sequence[np.ndarray],
                 release_pages(rdm)
             return prepared
 
-        prepared = list(tqdm(_map(one_teacher, range(t), plan.n_jobs), total=t, desc="RDMs", disable=not progress,
-                             leave=False))
+        prepared = list(progress_lines(_map(one_teacher, range(t), plan.n_jobs), total=t, desc="RDMs",
+                                       unit="teacher", enabled=progress))
         matrix = pairwise_similarity(comp, prepared, device=dev)
         del prepared
         boot = None
