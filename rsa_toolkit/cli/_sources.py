@@ -22,6 +22,10 @@ from rsa_toolkit.features.store import FeatureSet, available_layers, load_featur
 if TYPE_CHECKING:
     from rsa_toolkit.images.probe import ProbeSet
 
+#: What --help says of zoo files: they are code.
+ZOO_TRUST = ("A zoo file is code: it imports the modules and runs the callables it names, like a Python script, "
+             "so use only zoo files from a trusted source.")
+
 
 def add_source_options(parser: argparse.ArgumentParser, *, features: bool = True) -> None:
     group = parser.add_argument_group("features source: a features directory, or a zoo run over probe images")
@@ -34,7 +38,7 @@ def add_source_options(parser: argparse.ArgumentParser, *, features: bool = True
                             "$RSA_TOOLKIT_WEIGHTS")
     group.add_argument("--zoo", metavar="FILE|mini",
                        help="zoo file (TOML/JSON/YAML) listing any PyTorch teachers, or 'mini': the embedded "
-                            "mini-Taskonomy zoo (the default when no teachers are given)")
+                            "mini-Taskonomy zoo (the default when no teachers are given). " + ZOO_TRUST)
     group.add_argument("--tasks", nargs="+", metavar="TASK",
                        help="only these teachers (default: every encoder in --weights-dir, or all 20 mini "
                             "teachers)")
