@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from rsa_toolkit.cli._options import add_common, show_progress
-from rsa_toolkit.cli._sources import (add_source_options, build_teachers, extract_layer, open_probe, torchrun_extraction,
-                       uses_zoo)
+from rsa_toolkit.cli._sources import (add_source_options, build_teachers, extract_layer, layer_hints, open_probe,
+                                     torchrun_extraction, uses_zoo)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def run_features(args: argparse.Namespace) -> int:
     from rsa_toolkit.features.extract import save_features_dir
 
     uses_zoo(args)
-    with torchrun_extraction(args):  # under torchrun every rank extracts its shard; rank 0 alone writes --out
+    with torchrun_extraction(args), layer_hints(args):  # under torchrun every rank extracts its shard; rank 0 alone writes --out
         teachers = build_teachers(args)
         probe = open_probe(args)
         layers = args.layers or [None]

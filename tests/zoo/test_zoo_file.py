@@ -289,3 +289,16 @@ def test_taskonomy_shapes_equal_a_real_forward() -> None:
 
     teacher = mini_teacher("normal")
     assert {s.name: s.shape for s in layer_shapes(teacher)}["encoder"] == (8, 16, 16)
+
+
+def test_unknown_layer_at_run_time_names_the_layers_command_of_its_zoo(
+        tmp_path: Path, module: str, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _zoo(tmp_path, _entry(module, "preprocessing = { input_size = 16 }\n"))
+    common = ["--images", "skimage", "--cache-dir", str(tmp_path / "cache"), "-q", "--out", str(tmp_path / "f")]
+    assert main(["features", "--zoo", str(path), "--layers", "nope", *common]) == 2
+    err = capsys.readouterr().err
+    assert f"(list them with: rsa-toolkit layers tiny --zoo {path})" in err
+    assert main(["layers", "tiny", "--zoo", str(path)]) == 0  # the command it names works
+    capsys.readouterr()
+    assert main(["features", "--zoo", "mini", "--tasks", "normal", "--layers", "nope", *common]) == 2
+    assert "(list them with: rsa-toolkit layers normal --zoo mini)" in capsys.readouterr().err
