@@ -302,3 +302,19 @@ def test_unknown_layer_at_run_time_names_the_layers_command_of_its_zoo(
     capsys.readouterr()
     assert main(["features", "--zoo", "mini", "--tasks", "normal", "--layers", "nope", *common]) == 2
     assert "(list them with: rsa-toolkit layers normal --zoo mini)" in capsys.readouterr().err
+
+
+def test_a_syntax_error_through_a_subprocess_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    (tmp_path / "bad_models.py").write_text("class Net(:\n")
+    path = _zoo(tmp_path, '[[teacher]]\nname = "t"\nmodel = "bad_models:Net"\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "rsa_toolkit", "layers", "--zoo", str(path)], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"rsa-toolkit: error: zoo file '{path}', teacher 1 ('t'): cannot import 'bad_models': SyntaxError: "
+        f"{done.stderr.split('SyntaxError: ')[1].split(' (')[0]} (bad_models.py:1)."]
