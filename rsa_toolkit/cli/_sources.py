@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,10 @@ from rsa_toolkit.features.store import FeatureSet, available_layers, load_featur
 
 if TYPE_CHECKING:
     from rsa_toolkit.images.probe import ProbeSet
+
+#: What --help says of zoo files: they are code.
+ZOO_TRUST = ("A zoo file is code: it imports the modules and runs the callables it names, like a Python script, "
+             "so use only zoo files from a trusted source.")
 
 
 def add_source_options(parser: argparse.ArgumentParser, *, features: bool = True) -> None:
@@ -34,7 +39,7 @@ def add_source_options(parser: argparse.ArgumentParser, *, features: bool = True
                             "$RSA_TOOLKIT_WEIGHTS")
     group.add_argument("--zoo", metavar="FILE|mini",
                        help="zoo file (TOML/JSON/YAML) listing any PyTorch teachers, or 'mini': the embedded "
-                            "mini-Taskonomy zoo (the default when no teachers are given)")
+                            "mini-Taskonomy zoo (the default when no teachers are given). " + ZOO_TRUST)
     group.add_argument("--tasks", nargs="+", metavar="TASK",
                        help="only these teachers (default: every encoder in --weights-dir, or all 20 mini "
                             "teachers)")
@@ -50,6 +55,26 @@ def add_source_options(parser: argparse.ArgumentParser, *, features: bool = True
     group.add_argument("--cache-dir", metavar="DIR", help="feature cache (default $RSA_TOOLKIT_CACHE or "
                                                           "~/.cache/rsa-toolkit)")
     group.add_argument("--recompute", action="store_true", help="ignore and replace cached features")
+
+
+@contextlib.contextmanager
+def layer_hints(args: argparse.Namespace) -> Iterator[None]:
+    """An "Unknown layer" error raised in the block names the `rsa-toolkit layers` command for this command's zoo
+    (the library only knows the teacher's name)."""
+    try:
+        yield
+    except UserInputError as exc:
+        match = re.search(r"\(list them with: rsa-toolkit layers (\S+)\)", str(exc))
+        if match is None:
+            raise
+        from rsa_toolkit.zoo.zoo_file import layers_command
+
+        if uses_mini_zoo(args):
+            command = layers_command([match.group(1)], zoo="mini" if args.zoo == "mini" else None)
+        else:
+            command = layers_command([match.group(1)], zoo=args.zoo, weights_dir=args.weights_dir)
+        text = str(exc).replace(match.group(0), f"(list them with: {command})")
+        raise UserInputError(text, parameter=exc.parameter) from None
 
 
 def uses_zoo(args: argparse.Namespace) -> bool:
@@ -116,7 +141,7 @@ def feature_sets(args: argparse.Namespace, *, progress: bool) -> Iterator[tuple[
         for layer in layers_to_run(args, None):
             yield (layer if args.layer == "all" else None), load_features_dir(args.features, layer=layer)
         return
-    with torchrun_extraction(args):
+    with torchrun_extraction(args), layer_hints(args):
         teachers = build_teachers(args)
         probe = open_probe(args)
         layers = layers_to_run(args, teachers)

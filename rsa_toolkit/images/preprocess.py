@@ -40,7 +40,7 @@ anti-aliasing and maps pixel centres the same way as ``align_corners=False``; so
 ``antialias=False`` and matches it exactly in the interior (Taskonomy's 512 -> 256 is then the 2 x 2 mean). The
 only difference is at the border when *up*-sampling (skimage 0.12 blends in a black border, torch repeats the edge).
 ``antialias=True`` (a field) is the better choice for photos much larger than S, at the price of leaving the paper's
-recipe. The plain recipe defaults to ``antialias=True``, like PIL's and torchvision's resize that ImageNet models
+recipe. The generic recipe defaults to ``antialias=True``, like PIL's and torchvision's resize that ImageNet models
 are usually trained with. PIL was not used: it always anti-aliases and works on 8-bit images.
 """
 
@@ -52,16 +52,18 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from rsa_toolkit.registry import Registry
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.tasks import resolve_task
 from rsa_toolkit.validation import check_bool, check_int
+from rsa_toolkit.images._steps import (_check_image, _check_size, _crop_centre, _crop_plain, _crop_taskonomy,
+                                      _resize, _resize_to, _short_side_to, _to_chw)
 
 __all__ = [
     "LOW_SAT_TASKS", "LOW_SAT_TF_NAMES", "LOW_SAT_RANGE", "PREPROCESSINGS", "PlainPreprocessing", "Preprocessing",
     "TaskonomyPreprocessing", "get_preprocessing", "preprocess_batch", "taskonomy_preprocessing",
+    "RESIZE_RULES", "CHANNEL_ORDERS", "PREPROCESSING_KEYS", "preprocessing_from_keys",
 ]
 
 # Bump when an implementation change alters outputs for the same description (invalidates feature caches).
@@ -91,61 +93,24 @@ class Preprocessing(Protocol):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# checks and the shared steps
-
-
-def _check_size(size: object) -> None:
-    check_int(size, name="size", minimum=1, expected="a positive integer (the output side in pixels)")
-
-
-def _check_image(image: object) -> np.ndarray:
-    if not isinstance(image, np.ndarray):
-        raise UserInputError(f"image must be a numpy array of shape (H, W, 3), got {type(image).__name__}.")
-    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-        raise UserInputError(f"image must have shape (H, W, 3) (RGB, channels last), got shape {image.shape}.")
-    if not np.issubdtype(image.dtype, np.floating):
-        raise UserInputError(
-            f"image must be floating point with values in [0, 1], got dtype {image.dtype}; "
-            "load files with rsa_toolkit.images.probe.load_image, or divide 8-bit images by 255."
-        )
-    lo, hi = float(np.min(image)), float(np.max(image))
-    if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0.0 or hi > 1.0:
-        raise UserInputError(f"image values must lie in [0, 1], got the range [{lo:g}, {hi:g}].")
-    return image
-
-
-def _to_chw(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)
-
-
-def _crop_taskonomy(x: torch.Tensor) -> torch.Tensor:
-    """Centre square crop exactly as ``load_raw_image_center_crop``: ``l = min(H, W) // 2``,
-    ``img[H//2 - l : H//2 + l, W//2 - l : W//2 + l]`` (a 1-pixel side, where that is empty, keeps the centre pixel)."""
-    h, w = x.shape[-2:]
-    half = min(h, w) // 2
-    if half == 0:
-        return x[..., h // 2: h // 2 + 1, w // 2: w // 2 + 1]
-    return x[..., h // 2 - half: h // 2 + half, w // 2 - half: w // 2 + half]
-
-
-def _crop_plain(x: torch.Tensor) -> torch.Tensor:
-    """Centre square crop of side min(H, W), offsets rounded as torchvision's ``CenterCrop``."""
-    h, w = x.shape[-2:]
-    side = min(h, w)
-    top, left = int(round((h - side) / 2.0)), int(round((w - side) / 2.0))
-    return x[..., top: top + side, left: left + side]
+# the shared steps (checks, crops and resizes) are in _steps.py
 
 
 def centre_crop(prep: Preprocessing, x: torch.Tensor) -> torch.Tensor:
-    """The centre square crop ``prep`` applies to an image, on any (..., H, W) tensor aligned with it (a mask)."""
-    return _crop_taskonomy(x) if isinstance(prep, TaskonomyPreprocessing) else _crop_plain(x)
-
-
-def _resize(x: torch.Tensor, size: int, antialias: bool) -> torch.Tensor:
-    if x.shape[-2:] == (size, size):
-        return x  # as the released resize_image: same dims, no interpolation
-    return F.interpolate(x.unsqueeze(0), size=(size, size), mode="bilinear", align_corners=False,
-                         antialias=antialias).squeeze(0)
+    """The region of an image that ``prep`` keeps (before resizing), on any (..., H, W) tensor aligned with it (a
+    mask): the centre square for the square-crop recipes, the whole image for ``resize``, the centre crop mapped back
+    to the image's resolution for ``resize_short_then_center_crop`` and ``center_crop``."""
+    if isinstance(prep, TaskonomyPreprocessing):
+        return _crop_taskonomy(x)
+    rule = getattr(prep, "resize", "center_crop_then_resize")
+    if rule == "resize":
+        return x
+    if rule == "resize_short_then_center_crop":
+        side = max(1, round(int(prep.size) * min(x.shape[-2:]) / int(prep.resize_short)))  # type: ignore[attr-defined]
+        return _crop_centre(x, side)
+    if rule == "center_crop":
+        return _crop_centre(x, int(prep.size))
+    return _crop_plain(x)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -172,6 +137,7 @@ class TaskonomyPreprocessing:
     def describe(self) -> dict[str, Any]:
         return {
             "kind": "taskonomy",
+            "name": _preset_name(self),
             "recipe_version": _RECIPE_VERSION,
             "size": int(self.size),
             "crop": "centre square, side 2*(min(H,W)//2) (Taskonomy load_raw_image_center_crop)",
@@ -189,55 +155,133 @@ class TaskonomyPreprocessing:
         return (x * 2.0 - 1.0).contiguous()
 
 
+#: How a generic recipe turns an image of any shape into a size x size square (the zoo-file key ``resize``).
+RESIZE_RULES: dict[str, str] = {
+    "center_crop_then_resize": "centre square crop of side min(H, W) (torchvision CenterCrop offsets), bilinear resize "
+                               "to size x size",
+    "resize_short_then_center_crop": "bilinear resize of the shorter side to resize_short (torchvision Resize(int)), "
+                                     "centre crop size x size",
+    "resize": "bilinear resize to size x size (the aspect ratio is not kept)",
+    "center_crop": "centre crop size x size at the image's own resolution (no resizing)",
+}
+CHANNEL_ORDERS = ("RGB", "BGR")
+
+
+def _check_triple(value: object, name: str) -> tuple[float, float, float]:
+    try:
+        triple = tuple(float(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        triple = ()
+    if len(triple) != 3 or not all(np.isfinite(triple)):
+        raise UserInputError(f"{name} must be 3 finite numbers (one per channel, in channel_order), got {value!r}.")
+    return triple  # type: ignore[return-value]
+
+
 @dataclass(frozen=True, kw_only=True)
 class PlainPreprocessing:
-    """Generic recipe: centre square crop (side min(H, W)), bilinear resize to ``size``, then
-    ``(x - mean) / std`` per channel; ``mean=None, std=None`` keeps [0, 1]. Defaults: ImageNet statistics, 224 px."""
+    """Generic recipe for any network, in this order:
+
+    1. geometry, ``resize`` (one of :data:`RESIZE_RULES`): by default the centre square crop of side min(H, W)
+       resized to ``size``; ``resize_short_then_center_crop`` (the usual ImageNet evaluation transform: shorter side to
+       ``resize_short``, default ``int(size / 0.875)`` = 256 for 224, then a centre crop), ``resize`` or
+       ``center_crop``; bilinear, ``align_corners=False``, anti-aliased by default;
+    2. value range: [0, 1] mapped linearly onto ``value_range`` (e.g. (-1, 1), or (0, 255) for Caffe models);
+    3. channel order: ``"RGB"`` or ``"BGR"`` (the channels reversed);
+    4. ``(x - mean) / std`` per channel, in the units of ``value_range`` and the order of ``channel_order``;
+       ``mean=None, std=None`` skips it.
+
+    Defaults: the ``imagenet`` preset (224 px, ImageNet statistics on [0, 1] RGB). Output (3, size, size) float32.
+    """
 
     size: int = 224
     mean: tuple[float, float, float] | None = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] | None = (0.229, 0.224, 0.225)
     antialias: bool = True
+    resize: str = "center_crop_then_resize"
+    resize_short: int | None = None
+    value_range: tuple[float, float] = (0.0, 1.0)
+    channel_order: str = "RGB"
 
     def __post_init__(self) -> None:
         _check_size(self.size)
         check_bool(self.antialias, name="antialias")
+        if not isinstance(self.resize, str) or self.resize not in RESIZE_RULES:
+            raise UserInputError(f"resize must be one of {', '.join(RESIZE_RULES)}, got {self.resize!r}.")
+        if self.resize == "resize_short_then_center_crop":
+            short = int(self.size / 0.875) if self.resize_short is None else self.resize_short
+            check_int(short, name="resize_short", minimum=int(self.size),
+                      expected=f"an integer >= size ({self.size}): the shorter side before the centre crop")
+            object.__setattr__(self, "resize_short", int(short))
+        elif self.resize_short is not None:
+            raise UserInputError(f"resize_short is used only with resize='resize_short_then_center_crop', got "
+                                 f"resize_short={self.resize_short!r} with resize={self.resize!r}.")
+        try:
+            lo, hi = (float(v) for v in self.value_range)
+        except (TypeError, ValueError):
+            lo, hi = np.nan, np.nan
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise UserInputError(f"value_range must be two finite numbers [low, high] with low < high (e.g. [0, 1] "
+                                 f"or [-1, 1]), got {self.value_range!r}.")
+        object.__setattr__(self, "value_range", (lo, hi))
+        order = self.channel_order.upper() if isinstance(self.channel_order, str) else None
+        if order not in CHANNEL_ORDERS:
+            raise UserInputError(f"channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}.")
+        object.__setattr__(self, "channel_order", order)
         if (self.mean is None) != (self.std is None):
             raise UserInputError(
                 f"mean and std must both be given or both be None, got mean={self.mean!r}, std={self.std!r}."
             )
         if self.mean is not None:
-            for name in ("mean", "std"):
-                value = getattr(self, name)
-                try:
-                    triple = tuple(float(v) for v in value)
-                except (TypeError, ValueError):
-                    triple = ()
-                if len(triple) != 3 or not all(np.isfinite(triple)):
-                    raise UserInputError(f"{name} must be 3 finite numbers (R, G, B), got {value!r}.")
-                object.__setattr__(self, name, triple)  # normalise lists/arrays to a hashable tuple of floats
+            for name in ("mean", "std"):  # normalise lists/arrays to a hashable tuple of floats
+                object.__setattr__(self, name, _check_triple(getattr(self, name), name))
             if min(self.std) <= 0:  # type: ignore[arg-type]
                 raise UserInputError(f"std must be positive for every channel, got {self.std!r}.")
 
     def describe(self) -> dict[str, Any]:
         return {
-            "kind": "plain",
+            "kind": "generic",
+            "name": _preset_name(self),
             "recipe_version": _RECIPE_VERSION,
             "size": int(self.size),
-            "crop": "centre square, side min(H,W) (torchvision CenterCrop offsets)",
-            "resize": "bilinear, align_corners=False",
+            "resize": self.resize,
+            "resize_short": self.resize_short,
+            "steps": RESIZE_RULES[self.resize].replace("resize_short", str(self.resize_short)).replace(
+                "size x size", f"{self.size} x {self.size}"),
+            "interpolation": "bilinear, align_corners=False",
             "antialias": bool(self.antialias),
+            "value_range": list(self.value_range),
+            "channel_order": self.channel_order,
             "mean": None if self.mean is None else list(self.mean),
             "std": None if self.std is None else list(self.std),
         }
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
-        x = _resize(_crop_plain(_to_chw(_check_image(image))), int(self.size), bool(self.antialias))
+        x = _geometry(self, _to_chw(_check_image(image)))
+        lo, hi = self.value_range
+        if (lo, hi) != (0.0, 1.0):
+            x = x * (hi - lo) + lo
+        if self.channel_order == "BGR":
+            x = x.flip(0)
         if self.mean is not None:
             mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1, 1)
             std = torch.tensor(self.std, dtype=torch.float32).view(3, 1, 1)
             x = (x - mean) / std
         return x.contiguous()
+
+
+def _geometry(prep: PlainPreprocessing, x: torch.Tensor) -> torch.Tensor:
+    size, aa = int(prep.size), bool(prep.antialias)
+    if prep.resize == "center_crop_then_resize":
+        return _resize(_crop_plain(x), size, aa)
+    if prep.resize == "resize":
+        return _resize_to(x, (size, size), aa)
+    h, w = x.shape[-2:]
+    if prep.resize == "resize_short_then_center_crop":
+        return _crop_centre(_resize_to(x, _short_side_to(h, w, int(prep.resize_short)), aa), size)
+    if h < size or w < size:  # center_crop
+        raise UserInputError(f"resize='center_crop' needs images of at least {size} x {size} pixels, got {h} x {w}; "
+                             "use resize='resize_short_then_center_crop' or 'center_crop_then_resize'.")
+    return _crop_centre(x, size)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -249,7 +293,50 @@ PREPROCESSINGS.register("taskonomy-low-sat")(TaskonomyPreprocessing(low_saturati
 PREPROCESSINGS.register("imagenet")(PlainPreprocessing())
 PREPROCESSINGS.register("plain")(PlainPreprocessing(size=224, mean=None, std=None))
 
-_KINDS: dict[str, type] = {"taskonomy": TaskonomyPreprocessing, "plain": PlainPreprocessing}
+# "plain" is the generic kind's name in records written before 0.x named it "generic"; both read back.
+_KINDS: dict[str, type] = {"taskonomy": TaskonomyPreprocessing, "generic": PlainPreprocessing,
+                           "plain": PlainPreprocessing}
+
+#: The keys a zoo file's ``preprocessing = { ... }`` table accepts (see :func:`preprocessing_from_keys`).
+PREPROCESSING_KEYS = ("base", "input_size", "resize", "resize_short", "mean", "std", "value_range", "channel_order",
+                      "antialias")
+
+
+def _preset_name(prep: object) -> str:
+    """The preset ``prep`` equals ("imagenet", "taskonomy", ...), or "custom": provenance says what a recipe is."""
+    for name in PREPROCESSINGS.names():
+        if PREPROCESSINGS.get(name) == prep:
+            return name
+    return "custom"
+
+
+def preprocessing_from_keys(keys: Mapping[str, Any]) -> PlainPreprocessing:
+    """A generic recipe from plain keys (a zoo file's ``preprocessing = { ... }`` table): ``input_size``, ``resize``
+    (:data:`RESIZE_RULES`), ``resize_short``, ``mean``, ``std``, ``value_range``, ``channel_order``, ``antialias``,
+    each overriding ``base`` (``"plain"``, the default: 224 px, [0, 1], RGB, no mean/std; or ``"imagenet"``)."""
+    if not isinstance(keys, Mapping):
+        raise UserInputError(f"preprocessing must be a preset name ({', '.join(PREPROCESSINGS.names())}) or a table "
+                             f"of keys ({', '.join(PREPROCESSING_KEYS)}), got {type(keys).__name__}.")
+    unknown = sorted(set(keys) - set(PREPROCESSING_KEYS))
+    if unknown:
+        raise UserInputError(f"unknown preprocessing key(s) {', '.join(unknown)}; expected some of "
+                             f"{', '.join(PREPROCESSING_KEYS)}.")
+    base = keys.get("base", "plain")
+    if base not in ("plain", "imagenet"):
+        raise UserInputError(f"preprocessing base must be 'plain' or 'imagenet' (the Taskonomy recipes take no keys: "
+                             f"write preprocessing = \"taskonomy\"), got {base!r}.")
+    fields_ = {k: getattr(PREPROCESSINGS.get(base), k) for k in PlainPreprocessing.__dataclass_fields__}
+    fields_["resize_short"] = None
+    if "input_size" in keys:
+        fields_["size"] = check_int(keys["input_size"], name="input_size", minimum=1,
+                                    expected="a positive integer (the network's input side in pixels)")
+    for key in ("resize", "resize_short", "mean", "std", "value_range", "channel_order", "antialias"):
+        if key in keys:
+            fields_[key] = keys[key]
+    if base == "plain" and ("mean" in keys) != ("std" in keys):
+        given, missing = ("mean", "std") if "mean" in keys else ("std", "mean")
+        raise UserInputError(f"{given} needs {missing}: give both, or neither (no normalisation), got only {given}.")
+    return PlainPreprocessing(**fields_)
 
 
 def taskonomy_preprocessing(task: str, *, size: int = 256) -> TaskonomyPreprocessing:
@@ -272,7 +359,7 @@ def _from_description(spec: Mapping[str, Any]) -> Preprocessing:
     cls = _KINDS[kind]
     names = {f.name for f in fields(cls)}
     kwargs = {k: spec[k] for k in names if k in spec}
-    for key in ("mean", "std"):
+    for key in ("mean", "std", "value_range"):
         if isinstance(kwargs.get(key), list):
             kwargs[key] = tuple(kwargs[key])
     prep = cls(**kwargs)

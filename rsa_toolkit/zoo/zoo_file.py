@@ -9,13 +9,19 @@ while the models are built (so ``my_models.py`` beside it works)::
     kwargs = { width = 16 }             # optional keyword arguments for it
     checkpoint = "small_cnn.pth"        # optional: {'state_dict': ...} or a bare state dict, weights_only loading
     layers = ["features.3", "head"]     # optional: the layers of interest; the first is the default
-    preprocessing = "imagenet"          # optional: imagenet (default), plain, taskonomy, taskonomy-low-sat
+    preprocessing = "imagenet"          # optional: imagenet (default), plain, taskonomy, taskonomy-low-sat,
+                                        # or a table of plain keys (PREPROCESSING_KEYS):
+    # preprocessing = { input_size = 224, resize = "resize_short_then_center_crop", mean = [0.5, 0.5, 0.5],
+    #                   std = [0.5, 0.5, 0.5], value_range = [0, 1], channel_order = "RGB" }
 
     [[teacher]]
     taskonomy = "depth"                 # a Taskonomy encoder, from weights_dir / --weights-dir / $RSA_TOOLKIT_WEIGHTS
     weights_dir = "weights"             # optional
 
-The callable runs code the user named, as any import does; checkpoints are never unpickled beyond tensors.
+A zoo file is code: loading it imports the modules it names and calls their callables, as running a Python script
+would, so it must come from a trusted source (checkpoints, by contrast, are never unpickled beyond tensors). A
+failure while importing or building (SyntaxError, ImportError, an exception in the constructor) is one
+:class:`UserInputError` line naming the zoo file, the teacher and the file:line where it happened.
 """
 
 from __future__ import annotations
@@ -24,23 +30,28 @@ import contextlib
 import importlib
 import json
 import os
+import shlex
 import sys
+import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from rsa_toolkit.errors import UserInputError
-from rsa_toolkit.zoo.teachers import Teacher, module_teacher, taskonomy_teacher
+from rsa_toolkit.errors import UserInputError, unknown_name
+from rsa_toolkit.images.preprocess import Preprocessing, get_preprocessing, preprocessing_from_keys
+from rsa_toolkit.zoo.teachers import Teacher, list_layers, module_teacher, taskonomy_teacher
 
-__all__ = ["load_zoo_file", "build_zoo", "ZOO_KEYS"]
+__all__ = ["load_zoo_file", "build_zoo", "read_zoo_entries", "layers_command", "ZOO_KEYS"]
 
 ZOO_KEYS = ("name", "model", "kwargs", "checkpoint", "layers", "preprocessing", "taskonomy", "weights_dir",
             "normalize_outputs")
 
 
 def build_zoo(*, weights_dir: str | os.PathLike[str] | None = None, zoo_file: str | os.PathLike[str] | None = None,
-              tasks: Sequence[str] | None = None, normalize_outputs: bool = False) -> list[Teacher]:
+              tasks: Sequence[str] | None = None, normalize_outputs: bool = False,
+              strict_layers: bool = True) -> list[Teacher]:
     """The teachers of a run: Taskonomy encoders for ``tasks`` (default: every task whose encoder file is in
-    ``weights_dir``) plus the zoo file's teachers. Names must be unique."""
+    ``weights_dir``) plus the zoo file's teachers. Names must be unique. ``strict_layers=False``: a zoo-file layer
+    that does not exist is left out instead of being an error (to list what does exist)."""
     from rsa_toolkit.zoo.taskonomy.weights import available_taskonomy_tasks, resolve_weights_dir
 
     teachers: list[Teacher] = []
@@ -49,7 +60,7 @@ def build_zoo(*, weights_dir: str | os.PathLike[str] | None = None, zoo_file: st
         chosen = list(tasks) if tasks else available_taskonomy_tasks(directory)
         teachers += [taskonomy_teacher(t, directory, normalize_outputs=normalize_outputs) for t in chosen]
     if zoo_file is not None:
-        teachers += load_zoo_file(zoo_file, weights_dir=weights_dir)
+        teachers += load_zoo_file(zoo_file, weights_dir=weights_dir, strict_layers=strict_layers)
     names = [t.name for t in teachers]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -60,14 +71,29 @@ def build_zoo(*, weights_dir: str | os.PathLike[str] | None = None, zoo_file: st
     return teachers
 
 
-def load_zoo_file(path: str | os.PathLike[str], *, weights_dir: str | os.PathLike[str] | None = None) -> list[Teacher]:
-    """The teachers listed in a zoo file (see the module docstring)."""
+def load_zoo_file(path: str | os.PathLike[str], *, weights_dir: str | os.PathLike[str] | None = None,
+                  strict_layers: bool = True) -> list[Teacher]:
+    """The teachers listed in a zoo file (see the module docstring); this runs the code the file names."""
     path = Path(path)
-    entries = _read_entries(path)
-    return [_teacher(entry, i, path, weights_dir) for i, entry in enumerate(entries)]
+    entries = read_zoo_entries(path)
+    return [_teacher(entry, i, path, weights_dir, strict_layers) for i, entry in enumerate(entries)]
 
 
-def _read_entries(path: Path) -> list[dict[str, object]]:
+def layers_command(teachers: Sequence[str] = (), *, zoo: str | os.PathLike[str] | None = None,
+                   weights_dir: str | os.PathLike[str] | None = None) -> str:
+    """The ``rsa-toolkit layers`` command that lists ``teachers``' layers in this zoo (``zoo``: a file or "mini";
+    None with no ``weights_dir``: the default, mini zoo)."""
+    words = ["rsa-toolkit", "layers", *teachers]
+    if zoo is not None:
+        words += ["--zoo", str(zoo)]
+    if weights_dir is not None:
+        words += ["--weights-dir", str(weights_dir)]
+    return shlex.join(words)
+
+
+def read_zoo_entries(path: str | os.PathLike[str]) -> list[dict[str, object]]:
+    """The zoo file's teacher entries, parsed but not built (nothing is imported)."""
+    path = Path(path)
     if not path.is_file():
         raise UserInputError(f"zoo file '{path}' does not exist.")
     text = path.read_text()
@@ -101,7 +127,8 @@ def _read_entries(path: Path) -> list[dict[str, object]]:
     return entries
 
 
-def _teacher(entry: dict[str, object], index: int, path: Path, weights_dir: str | os.PathLike[str] | None) -> Teacher:
+def _teacher(entry: dict[str, object], index: int, path: Path, weights_dir: str | os.PathLike[str] | None,
+             strict_layers: bool = True) -> Teacher:
     where = f"zoo file '{path}', teacher {index + 1}"
     unknown = sorted(set(entry) - set(ZOO_KEYS))
     if unknown:
@@ -134,9 +161,36 @@ def _teacher(entry: dict[str, object], index: int, path: Path, weights_dir: str 
         load_into(model, load_state_dict_file(checkpoint), what=f"teacher '{name}' ({checkpoint.name})")
     layers = entry.get("layers")
     if layers is not None and (not isinstance(layers, list) or not all(isinstance(x, str) for x in layers)):
-        raise UserInputError(f"{where} ('{name}'): layers must be a list of layer names.")
-    return module_teacher(name, model, layers=layers, preprocessing=str(entry.get("preprocessing", "imagenet")),
+        raise UserInputError(f"{where} ('{name}'): layers must be a list of layer names, got {layers!r}.")
+    layers = _checked_layers(name, model, layers, path, weights_dir, f"{where} ('{name}')", strict_layers)
+    return module_teacher(name, model, layers=layers or None,
+                          preprocessing=_preprocessing(entry.get("preprocessing", "imagenet"), f"{where} ('{name}')"),
                           weights_sha256=digest, source=f"module:{entry['model']}:{json.dumps(kwargs, sort_keys=True)}")
+
+
+def _checked_layers(name: str, model: object, layers: list[str] | None, path: Path,
+                    weights_dir: str | os.PathLike[str] | None, where: str, strict: bool) -> list[str] | None:
+    """The zoo file's layers that exist; a missing one is an error naming the command that lists them (``strict``)
+    or is left out."""
+    if not layers or not hasattr(model, "named_modules"):
+        return layers  # not a module: module_teacher says so
+    available = list_layers(model)  # type: ignore[arg-type]
+    bad = [layer for layer in layers if layer not in available]
+    if bad and strict:
+        shown = ", ".join(available[:40]) + (" ..." if len(available) > 40 else "")
+        command = layers_command([name], zoo=path, weights_dir=weights_dir)
+        raise UserInputError(unknown_name(f"{where}: Unknown layer '{bad[0]}' for teacher '{name}'", bad[0], available,
+                                          shown=f"{shown} (list them with: {command})"))
+    return [layer for layer in layers if layer in available]
+
+
+def _preprocessing(value: object, where: str) -> Preprocessing:
+    try:
+        if isinstance(value, str):
+            return get_preprocessing(value)
+        return preprocessing_from_keys(value)  # type: ignore[arg-type]
+    except UserInputError as exc:
+        raise UserInputError(f"{where}: preprocessing: {exc}") from None
 
 
 def _build(target: str, kwargs: dict[str, object], directory: Path, where: str) -> object:
@@ -146,8 +200,13 @@ def _build(target: str, kwargs: dict[str, object], directory: Path, where: str) 
     with _importable(directory):
         try:
             obj = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise UserInputError(f"{where}: cannot import '{module_name}': {exc}.") from None
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name.split(".")[0] and exc.name != module_name:
+                raise UserInputError(f"{where}: cannot import '{module_name}': {_one_line(exc, directory)}") from None
+            raise UserInputError(f"{where}: cannot import '{module_name}': no module of that name in '{directory}' "
+                                 "or on the Python path.") from None
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's module failed to import: say where
+            raise UserInputError(f"{where}: cannot import '{module_name}': {_one_line(exc, directory)}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise UserInputError(f"{where}: '{module_name}' has no attribute '{attr}'.")
@@ -155,9 +214,34 @@ def _build(target: str, kwargs: dict[str, object], directory: Path, where: str) 
     if not callable(obj):
         raise UserInputError(f"{where}: '{target}' is not callable.")
     try:
-        return obj(**kwargs)
-    except TypeError as exc:
-        raise UserInputError(f"{where}: calling '{target}' with kwargs {kwargs} failed: {exc}.") from None
+        with _importable(directory):
+            return obj(**kwargs)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's constructor failed: say where
+        raise UserInputError(f"{where}: calling '{target}' with kwargs {kwargs} failed: "
+                             f"{_one_line(exc, directory)}") from None
+
+
+def _one_line(exc: BaseException, directory: Path) -> str:
+    """``Type: message (file:line)`` for an exception raised in the user's code: the line of a SyntaxError, else the
+    innermost frame outside rsa-toolkit and the Python/torch installation (the innermost frame if there is none)."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        location = f"{_short(exc.filename, directory)}:{exc.lineno}"
+        message = exc.msg
+    else:
+        frames = traceback.extract_tb(exc.__traceback__)
+        ours = str(Path(__file__).resolve().parent.parent)
+        user = [f for f in frames if not f.filename.startswith(("<", ours, sys.prefix, sys.base_prefix))]
+        frame = (user or frames or [None])[-1]
+        location = f"{_short(frame.filename, directory)}:{frame.lineno}" if frame is not None else "unknown location"
+        message = str(exc)
+    message = " ".join(message.split())
+    return f"{type(exc).__name__}: {message} ({location})." if message else f"{type(exc).__name__} ({location})."
+
+
+def _short(filename: str, directory: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return str(Path(filename).resolve().relative_to(directory.resolve()))
+    return filename
 
 
 @contextlib.contextmanager

@@ -293,17 +293,6 @@ def test_cli_pick_aux_with_a_zoo_file_and_weights(weights_dir: Path, probe_dir: 
     assert sorted(c["name"] for c in ranking) == ["normal", "small_cnn"]
 
 
-def test_cli_layers(zoo_toml: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["layers", "depth"]) == 0
-    out = capsys.readouterr().out
-    assert "encoder_output  8x16x16" in out and "block4  2048x16x16" in out
-    assert main(["layers", "small_cnn", "--zoo", str(zoo_toml)]) == 0
-    assert capsys.readouterr().out.split() == ["features", "features.0", "features.1", "(default)", "features.2",
-                                               "features.3", "pool", "head"]
-    assert main(["layers", "smal_cnn", "--zoo", str(zoo_toml)]) == 2
-    assert "Did you mean 'small_cnn'" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize(("argv", "message"), [
     (["matrix", "--weights-dir", "{w}"], "a zoo needs probe images"),
     (["matrix", "--weights-dir", "{tmp}/nowhere", "--images", "{p}"], "does not exist"),
