@@ -30,7 +30,7 @@ import torch
 from rsa_toolkit import distributed
 from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.errors import UserInputError
-from rsa_toolkit.files import atomic_path, current_umask, safe_child
+from rsa_toolkit.files import atomic_path, check_name, current_umask, safe_child
 from rsa_toolkit.features.cache import (CACHE_ENV, FeatureCacheWarning, cache_entry_path, cache_key, check_entry,
                                         default_cache_dir, entry_fingerprint, remove_stale_temporaries, sidecar_path)
 from rsa_toolkit.features.shards import concatenate_npy, part_path, shard_rows, write_npy_header
@@ -143,10 +143,16 @@ def save_features_dir(feature_sets: Sequence[FeatureSet], directory: str | os.Pa
     if not target.parent.is_dir():
         raise UserInputError(f"directory='{target}': directory '{target.parent}' does not exist; create it first.",
                              parameter="directory")
+    if len(feature_sets) > 1:  # each becomes a subdirectory named after its layer: checked before anything is made
+        for fs in feature_sets:
+            if fs.layer is None:
+                raise UserInputError("save_features_dir: several feature sets need a layer name each (None given); "
+                                     "extract them with layers=[...] named.", parameter="feature_sets")
+            check_name(fs.layer, what="layer name")
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         for fs in feature_sets:
-            layer_dir = safe_child(staging, fs.layer or "", what="layer name") if len(feature_sets) > 1 else staging
+            layer_dir = safe_child(staging, fs.layer, what="layer name") if len(feature_sets) > 1 else staging
             layer_dir.mkdir(exist_ok=True)
             for name, source in zip(fs.names, fs.files):  # the cache entry is already a .npy file
                 shutil.copyfile(source, safe_child(layer_dir, name, suffix=".npy", what="teacher name"))
