@@ -20,6 +20,7 @@ import functools
 import hashlib
 import inspect
 import json
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -85,7 +86,9 @@ def taskonomy_teacher(task: str, weights_dir: str | None = None, *, normalize_ou
         preprocessing=taskonomy_preprocessing(canonical), weights_sha256=digest, build=build,
         run=lambda encoder, x, layers: encoder.forward_taps(x, layers),
         source=f"taskonomy:{canonical}" + (":groupnorm" if normalize_outputs else ""),
-        definition=source_definition(TaskonomyEncoder, extra={"normalize_outputs": normalize_outputs}),
+        # the whole encoder module (its blocks, the taps): an edit to the architecture's code is a new cache key
+        definition=source_definition(sys.modules[TaskonomyEncoder.__module__],
+                                     extra={"normalize_outputs": normalize_outputs}),
     )
 
 
@@ -136,7 +139,7 @@ def _code(obj: object) -> str:
     (built-ins, classes made in a REPL)."""
     try:
         return inspect.getsource(obj)  # type: ignore[arg-type]
-    except (OSError, TypeError):
+    except (OSError, TypeError, SyntaxError):  # no file, a built-in, or a file edited since it was imported
         return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', getattr(obj, '__name__', repr(obj)))}"
 
 
