@@ -13,7 +13,43 @@ from pathlib import Path
 from rsa_toolkit.errors import UserInputError
 
 __all__ = ["check_output_path", "atomic_path", "current_umask", "file_sha256", "WRITE_FAULTS", "write_fault_message",
-           "write_faults"]
+           "write_faults", "check_name", "safe_child", "NAME_RULE"]
+
+#: what a name that becomes a file name (teacher, layer, task) may be, for error messages
+NAME_RULE = ("a plain name: no '/' or '\\', not '.' or '..', no NUL or control characters (e.g. 'depth', "
+             "'features.3')")
+
+
+def check_name(name: object, *, what: str = "name") -> str:
+    """``name`` when it is safe as one file-name component (teacher, layer and task names become file names);
+    otherwise a :class:`UserInputError` naming it and what is allowed (:data:`NAME_RULE`). Names are data, never
+    paths: no separators, no ``.``/``..``, no NUL or control characters, not empty."""
+    if not isinstance(name, str):
+        raise UserInputError(f"{what} {name!r}: expected a string, got {type(name).__name__}.")
+    problem = None
+    if not name:
+        problem = "is empty"
+    elif name in (".", ".."):
+        problem = "is a directory reference"
+    elif "/" in name or "\\" in name:
+        problem = "contains a path separator" + (" (an absolute path)" if name.startswith(("/", "\\")) else "")
+    elif any(ord(c) < 32 or ord(c) == 127 for c in name):
+        problem = "contains NUL or a control character"
+    if problem:
+        raise UserInputError(f"{what} {name!r} {problem}; names are used as file names, so each must be {NAME_RULE}.")
+    return name
+
+
+def safe_child(directory: str | os.PathLike[str], name: str, *, suffix: str = "", what: str = "name") -> Path:
+    """``directory / (name + suffix)``, after :func:`check_name` on ``name`` and a check that the result lies in
+    ``directory`` (symbolic links resolved): the one way a name becomes a path inside an output directory."""
+    directory = Path(directory)
+    child = directory / (check_name(name, what=what) + suffix)
+    base = directory.resolve()
+    if child.resolve().parent != base:
+        raise UserInputError(f"{what} {name!r}: the path '{child}' would lie outside the directory '{directory}'; "
+                             f"each name must be {NAME_RULE}.")
+    return child
 
 
 def check_output_path(path: str | os.PathLike[str], *, what: str = "output") -> Path:

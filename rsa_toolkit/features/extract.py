@@ -1,10 +1,12 @@
 """Feature extraction with an on-disk cache: every (teacher, layer, probe set, preprocessing) is computed once.
 
 Cache entries live in ``<cache>/features/<key[:2]>/<key>.npy`` (float32, (N, ...), rows in probe-set order) with a
-``<key>.json`` sidecar (teacher, layer, image ids, provenance). The key is the sha256 of the weights hash, the
-teacher's source (architecture options), the layer, the probe set's content hash, the preprocessing and the cache
-format, so a changed input recomputes and an unchanged one never does. Features are streamed to disk batch by batch
-(the array file is written sequentially, never held in memory), and an entry appears only when complete.
+``<key>.json`` sidecar (teacher, layer, image ids, provenance, and the entry's shape, dtype, size and blake2b), see
+:mod:`rsa_toolkit.features.cache`: a changed input recomputes, an unchanged one never does, and a damaged entry is a
+miss (recomputed, with a :class:`~rsa_toolkit.features.cache.FeatureCacheWarning`). Features are streamed to disk
+batch by batch (the array file is written sequentially, never held in memory), and an entry appears only when
+complete. Several layers of one teacher are computed in one forward pass per batch (hooks on every layer), each
+layer cached as its own entry.
 
 Under ``torchrun`` (a process group of several ranks, see :mod:`rsa_toolkit.distributed`) extraction is collective:
 every rank calls the same functions with the same arguments, each computes a contiguous shard of whole batches into
@@ -15,9 +17,9 @@ a part file beside the entry, and rank 0 joins the parts into the entry a single
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -28,7 +30,9 @@ import torch
 from rsa_toolkit import distributed
 from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.errors import UserInputError
-from rsa_toolkit.files import atomic_path, current_umask
+from rsa_toolkit.files import atomic_path, check_name, current_umask, safe_child
+from rsa_toolkit.features.cache import (CACHE_ENV, FeatureCacheWarning, cache_entry_path, cache_key, check_entry,
+                                        default_cache_dir, entry_fingerprint, remove_stale_temporaries, sidecar_path)
 from rsa_toolkit.features.shards import concatenate_npy, part_path, shard_rows, write_npy_header
 from rsa_toolkit.features.store import FeatureSet
 from rsa_toolkit.images.probe import ProbeSet
@@ -37,29 +41,9 @@ from rsa_toolkit.zoo.teachers import Teacher
 from rsa_toolkit.validation import check_int
 
 __all__ = ["CACHE_ENV", "default_cache_dir", "cache_key", "cache_entry_path", "extract_features", "zoo_features",
-           "save_features_dir"]
+           "zoo_feature_sets", "save_features_dir", "FeatureCacheWarning"]
 
 _T = TypeVar("_T")
-
-CACHE_ENV = "RSA_TOOLKIT_CACHE"
-CACHE_FORMAT = 1
-
-
-def default_cache_dir() -> Path:
-    """``$RSA_TOOLKIT_CACHE``, else ``$XDG_CACHE_HOME/rsa-toolkit``, else ``~/.cache/rsa-toolkit``."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "rsa-toolkit"
-
-
-def cache_key(teacher: Teacher, layer: str, probe: ProbeSet) -> str:
-    payload = {
-        "format": CACHE_FORMAT, "weights": teacher.weights_sha256, "source": teacher.source, "layer": layer,
-        "probe": probe.content_hash, "preprocessing": teacher.preprocessing.describe(),
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
 
 def extract_features(teacher: Teacher, probe: ProbeSet, *, layers: Sequence[str] | None = None,
                      batch_size: int = 32, device: str | torch.device = "cpu",
@@ -67,8 +51,9 @@ def extract_features(teacher: Teacher, probe: ProbeSet, *, layers: Sequence[str]
                      progress: bool = False) -> dict[str, np.ndarray]:
     """Features of ``teacher`` on ``probe`` for ``layers`` (default: its default layer), as read-only memory maps.
 
-    Layers already in the cache are read, the others computed together in one pass over the probe set.
-    ``recompute`` ignores (and replaces) cached entries. In a process group every rank must call this (collective:
+    Layers already in the cache (and matching their sidecars) are read, the others computed together in one pass
+    over the probe set: one forward per batch for all of them. A damaged entry is computed again with a
+    :class:`FeatureCacheWarning`. ``recompute`` ignores (and replaces) cached entries. In a process group every rank must call this (collective:
     each computes its shard of the probe images on its own device) and every rank gets the same arrays; inside
     :func:`rsa_toolkit.distributed.main_first` it runs whole on each rank in turn.
     """
@@ -76,8 +61,11 @@ def extract_features(teacher: Teacher, probe: ProbeSet, *, layers: Sequence[str]
     check_int(batch_size, name="batch size", minimum=1, expected="at least 1")
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     paths = {layer: cache_entry_path(root, cache_key(teacher, layer, probe)) for layer in wanted}
-    missing = [layer for layer in wanted if recompute or not paths[layer].exists()]
     shared = distributed.in_step()  # every rank is in this call, with the same arguments
+    missing: list[str] = []
+    if not shared or distributed.is_main():
+        remove_stale_temporaries(root)
+        missing = [layer for layer in wanted if recompute or _unusable(paths[layer], teacher, layer, len(probe))]
     if shared:  # rank 0's view of the cache decides, so every rank takes the same path through the collectives
         missing = distributed.broadcast_object(missing)
     if missing:
@@ -87,6 +75,18 @@ def extract_features(teacher: Teacher, probe: ProbeSet, *, layers: Sequence[str]
     return {layer: np.load(paths[layer], mmap_mode="r") for layer in wanted}
 
 
+def _unusable(entry: Path, teacher: Teacher, layer: str, rows: int) -> bool:
+    """True when ``entry`` must be computed: absent, or damaged (then with a warning naming the file)."""
+    if not entry.exists():  # never computed, or an extraction killed before its rename: a plain miss
+        return True
+    why = check_entry(entry, rows)
+    if why is None:
+        return False
+    warnings.warn(f"feature cache entry '{entry}' (teacher '{teacher.name}', layer '{layer}') cannot be used "
+                  f"({why}); computing it again.", FeatureCacheWarning, stacklevel=3)
+    return True
+
+
 def zoo_features(teachers: Sequence[Teacher], probe: ProbeSet, *, layer: str | None = None,
                  batch_size: int = 32, device: str | torch.device = "cpu",
                  cache_dir: str | os.PathLike[str] | None = None, recompute: bool = False,
@@ -94,22 +94,36 @@ def zoo_features(teachers: Sequence[Teacher], probe: ProbeSet, *, layer: str | N
     """Every teacher's features at ``layer`` (default: each teacher's default layer) as a :class:`FeatureSet`,
     ready for :func:`rsa_toolkit.similarity_matrix`, with the provenance of each teacher's weights. Collective in a
     process group, like :func:`extract_features`."""
+    return zoo_feature_sets(teachers, probe, layers=[layer], batch_size=batch_size, device=device,
+                            cache_dir=cache_dir, recompute=recompute, progress=progress)[0]
+
+
+def zoo_feature_sets(teachers: Sequence[Teacher], probe: ProbeSet, *, layers: Sequence[str | None],
+                     batch_size: int = 32, device: str | torch.device = "cpu",
+                     cache_dir: str | os.PathLike[str] | None = None, recompute: bool = False,
+                     progress: bool = False) -> list[FeatureSet]:
+    """One :class:`FeatureSet` per entry of ``layers`` (None: each teacher's default layer), the same as
+    ``[zoo_features(..., layer=l) for l in layers]`` but each teacher runs once, one forward pass per batch for all
+    its layers, every layer cached as its own entry. Collective in a process group, like :func:`extract_features`."""
     for teacher in teachers:  # check every layer name before the first (possibly long) extraction
-        teacher.check_layers([layer] if layer else None)
-    arrays, files = [], []
+        teacher.check_layers([layer for layer in layers if layer])
+    per_teacher = []
     for teacher in teachers:
-        wanted = [layer] if layer else None
-        (name, array), = extract_features(teacher, probe, layers=wanted, batch_size=batch_size, device=device,
-                                          cache_dir=cache_dir, recompute=recompute, progress=progress).items()
-        arrays.append(array)
-        files.append(Path(array.filename))
-    details = {
-        "teachers": {t.name: {"weights_sha256": t.weights_sha256, "source": t.source,
-                              "layer": layer or t.default_layer, "preprocessing": t.preprocessing.describe()}
-                     for t in teachers},
-        "probe": {"source": probe.source, "sha256": probe.content_hash, "n_images": len(probe)},
-    }
-    return FeatureSet([t.name for t in teachers], arrays, layer, [], list(probe.ids), files, details)
+        wanted = list(dict.fromkeys(layer or teacher.default_layer for layer in layers))
+        per_teacher.append(extract_features(teacher, probe, layers=wanted, batch_size=batch_size, device=device,
+                                            cache_dir=cache_dir, recompute=recompute, progress=progress))
+    sets = []
+    for layer in layers:
+        arrays = [found[layer or t.default_layer] for t, found in zip(teachers, per_teacher)]
+        details = {
+            "teachers": {t.name: {"weights_sha256": t.weights_sha256, "source": t.source,
+                                  "definition": t.definition, "layer": layer or t.default_layer,
+                                  "preprocessing": t.preprocessing.describe()} for t in teachers},
+            "probe": {"source": probe.source, "sha256": probe.content_hash, "n_images": len(probe)},
+        }
+        sets.append(FeatureSet([t.name for t in teachers], arrays, layer, [], list(probe.ids),
+                               [Path(a.filename) for a in arrays], details))
+    return sets
 
 
 def save_features_dir(feature_sets: Sequence[FeatureSet], directory: str | os.PathLike[str]) -> Path:
@@ -129,13 +143,19 @@ def save_features_dir(feature_sets: Sequence[FeatureSet], directory: str | os.Pa
     if not target.parent.is_dir():
         raise UserInputError(f"directory='{target}': directory '{target.parent}' does not exist; create it first.",
                              parameter="directory")
+    if len(feature_sets) > 1:  # each becomes a subdirectory named after its layer: checked before anything is made
+        for fs in feature_sets:
+            if fs.layer is None:
+                raise UserInputError("save_features_dir: several feature sets need a layer name each (None given); "
+                                     "extract them with layers=[...] named.", parameter="feature_sets")
+            check_name(fs.layer, what="layer name")
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         for fs in feature_sets:
-            layer_dir = staging / fs.layer if len(feature_sets) > 1 else staging
+            layer_dir = safe_child(staging, fs.layer, what="layer name") if len(feature_sets) > 1 else staging
             layer_dir.mkdir(exist_ok=True)
-            for name, source in zip(fs.names, fs.files):
-                shutil.copyfile(source, layer_dir / f"{name}.npy")  # the cache entry is already a .npy file
+            for name, source in zip(fs.names, fs.files):  # the cache entry is already a .npy file
+                shutil.copyfile(source, safe_child(layer_dir, name, suffix=".npy", what="teacher name"))
         (staging / "image_ids.txt").write_text("".join(f"{i}\n" for i in feature_sets[0].image_ids or []))
         record = provenance(layers={fs.layer or "default": fs.details for fs in feature_sets})
         (staging / "provenance.json").write_text(json.dumps(record, indent=1, sort_keys=True))
@@ -146,16 +166,12 @@ def save_features_dir(feature_sets: Sequence[FeatureSet], directory: str | os.Pa
     return target
 
 
-def cache_entry_path(root: Path, key: str) -> Path:
-    return root / "features" / key[:2] / f"{key}.npy"
-
-
 def _compute(teacher: Teacher, probe: ProbeSet, paths: dict[str, Path], batch_size: int, device: torch.device,
              progress: bool) -> None:
     """The entries ``paths`` (layer -> entry) in one pass over the probe set in this process."""
     with _staged(paths) as tmp:
         _write_rows(teacher, probe, tmp, 0, len(probe), batch_size, device, progress)
-        _write_sidecars(paths, teacher, probe)
+        _write_sidecars(paths, tmp, teacher, probe)
 
 
 def _compute_sharded(teacher: Teacher, probe: ProbeSet, paths: dict[str, Path], batch_size: int,
@@ -185,7 +201,7 @@ def _compute_sharded(teacher: Teacher, probe: ProbeSet, paths: dict[str, Path], 
             with _staged(paths) as tmp:
                 for layer in paths:
                     concatenate_npy(parts[layer], tmp[layer])
-                _write_sidecars(paths, teacher, probe)
+                _write_sidecars(paths, tmp, teacher, probe)
         distributed.barrier()  # the entries exist before any rank reads them
     finally:
         for part in mine.values():  # after rank 0 read it, or after a failure
@@ -243,12 +259,15 @@ def _prefetched(items: Iterator[_T]) -> Iterator[_T]:
             yield item
 
 
-def _write_sidecars(paths: dict[str, Path], teacher: Teacher, probe: ProbeSet) -> None:
+def _write_sidecars(paths: dict[str, Path], written: dict[str, Path], teacher: Teacher, probe: ProbeSet) -> None:
+    """Each entry's sidecar, with the fingerprint of the complete array file ``written[layer]`` (renamed onto
+    ``paths[layer]`` after the sidecars are in place: an entry without its sidecar never looks valid)."""
     for layer, path in paths.items():
         record = {
-            "teacher": teacher.name, "layer": layer, "source": teacher.source, "image_ids": list(probe.ids),
+            "teacher": teacher.name, "layer": layer, "source": teacher.source, "definition": teacher.definition,
+            "image_ids": list(probe.ids), "entry": entry_fingerprint(written[layer]),
             **provenance(weights_sha256=teacher.weights_sha256, probe_sha256=probe.content_hash,
                          probe_source=probe.source, preprocessing=teacher.preprocessing.describe()),
         }
-        with atomic_path(path.with_suffix(".json")) as tmp:
+        with atomic_path(sidecar_path(path)) as tmp:
             tmp.write_text(json.dumps(record, indent=1, sort_keys=True))

@@ -10,7 +10,10 @@ Layout (what ``rsa-toolkit matrix --features DIR`` reads):
 * optional ``image_ids.txt`` beside ``.npy`` files (or at the top of a layered directory): one image identifier per
   line, in row order.
 
-Every teacher must hold the same N images in the same order. ``.npy`` files are memory-mapped, so a directory larger
+Teacher and layer names become file names downstream (``--layer all`` writes one output per layer), so an ``.npz``
+member name that is not a plain name (a path separator, ``..``, NUL, control characters) is refused when read, and
+every file written goes through :func:`rsa_toolkit.files.safe_child`. Every teacher must hold the same N images in the
+same order. ``.npy`` files are memory-mapped, so a directory larger
 than memory is read one teacher at a time. Nothing is unpickled (``allow_pickle=False``).
 """
 
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.files import check_name
 
 __all__ = ["FeatureSet", "available_layers", "load_features_dir", "write_features_dir", "IMAGE_IDS_KEY"]
 
@@ -71,7 +75,8 @@ def available_layers(directory: str | os.PathLike[str]) -> list[str]:
     keys = []
     for path in files:
         with _open_npz(path) as archive:
-            keys.append([k for k in archive.files if k != IMAGE_IDS_KEY])
+            keys.append([check_name(k, what=f"features file '{path}': layer")
+                         for k in archive.files if k != IMAGE_IDS_KEY])
     return [k for k in keys[0] if all(k in other for other in keys)]
 
 
@@ -160,13 +165,15 @@ def _layer_dirs(path: Path) -> list[Path]:
 def write_features_dir(features: dict[str, np.ndarray], directory: str | os.PathLike[str], *,
                        image_ids: list[str] | None = None) -> list[Path]:
     """Write one ``<teacher>.npy`` per teacher (and ``image_ids.txt``), each atomically; returns the paths."""
-    from rsa_toolkit.files import atomic_path
+    from rsa_toolkit.files import atomic_path, safe_child
 
     path = Path(directory)
+    for name in features:  # every name checked before anything is written
+        check_name(name, what="teacher name")
     path.mkdir(parents=True, exist_ok=True)
     written = []
     for name, array in features.items():
-        target = path / f"{name}.npy"
+        target = safe_child(path, name, suffix=".npy", what="teacher name")
         with atomic_path(target) as tmp:
             np.save(tmp, np.asarray(array), allow_pickle=False)
         written.append(target)

@@ -7,13 +7,20 @@ Two kinds, one contract (:class:`Teacher`):
 * any ``torch.nn.Module`` (:func:`module_teacher`), tapped with forward hooks at named submodules, e.g. from a zoo file
   (:mod:`rsa_toolkit.zoo.zoo_file`).
 
-The weights hash identifies the teacher in the feature cache and in every output's provenance.
+The weights hash identifies the teacher in the feature cache and in every output's provenance; the definition hash
+(:attr:`Teacher.definition`: the source code of the network's classes and its constructor-visible state, or an
+explicit ``key``) tells apart two teachers with the same weights but different code, and is known without building
+the network. A teacher's name becomes file names, so it is checked once, when the teacher is made
+(:func:`rsa_toolkit.files.check_name`).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
+import json
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -21,10 +28,11 @@ import torch
 from torch import nn
 
 from rsa_toolkit.errors import UserInputError, unknown_name
+from rsa_toolkit.files import check_name
 from rsa_toolkit.images.preprocess import Preprocessing, get_preprocessing, taskonomy_preprocessing
 
 __all__ = ["Teacher", "taskonomy_teacher", "module_teacher", "check_layer_names", "list_layers", "hook_features",
-           "state_dict_sha256"]
+           "state_dict_sha256", "module_definition", "source_definition"]
 
 Runner = Callable[[nn.Module, torch.Tensor, Sequence[str]], dict[str, torch.Tensor]]
 
@@ -39,6 +47,12 @@ class Teacher:
     build: Callable[[], nn.Module] = field(repr=False)  # the network, loaded on first call (a cache hit never loads)
     run: Runner = field(repr=False)  # (network, preprocessed batch, layer names) -> {layer: (B, ...) tensor}
     source: str = ""  # where it came from, for provenance
+    # sha256 of what the network is (its code and constructor-visible state), computable without building it; part
+    # of the feature cache key. Empty when unknown (the key then rests on weights, source and layer).
+    definition: str = ""
+
+    def __post_init__(self) -> None:
+        check_name(self.name, what="teacher name")
 
     def extract(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         return self.run(self.build(), x, layers)
@@ -72,15 +86,22 @@ def taskonomy_teacher(task: str, weights_dir: str | None = None, *, normalize_ou
         preprocessing=taskonomy_preprocessing(canonical), weights_sha256=digest, build=build,
         run=lambda encoder, x, layers: encoder.forward_taps(x, layers),
         source=f"taskonomy:{canonical}" + (":groupnorm" if normalize_outputs else ""),
+        # the whole encoder module (its blocks, the taps): an edit to the architecture's code is a new cache key
+        definition=source_definition(sys.modules[TaskonomyEncoder.__module__],
+                                     extra={"normalize_outputs": normalize_outputs}),
     )
 
 
 def module_teacher(name: str, model: nn.Module, *, layers: Sequence[str] | None = None,
                    default_layer: str | None = None, preprocessing: str | Preprocessing = "imagenet",
-                   weights_sha256: str | None = None, source: str = "") -> Teacher:
+                   weights_sha256: str | None = None, source: str = "", key: str | None = None,
+                   definition: str | None = None) -> Teacher:
     """Any module as a teacher, tapped by forward hooks at ``layers`` (default: every named submodule).
 
-    ``default_layer`` defaults to the first of ``layers`` when given, else the last submodule.
+    ``default_layer`` defaults to the first of ``layers`` when given, else the last submodule. The cache key covers
+    the model's definition (:func:`module_definition`: the source of its classes and their constructor-visible
+    state); ``key`` (any string) replaces that with an identity of your choosing, and ``definition`` (e.g. from
+    :func:`source_definition` of the module a zoo file names) is added to it.
     """
     if not isinstance(model, nn.Module):
         raise UserInputError(f"teacher '{name}': expected a torch.nn.Module, got {type(model).__name__}.")
@@ -88,13 +109,69 @@ def module_teacher(name: str, model: nn.Module, *, layers: Sequence[str] | None 
     available = tuple(list_layers(model))
     if not available:
         raise UserInputError(f"teacher '{name}': the model has no submodules to tap.")
+    check_name(name, what="teacher name")
     chosen = check_layer_names(name, available, layers) if layers else list(available)
     default = check_layer_names(name, available, [default_layer or (chosen[0] if layers else available[-1])])[0]
     return Teacher(
         name=name, layers=available, default_layer=default, preprocessing=get_preprocessing(preprocessing),
         weights_sha256=weights_sha256 or state_dict_sha256(model), build=lambda: model, run=hook_features,
-        source=source,
+        source=source, definition=_module_key(model, key, definition),
     )
+
+
+def _module_key(model: nn.Module, key: str | None, definition: str | None) -> str:
+    if key is not None:
+        if not isinstance(key, str) or not key:
+            raise UserInputError(f"key={key!r}: expected a non-empty string that identifies the model's definition.",
+                                 parameter="key")
+        core = _sha256({"key": key})
+    else:
+        core = module_definition(model)
+    return core if definition is None else _sha256({"module": core, "definition": definition})
+
+
+def _sha256(payload: object) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def _code(obj: object) -> str:
+    """The source text of a class, function or module, or its qualified name where the source is not available
+    (built-ins, classes made in a REPL)."""
+    try:
+        return inspect.getsource(obj)  # type: ignore[arg-type]
+    except (OSError, TypeError, SyntaxError):  # no file, a built-in, or a file edited since it was imported
+        return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', getattr(obj, '__name__', repr(obj)))}"
+
+
+def source_definition(*objects: object, extra: object = None) -> str:
+    """sha256 of the source code of ``objects`` (classes, functions, modules) and ``extra`` (JSON-able options):
+    the definition hash of a network that is not built yet, e.g. the module and callable a zoo file names."""
+    return _sha256({"code": [[_qualname(o), _code(o)] for o in objects], "extra": extra})
+
+
+def _qualname(obj: object) -> str:
+    return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', getattr(obj, '__name__', ''))}"
+
+
+_SIMPLE = (bool, int, float, str, type(None))
+
+
+def module_definition(model: nn.Module) -> str:
+    """sha256 of what defines ``model`` apart from its weights: the source of every class in it outside ``torch``
+    (PyTorch's own layers are named, not read), the module tree's repr (sizes, strides, options of each layer) and
+    each module's public plain attributes (numbers, strings, tuples of them: what its constructor kept)."""
+    classes = sorted({type(m) for m in model.modules()}, key=_qualname)
+    code = [[_qualname(c), "" if c.__module__.split(".")[0] == "torch" else _code(c)] for c in classes]
+    state = {name or "<root>": {k: v for k, v in vars(m).items()
+                                if not k.startswith("_") and k != "training" and _plain(v)}
+             for name, m in model.named_modules()}
+    return _sha256({"classes": code, "repr": repr(model), "state": state})
+
+
+def _plain(value: object) -> bool:
+    if isinstance(value, (tuple, list)):
+        return all(_plain(v) for v in value)
+    return isinstance(value, _SIMPLE)
 
 
 def check_layer_names(teacher: str, available: Sequence[str], layers: Sequence[str]) -> list[str]:
