@@ -17,7 +17,7 @@ _EXPORTS: dict[str, str] = {
     "rsa.compare": "COMPARISONS compare_pair compare_rdms rank_average",
     "errors": "UserInputError",
     "analysis.evaluation": "Evaluation evaluate_similarity",
-    "features.extract": "extract_features save_features_dir zoo_features",
+    "features.extract": "extract_features save_features_dir zoo_feature_sets zoo_features",
     "features.store": "FeatureSet available_layers load_features_dir write_features_dir",
     "analysis.ground_truth": "GroundTruth load_ground_truth",
     "analysis.graph": "cluster_order clusters linkage_from_similarity task_graph write_graphml",

@@ -145,18 +145,19 @@ def feature_sets(args: argparse.Namespace, *, progress: bool) -> Iterator[tuple[
         teachers = build_teachers(args)
         probe = open_probe(args)
         layers = layers_to_run(args, teachers)
-        sets = [extract_layer(args, teachers, probe, layer, progress=progress) for layer in layers]
+        sets = extract_layers(args, teachers, probe, layers, progress=progress)
     for layer, features in zip(layers, sets):
         yield (layer if args.layer == "all" else None), features
 
 
-def extract_layer(args: argparse.Namespace, teachers: list, probe: ProbeSet, layer: str | None, *,
-                  progress: bool) -> FeatureSet:
-    """The zoo's features at ``layer`` (None: each teacher's default), through the feature cache."""
-    from rsa_toolkit.features.extract import zoo_features
+def extract_layers(args: argparse.Namespace, teachers: list, probe: ProbeSet, layers: list[str | None], *,
+                   progress: bool) -> list[FeatureSet]:
+    """The zoo's features at each of ``layers`` (None: each teacher's default), through the feature cache: one
+    forward of each teacher for all its layers."""
+    from rsa_toolkit.features.extract import zoo_feature_sets
 
-    return zoo_features(teachers, probe, layer=layer, batch_size=args.batch_size, device=args.device,
-                        cache_dir=args.cache_dir, recompute=args.recompute, progress=progress)
+    return zoo_feature_sets(teachers, probe, layers=layers, batch_size=args.batch_size, device=args.device,
+                            cache_dir=args.cache_dir, recompute=args.recompute, progress=progress)
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from rsa_toolkit.cli._options import add_common, show_progress
-from rsa_toolkit.cli._sources import (add_source_options, build_teachers, extract_layer, layer_hints, open_probe,
+from rsa_toolkit.cli._sources import (add_source_options, build_teachers, extract_layers, layer_hints, open_probe,
                                      torchrun_extraction, uses_zoo)
 
 
@@ -35,7 +35,7 @@ def run_features(args: argparse.Namespace) -> int:
         layers = args.layers or [None]
         for teacher in teachers:  # every layer name is checked before the first extraction
             teacher.check_layers([layer for layer in layers if layer])
-        sets = [extract_layer(args, teachers, probe, layer, progress=show_progress(args)) for layer in layers]
+        sets = extract_layers(args, teachers, probe, layers, progress=show_progress(args))
     target = save_features_dir(sets, args.out)
     if not args.quiet:
         print(f"wrote {len(teachers)} teachers x {len(probe)} images"

@@ -30,6 +30,7 @@ import torch
 from rsa_toolkit import distributed
 from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.progress import progress as progress_bar
 from rsa_toolkit.files import atomic_path, check_name, current_umask, safe_child
 from rsa_toolkit.features.cache import (CACHE_ENV, FeatureCacheWarning, cache_entry_path, cache_key, check_entry,
                                         default_cache_dir, entry_fingerprint, remove_stale_temporaries, sidecar_path)
@@ -222,16 +223,14 @@ def _write_rows(teacher: Teacher, probe: ProbeSet, files: dict[str, Path], start
                 device: torch.device, progress: bool) -> None:
     """Run ``teacher`` over the probe images ``start:stop`` and stream each layer's rows to a .npy file in
     ``files`` (layer -> path): shape (stop - start, ...), float32, written batch by batch."""
-    from tqdm.auto import tqdm
-
     model = teacher.build().to(device).eval()
     n = stop - start
     with contextlib.ExitStack() as stage:
         out = {layer: stage.enter_context(path.open("wb")) for layer, path in files.items()}
         written = dict.fromkeys(files, 0)
         batches = _prefetched(probe.batches(batch_size, teacher.preprocessing, start=start, stop=stop))
-        bar = stage.enter_context(tqdm(total=n, desc=f"{teacher.name}", unit="img", disable=not progress,
-                                       leave=False))
+        bar = stage.enter_context(progress_bar(total=n, desc=f"extracting features: {teacher.name}", unit="img",
+                                               enabled=progress))
         with torch.inference_mode():
             for _, batch in batches:
                 for layer, tensor in teacher.run(model, batch.to(device), list(files)).items():

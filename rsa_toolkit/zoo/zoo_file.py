@@ -38,7 +38,7 @@ from pathlib import Path
 
 from rsa_toolkit.errors import UserInputError, unknown_name
 from rsa_toolkit.images.preprocess import Preprocessing, get_preprocessing, preprocessing_from_keys
-from rsa_toolkit.zoo.teachers import Teacher, list_layers, module_teacher, taskonomy_teacher
+from rsa_toolkit.zoo.teachers import Teacher, list_layers, module_teacher, source_definition, taskonomy_teacher
 
 __all__ = ["load_zoo_file", "build_zoo", "read_zoo_entries", "layers_command", "ZOO_KEYS"]
 
@@ -163,9 +163,13 @@ def _teacher(entry: dict[str, object], index: int, path: Path, weights_dir: str 
     if layers is not None and (not isinstance(layers, list) or not all(isinstance(x, str) for x in layers)):
         raise UserInputError(f"{where} ('{name}'): layers must be a list of layer names, got {layers!r}.")
     layers = _checked_layers(name, model, layers, path, weights_dir, f"{where} ('{name}')", strict_layers)
+    # The cache key covers the code of the module the zoo file names (a factory function's too, not only the
+    # model's classes): an edited model file with the same weights is a new set of features.
+    definition = source_definition(sys.modules[str(entry["model"]).partition(":")[0]], extra=kwargs)
     return module_teacher(name, model, layers=layers or None,
                           preprocessing=_preprocessing(entry.get("preprocessing", "imagenet"), f"{where} ('{name}')"),
-                          weights_sha256=digest, source=f"module:{entry['model']}:{json.dumps(kwargs, sort_keys=True)}")
+                          weights_sha256=digest, source=f"module:{entry['model']}:{json.dumps(kwargs, sort_keys=True)}",
+                          definition=definition)
 
 
 def _checked_layers(name: str, model: object, layers: list[str] | None, path: Path,
