@@ -1,9 +1,11 @@
 """Progress for long work, readable both on a terminal and in a log.
 
 On a terminal (stderr is a TTY) it is a tqdm bar. Elsewhere (``nohup``, ``| tee``, a batch system's log) a bar's
-carriage returns make an unreadable log, so it writes plain lines instead: one when a stage starts, one at least every
-``interval`` seconds of work (done/total, rate, ETA and any postfix such as the current losses), and one when it ends.
-``enabled=False`` (the CLI's ``--quiet``) silences both.
+carriage returns make an unreadable log, so it writes plain lines instead: once the work has lasted ``interval``
+seconds, a line saying it started, then one at least every ``interval`` seconds (done/total, rate, ETA and any postfix
+such as the current losses), and one when it ends. Work shorter than ``interval`` writes nothing, so a quick command
+(or one that stops at a user mistake, which is one line) keeps a clean log. ``enabled=False`` (the CLI's ``--quiet``)
+silences both.
 
     >>> for batch in progress(batches, desc="teacher depth", unit="img", total=n):
     ...     ...
@@ -53,9 +55,7 @@ class Progress:
             self._bar = tqdm(total=self.total, desc=desc, unit=unit, file=self._stream, leave=False,
                              dynamic_ncols=True)
         self._start = self._last = time.monotonic()
-        if self._lines:
-            of = f" ({self.total} {unit})" if self.total is not None else ""
-            self._write(f"{desc}: started{of}")
+        self._announced = False  # the start line is written once the work has lasted an interval
         self._closed = False
 
     def __iter__(self) -> Iterator[Any]:
@@ -82,6 +82,7 @@ class Progress:
             now = time.monotonic()
             if now - self._last >= self._interval:
                 self._last = now
+                self._announce()
                 self._write(self._status(now))
 
     def set_postfix(self, text: str) -> None:
@@ -98,7 +99,16 @@ class Progress:
             self._bar.close()
         elif self._lines:
             elapsed = time.monotonic() - self._start
-            self._write(f"{self._desc}: done, {self.n} {self._unit} in {_duration(elapsed)}")
+            if elapsed >= self._interval:
+                self._announce()
+            if self._announced:
+                self._write(f"{self._desc}: done, {self.n} {self._unit} in {_duration(elapsed)}")
+
+    def _announce(self) -> None:
+        if not self._announced:
+            self._announced = True
+            of = f" ({self.total} {self._unit})" if self.total is not None else ""
+            self._write(f"{self._desc}: started{of}")
 
     def _status(self, now: float) -> str:
         elapsed = now - self._start

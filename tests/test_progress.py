@@ -44,10 +44,20 @@ def test_a_log_gets_a_start_line_timed_lines_and_an_end_line(clock: FakeClock) -
 
 def test_iterating_closes_once_and_yields_everything(clock: FakeClock) -> None:
     out = io.StringIO()
-    items = list(progress(range(5), desc="RDMs", stream=out))
-    bar_lines = out.getvalue().splitlines()
+    items = []
+    for item in progress(range(5), desc="RDMs", stream=out, interval=10.0):
+        items.append(item)
+        clock.now += 3.0  # 15 s in all: the start line once it has lasted 10 s, then the end line
     assert items == [0, 1, 2, 3, 4]
-    assert bar_lines == ["RDMs: started (5 it)", "RDMs: done, 5 it in 0 s"]
+    assert out.getvalue().splitlines() == ["RDMs: started (5 it)", "RDMs: 4/5 it (0.333 it/s, ETA 3 s)",
+                                           "RDMs: done, 5 it in 15 s"]
+
+
+def test_work_shorter_than_an_interval_writes_nothing(clock: FakeClock) -> None:
+    out = io.StringIO()
+    for _ in progress(range(3), desc="RDMs", stream=out, interval=10.0):
+        clock.now += 1.0
+    assert out.getvalue() == ""
 
 
 def test_disabled_writes_nothing(clock: FakeClock) -> None:

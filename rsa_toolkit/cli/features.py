@@ -26,9 +26,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def run_features(args: argparse.Namespace) -> int:
-    from rsa_toolkit.features.extract import save_features_dir
+    from rsa_toolkit.features.extract import check_features_destination, save_features_dir
 
     uses_zoo(args)
+    check_features_destination(args.out)  # before any extraction
     with torchrun_extraction(args), layer_hints(args):  # under torchrun every rank extracts its shard; rank 0 alone writes --out
         teachers = build_teachers(args)
         probe = open_probe(args)

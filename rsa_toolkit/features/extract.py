@@ -42,7 +42,7 @@ from rsa_toolkit.zoo.teachers import Teacher
 from rsa_toolkit.validation import check_int
 
 __all__ = ["CACHE_ENV", "default_cache_dir", "cache_key", "cache_entry_path", "extract_features", "zoo_features",
-           "zoo_feature_sets", "save_features_dir", "FeatureCacheWarning"]
+           "zoo_feature_sets", "save_features_dir", "check_features_destination", "FeatureCacheWarning"]
 
 _T = TypeVar("_T")
 
@@ -127,6 +127,19 @@ def zoo_feature_sets(teachers: Sequence[Teacher], probe: ProbeSet, *, layers: Se
     return sets
 
 
+def check_features_destination(directory: str | os.PathLike[str]) -> Path:
+    """``directory`` as a new features directory: it must not exist yet (or be empty) and its parent must; checked
+    before any extraction, so a wrong ``--out`` fails first."""
+    target = Path(directory)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise UserInputError(f"directory='{target}' already exists and is not empty; choose a new directory.",
+                             parameter="directory")
+    if not target.parent.is_dir():
+        raise UserInputError(f"directory='{target}': directory '{target.parent}' does not exist; create it first.",
+                             parameter="directory")
+    return target
+
+
 def save_features_dir(feature_sets: Sequence[FeatureSet], directory: str | os.PathLike[str]) -> Path:
     """Write a features directory (the layout :func:`rsa_toolkit.load_features_dir` reads) from extracted features.
 
@@ -137,13 +150,7 @@ def save_features_dir(feature_sets: Sequence[FeatureSet], directory: str | os.Pa
     import shutil
     import tempfile
 
-    target = Path(directory)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise UserInputError(f"directory='{target}' already exists and is not empty; choose a new directory.",
-                             parameter="directory")
-    if not target.parent.is_dir():
-        raise UserInputError(f"directory='{target}': directory '{target.parent}' does not exist; create it first.",
-                             parameter="directory")
+    target = check_features_destination(directory)
     if len(feature_sets) > 1:  # each becomes a subdirectory named after its layer: checked before anything is made
         for fs in feature_sets:
             if fs.layer is None:

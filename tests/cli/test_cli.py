@@ -365,7 +365,7 @@ def test_pick_aux_table_and_hint(capsys: pytest.CaptureFixture[str], small_dir: 
     assert "depth_zbuffer" in lines[0]
     assert len(lines) == 3
     assert lines[1].split()[1] != "depth_zbuffer"
-    assert err.splitlines() == ["RDMs: started (5 teacher)", "RDMs: done, 5 teacher in 0 s"]  # progress, in a log
+    assert err == ""  # quick work writes no progress lines in a log
 
 
 def test_pick_aux_teachers_named_by_taskonomy_names(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
