@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rsa_toolkit.files import atomic_path, check_output_path
+from rsa_toolkit.files import atomic_path, check_output_path, write_faults
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.rsa.similarity import SimilarityResult
 
-__all__ = ["OUTPUT_FORMATS", "similarity_output_paths", "save_similarity", "write_matrix_csv", "read_matrix_csv"]
+__all__ = ["OUTPUT_FORMATS", "similarity_output_paths", "save_similarity", "staged_path", "write_matrix_csv",
+           "read_matrix_csv", "read_similarity_csv", "check_similarity_matrix"]
 
 OUTPUT_FORMATS = (".png", ".html", ".csv", ".npz")
 
@@ -67,21 +68,54 @@ def save_similarity(result: SimilarityResult, out: str | os.PathLike[str], *,
     ci = dict(ci_low=boot.ci_low, ci_high=boot.ci_high) if boot else {}
     with contextlib.ExitStack() as own:
         stack = own if stage is None else stage
-        tmp = {key: stack.enter_context(atomic_path(p)) for key, p in paths.items()}
-        save_png(similarity_png_figure(result.matrix, result.names, title=title), tmp["png"])
+        # Every temporary file first (a directory that takes no file fails here, before any work), then the
+        # writes, each naming its final file when the disk refuses it; the renames come when the stage closes.
+        tmp = {key: stack.enter_context(staged_path(p)) for key, p in paths.items()}
         record = _record(result, provenance or {})
+        with write_faults(paths["png"]):
+            save_png(similarity_png_figure(result.matrix, result.names, title=title), tmp["png"])
         heatmap = similarity_heatmap(result.matrix, result.names, title=title, **ci)
         heatmap.update_layout(meta={"provenance": record})
-        save_html(heatmap, tmp["html"])
-        write_matrix_csv(result.matrix, result.names, tmp["csv"])
-        tmp["json"].write_text(json.dumps(record, indent=1, sort_keys=True))
-        _write_npz(result, tmp["npz"], record, save_rdms=save_rdms)
+        with write_faults(paths["html"]):
+            save_html(heatmap, tmp["html"])
+        with write_faults(paths["csv"]):
+            write_matrix_csv(result.matrix, result.names, tmp["csv"])
+        with write_faults(paths["json"]):
+            tmp["json"].write_text(json.dumps(record, indent=1, sort_keys=True))
+        with write_faults(paths["npz"]):
+            _write_npz(result, tmp["npz"], record, save_rdms=save_rdms)
         if graph:
             g = task_graph(result.matrix, result.names)
-            save_png(graph_png_figure(g, seed=seed), tmp["graph_png"])
-            save_html(graph_figure(g, seed=seed), tmp["graph_html"])
-            write_graphml(g, tmp["graphml"])
+            with write_faults(paths["graph_png"]):
+                save_png(graph_png_figure(g, seed=seed), tmp["graph_png"])
+            with write_faults(paths["graph_html"]):
+                save_html(graph_figure(g, seed=seed), tmp["graph_html"])
+            with write_faults(paths["graphml"]):
+                write_graphml(g, tmp["graphml"])
     return list(paths.values())
+
+
+class staged_path(contextlib.AbstractContextManager):  # noqa: N801 - used like a function, as atomic_path is
+    """:func:`rsa_toolkit.files.atomic_path` whose own steps (creating the temporary file, renaming it onto
+    ``path``) turn a full, read-only or forbidden destination into one line naming ``path``
+    (:func:`rsa_toolkit.files.write_faults`); an error in the block is left as it is (it names its own file), and
+    the temporary file is removed."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._atomic: contextlib.AbstractContextManager[Path] | None = None
+
+    def __enter__(self) -> Path:
+        self._atomic = atomic_path(self.path)
+        with write_faults(self.path):
+            return self._atomic.__enter__()
+
+    def __exit__(self, exc_type, exc, tb) -> bool | None:  # noqa: ANN001
+        assert self._atomic is not None
+        if exc_type is not None:
+            return self._atomic.__exit__(exc_type, exc, tb)  # removes the temporary file; the error goes on
+        with write_faults(self.path):
+            return self._atomic.__exit__(None, None, None)
 
 
 def write_matrix_csv(matrix: np.ndarray, names: list[str], path: str | os.PathLike[str]) -> None:
@@ -95,7 +129,8 @@ def write_matrix_csv(matrix: np.ndarray, names: list[str], path: str | os.PathLi
 
 
 def read_matrix_csv(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
-    """Read a CSV written by :func:`write_matrix_csv` (or any square table with names on both axes)."""
+    """Read a CSV written by :func:`write_matrix_csv` (or any square table with names on both axes). A
+    task-similarity matrix is checked further by :func:`read_similarity_csv`."""
     path = Path(path)
     try:
         rows = [r for r in csv.reader(path.read_text().splitlines()) if r]  # blank lines are not rows
@@ -113,6 +148,36 @@ def read_matrix_csv(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]
     except ValueError as exc:
         raise UserInputError(f"matrix CSV '{path}' has a non-numeric cell ({exc}).") from None
     return matrix, names
+
+
+def read_similarity_csv(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
+    """A task-similarity CSV (``--matrix``): :func:`read_matrix_csv`, then :func:`check_similarity_matrix`."""
+    matrix, names = read_matrix_csv(path)
+    check_similarity_matrix(matrix, names, what=f"matrix CSV '{path}'")
+    return matrix, names
+
+
+#: relative tolerance of the symmetry check: S and its transpose may differ by rounding, never by more
+SYMMETRY_RTOL = 1e-9
+
+
+def check_similarity_matrix(matrix: np.ndarray, names: list[str], *, what: str = "similarity matrix") -> None:
+    """A task-similarity matrix must be finite and symmetric (within :data:`SYMMETRY_RTOL` of its largest
+    magnitude); otherwise one :class:`UserInputError` that says what is wrong and where (row, column)."""
+    bad = np.argwhere(~np.isfinite(matrix))
+    if len(bad):
+        i, j = bad[0]
+        raise UserInputError(f"{what} has {len(bad)} non-finite cell(s) (NaN or infinite), the first at row "
+                             f"'{names[i]}', column '{names[j]}' ({matrix[i, j]}); a similarity matrix must be "
+                             f"finite: recompute it with `rsa-toolkit matrix`.")
+    scale = max(1.0, float(np.abs(matrix).max(initial=0.0)))
+    gap = np.abs(matrix - matrix.T)
+    if (gap > SYMMETRY_RTOL * scale).any():
+        i, j = np.unravel_index(int(np.argmax(gap)), gap.shape)
+        raise UserInputError(f"{what} is not symmetric: row '{names[i]}', column '{names[j]}' holds "
+                             f"{matrix[i, j]!r} but row '{names[j]}', column '{names[i]}' holds {matrix[j, i]!r} "
+                             f"(tolerance {SYMMETRY_RTOL:g} relative); a task-similarity matrix is symmetric: "
+                             f"recompute it with `rsa-toolkit matrix`.")
 
 
 def _record(result: SimilarityResult, provenance: dict[str, object]) -> dict[str, object]:
