@@ -95,7 +95,7 @@ def save_similarity(result: SimilarityResult, out: str | os.PathLike[str], *,
     return list(paths.values())
 
 
-class staged_path(contextlib.AbstractContextManager):  # noqa: N801 - used like a function, as atomic_path is
+class staged_path(contextlib.AbstractContextManager):  # lower case: used like a function, as atomic_path is
     """:func:`rsa_toolkit.files.atomic_path` whose own steps (creating the temporary file, renaming it onto
     ``path``) turn a full, read-only or forbidden destination into one line naming ``path``
     (:func:`rsa_toolkit.files.write_faults`); an error in the block is left as it is (it names its own file), and
@@ -110,7 +110,7 @@ class staged_path(contextlib.AbstractContextManager):  # noqa: N801 - used like 
         with write_faults(self.path):
             return self._atomic.__enter__()
 
-    def __exit__(self, exc_type, exc, tb) -> bool | None:  # noqa: ANN001
+    def __exit__(self, exc_type, exc, tb) -> bool | None:
         assert self._atomic is not None
         if exc_type is not None:
             return self._atomic.__exit__(exc_type, exc, tb)  # removes the temporary file; the error goes on
@@ -168,14 +168,15 @@ def check_similarity_matrix(matrix: np.ndarray, names: list[str], *, what: str =
     if len(bad):
         i, j = bad[0]
         raise UserInputError(f"{what} has {len(bad)} non-finite cell(s) (NaN or infinite), the first at row "
-                             f"'{names[i]}', column '{names[j]}' ({matrix[i, j]}); a similarity matrix must be "
+                             f"'{names[i]}', column '{names[j]}' ({float(matrix[i, j])}); a similarity matrix must be "
                              f"finite: recompute it with `rsa-toolkit matrix`.")
     scale = max(1.0, float(np.abs(matrix).max(initial=0.0)))
     gap = np.abs(matrix - matrix.T)
     if (gap > SYMMETRY_RTOL * scale).any():
         i, j = np.unravel_index(int(np.argmax(gap)), gap.shape)
         raise UserInputError(f"{what} is not symmetric: row '{names[i]}', column '{names[j]}' holds "
-                             f"{matrix[i, j]!r} but row '{names[j]}', column '{names[i]}' holds {matrix[j, i]!r} "
+                             f"{float(matrix[i, j])!r} but row '{names[j]}', column '{names[i]}' holds "
+                             f"{float(matrix[j, i])!r} "
                              f"(tolerance {SYMMETRY_RTOL:g} relative); a task-similarity matrix is symmetric: "
                              f"recompute it with `rsa-toolkit matrix`.")
 

@@ -65,11 +65,11 @@ def _load_failure_message(path: Path, size: int, exc: Exception) -> str:
     text = str(exc)
     if _REFUSED.search(text):
         found = _GLOBAL.search(text)
-        what = f" (it holds {found.group(1)})" if found else ""
-        return (f"Checkpoint '{path}' was refused for safety: it contains Python objects beyond tensors{what}, "
-                f"which torch.load refuses to unpickle (weights_only=True); rsa-toolkit loads tensors only, since "
-                f"unpickling objects can run arbitrary code. Re-save it as tensors only, e.g. "
-                f"torch.save({{'state_dict': model.state_dict()}}, path), in an environment you trust.")
+        what = f"; it holds {found.group(1)}" if found else ""
+        return (f"Checkpoint '{path}' was refused for safety: it contains Python objects beyond tensors "
+                f"(weights_only=True){what}. rsa-toolkit loads tensors only, since unpickling objects can run "
+                f"arbitrary code. Re-save it as tensors only, e.g. torch.save({{'state_dict': model.state_dict()}}, "
+                f"path), in an environment you trust.")
     first_line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     first_sentence = re.split(r"(?<=\.)\s", first_line)[0].rstrip(".")[:200]
     return (f"Checkpoint '{path}' ({size:,} bytes) cannot be read: it is truncated or corrupted "
