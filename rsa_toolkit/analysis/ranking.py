@@ -64,14 +64,17 @@ def match_teachers(names: Sequence[str], wanted: Sequence[str]) -> list[int]:
 
 
 def _near(wanted: str, names: Sequence[str]) -> list[str]:
-    """The teacher names and the task names or aliases of the teachers closest to ``wanted`` (``dpeth`` ->
+    """The teacher names closest to ``wanted``, else the closest task names or aliases of the teachers (``dpeth`` ->
     ``depth``, the alias of a ``depth_zbuffer`` teacher), best first."""
-    valid = list(names)
+    close = closest_names(wanted, names)
+    if close:
+        return close
+    aliases = []
     for n in names:
         task = try_resolve_task(n)
         if task is not None:
-            valid += [task.name, *task.aliases]
-    return closest_names(wanted, valid)
+            aliases += [task.name, *task.aliases]
+    return closest_names(wanted, aliases)
 
 
 def rank_auxiliaries(similarity: np.ndarray, names: Sequence[str], targets: Sequence[str], *,

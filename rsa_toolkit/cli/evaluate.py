@@ -81,7 +81,9 @@ def similarity_input(args: argparse.Namespace) -> tuple[np.ndarray, list[str], s
         if args.features or args.weights_dir or args.zoo or args.images:
             raise UserInputError("give either --matrix CSV or a features source, not both.")
         rsa_device(args)  # --device is checked on every path, though a CSV needs no device
-        matrix, names = read_similarity_csv(args.matrix)
+        # finite, but not necessarily symmetric: each target's column is scored on its own (S[s, t]), so a
+        # directional matrix (a transfer matrix as an oracle) is a valid input
+        matrix, names = read_similarity_csv(args.matrix, symmetric=False)
         if not args.tasks:
             return matrix, names, args.matrix
         # Each entry depends on its two teachers only, so the sub-matrix is what those teachers alone would give.
@@ -168,20 +170,19 @@ MIN_COMMON_SOURCES = 3
 
 
 def _check_overlap(truth: GroundTruth, names: list[str], source: str) -> None:
-    """One line when a ground truth scores nothing: no target, or fewer than 3 sources, in common with the matrix,
-    naming the truth (the CSV's path) and the names found on both sides."""
+    """One line when a ground truth shares targets but fewer than 3 sources with the matrix (no Spearman can be
+    computed), naming the truth (a CSV's path) and the names on both sides. No overlap at all is
+    :func:`evaluate_similarity`'s own error, which names both sides too."""
     canonical = {canonical_name(n) for n in names}
     sources = [s for s in truth.sources if canonical_name(s) in canonical]
     targets = [t for t in truth.targets if canonical_name(t) in canonical]
-    if targets and len(sources) >= MIN_COMMON_SOURCES:
+    if not targets or not sources or len(sources) >= MIN_COMMON_SOURCES:
         return
-    problem = ("no target" if not targets else f"{len(sources)} source(s)"
-               + (f" ({', '.join(sources)})" if sources else ""))
     raise UserInputError(
-        f"ground truth '{truth.name}' shares {problem} with the similarity matrix ({source}); at least one target "
-        f"and {MIN_COMMON_SOURCES} sources are needed. The ground truth names sources {_few(truth.sources)} and "
-        f"targets {_few(truth.targets)}; the matrix names {_few(names)}. Name rows and columns after tasks (or "
-        f"aliases such as depth, normal), as `rsa-toolkit tasks` lists them.")
+        f"ground truth '{truth.name}' shares only {len(sources)} source(s) ({', '.join(sources)}) with the "
+        f"similarity matrix ({source}); at least {MIN_COMMON_SOURCES} are needed to rank them. The ground truth "
+        f"names sources {_few(truth.sources)} and targets {_few(truth.targets)}; the matrix names {_few(names)}. "
+        f"Name rows and columns after tasks (or aliases such as depth, normal), as `rsa-toolkit tasks` lists them.")
 
 
 def _few(names: list[str], limit: int = 12) -> str:

@@ -150,10 +150,11 @@ def read_matrix_csv(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]
     return matrix, names
 
 
-def read_similarity_csv(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
-    """A task-similarity CSV (``--matrix``): :func:`read_matrix_csv`, then :func:`check_similarity_matrix`."""
+def read_similarity_csv(path: str | os.PathLike[str], *, symmetric: bool = True) -> tuple[np.ndarray, list[str]]:
+    """A task-similarity CSV (``--matrix``): :func:`read_matrix_csv`, then :func:`check_similarity_matrix`
+    (``symmetric=False`` for a directional matrix, as ``evaluate`` scores S[s, t] per target)."""
     matrix, names = read_matrix_csv(path)
-    check_similarity_matrix(matrix, names, what=f"matrix CSV '{path}'")
+    check_similarity_matrix(matrix, names, what=f"matrix CSV '{path}'", symmetric=symmetric)
     return matrix, names
 
 
@@ -161,15 +162,18 @@ def read_similarity_csv(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[
 SYMMETRY_RTOL = 1e-9
 
 
-def check_similarity_matrix(matrix: np.ndarray, names: list[str], *, what: str = "similarity matrix") -> None:
-    """A task-similarity matrix must be finite and symmetric (within :data:`SYMMETRY_RTOL` of its largest
-    magnitude); otherwise one :class:`UserInputError` that says what is wrong and where (row, column)."""
+def check_similarity_matrix(matrix: np.ndarray, names: list[str], *, what: str = "similarity matrix",
+                            symmetric: bool = True) -> None:
+    """A task-similarity matrix must be finite and (with ``symmetric``) symmetric within :data:`SYMMETRY_RTOL` of
+    its largest magnitude; otherwise one :class:`UserInputError` that says what is wrong and where (row, column)."""
     bad = np.argwhere(~np.isfinite(matrix))
     if len(bad):
         i, j = bad[0]
         raise UserInputError(f"{what} has {len(bad)} non-finite cell(s) (NaN or infinite), the first at row "
                              f"'{names[i]}', column '{names[j]}' ({float(matrix[i, j])}); a similarity matrix must be "
                              f"finite: recompute it with `rsa-toolkit matrix`.")
+    if not symmetric:
+        return
     scale = max(1.0, float(np.abs(matrix).max(initial=0.0)))
     gap = np.abs(matrix - matrix.T)
     if (gap > SYMMETRY_RTOL * scale).any():

@@ -434,15 +434,17 @@ class TestHonestMessages:
         truth = work / "truth.csv"
         truth.write_text(",alpha,beta\ngamma,1,2\ndelta,3,4\n")
         one_line_error(capsys, "evaluate", "--matrix", work / "sim.csv", "--truth", truth,
-                       match=rf"ground truth '{re.escape(str(truth))}' shares no target with the similarity matrix.*"
-                             r"sources gamma, delta and targets alpha, beta; the matrix names class_object, ")
+                       match=rf"the similarity matrix and ground truth '{re.escape(str(truth))}' share no task: the "
+                             r"matrix has class_object, .*; the ground truth has sources gamma, delta and targets "
+                             r"alpha, beta\.")
 
     def test_truth_csv_with_two_common_sources(self, capsys: pytest.CaptureFixture[str], work: Path) -> None:
         truth = work / "truth.csv"
         truth.write_text(",normal,depth\ncurvature,1,2\nedge_texture,3,4\nomega,5,6\n")
         one_line_error(capsys, "evaluate", "--matrix", work / "sim.csv", "--truth", truth, "--json",
-                       match=r"shares 2 source\(s\) \(curvature, edge_texture\) with the similarity matrix .*at "
-                             r"least one target and 3 sources are needed")
+                       match=rf"ground truth '{re.escape(str(truth))}' shares only 2 source\(s\) \(curvature, "
+                             r"edge_texture\) with the similarity matrix .*at least 3 are needed.*sources curvature, "
+                             r"edge_texture, omega and targets normal, depth")
 
     @pytest.mark.parametrize(("edit", "match"), [
         ("asymmetric", (r"is not symmetric: row 'curvature', column 'normal' holds 0\.5 but row 'normal', column "
@@ -465,6 +467,9 @@ class TestHonestMessages:
             matrix[0, 4] = matrix[4, 0] = np.inf
         write_matrix_csv(matrix, names, work / "bad.csv")
         extra = ["--targets", "depth"] if command == "pick-aux" else ["--truth", "taskonomy-affinity"]
+        if command == "evaluate" and edit == "asymmetric":  # evaluate scores directional matrices too
+            assert run(capsys, command, "--matrix", work / "bad.csv", *extra, "--json")[0] == 0
+            return
         one_line_error(capsys, command, "--matrix", work / "bad.csv", *extra,
                        match=rf"matrix CSV '.*bad\.csv' {match}")
 
