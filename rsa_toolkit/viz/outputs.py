@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from rsa_toolkit.files import atomic_path, check_output_path, write_faults
+from rsa_toolkit.files import check_output_path, current_umask, write_faults
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.rsa.similarity import SimilarityResult
 
-__all__ = ["OUTPUT_FORMATS", "similarity_output_paths", "save_similarity", "staged_path", "write_matrix_csv",
+__all__ = ["OUTPUT_FORMATS", "similarity_output_paths", "save_similarity", "OutputSet", "write_matrix_csv",
            "read_matrix_csv", "read_similarity_csv", "check_similarity_matrix"]
 
 OUTPUT_FORMATS = (".png", ".html", ".csv", ".npz")
@@ -70,7 +72,8 @@ def save_similarity(result: SimilarityResult, out: str | os.PathLike[str], *,
         stack = own if stage is None else stage
         # Every temporary file first (a directory that takes no file fails here, before any work), then the
         # writes, each naming its final file when the disk refuses it; the renames come when the stage closes.
-        tmp = {key: stack.enter_context(staged_path(p)) for key, p in paths.items()}
+        files = stack.enter_context(OutputSet())
+        tmp = {key: files.path(p) for key, p in paths.items()}
         record = _record(result, provenance or {})
         with write_faults(paths["png"]):
             save_png(similarity_png_figure(result.matrix, result.names, title=title), tmp["png"])
@@ -95,27 +98,74 @@ def save_similarity(result: SimilarityResult, out: str | os.PathLike[str], *,
     return list(paths.values())
 
 
-class staged_path(contextlib.AbstractContextManager):  # lower case: used like a function, as atomic_path is
-    """:func:`rsa_toolkit.files.atomic_path` whose own steps (creating the temporary file, renaming it onto
-    ``path``) turn a full, read-only or forbidden destination into one line naming ``path``
-    (:func:`rsa_toolkit.files.write_faults`); an error in the block is left as it is (it names its own file), and
-    the temporary file is removed."""
+_NO_BACKUP = Path("")  # a replaced file whose previous content could not be kept aside (no hard links)
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._atomic: contextlib.AbstractContextManager[Path] | None = None
 
-    def __enter__(self) -> Path:
-        self._atomic = atomic_path(self.path)
-        with write_faults(self.path):
-            return self._atomic.__enter__()
+class OutputSet(contextlib.AbstractContextManager):
+    """Files written as one set: :meth:`path` gives each a temporary file beside it (a destination that takes no
+    file fails there, before any work); when the block ends without an error, every temporary file is renamed onto
+    its target, and if one rename fails the targets already replaced get their previous content back (or are
+    removed when they had none), so the directory holds the old set or the new one, never a mix. On an error in the
+    block every temporary file is removed and the old set stays. Faults of the destination (full, over quota,
+    read-only, forbidden) become one :class:`UserInputError` naming the target (:func:`rsa_toolkit.files.write_faults`).
+    """
 
-    def __exit__(self, exc_type, exc, tb) -> bool | None:
-        assert self._atomic is not None
-        if exc_type is not None:
-            return self._atomic.__exit__(exc_type, exc, tb)  # removes the temporary file; the error goes on
-        with write_faults(self.path):
-            return self._atomic.__exit__(None, None, None)
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []  # (temporary file, target)
+
+    def path(self, target: str | os.PathLike[str]) -> Path:
+        """A new temporary file for ``target`` (same directory and suffix), renamed onto it when the set commits."""
+        target = Path(target)
+        directory = target.parent if str(target.parent) else Path(".")
+        with write_faults(target):
+            fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=directory)
+        os.close(fd)
+        self._pending.append((Path(name), target))
+        return Path(name)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._commit()
+        finally:
+            for tmp, _ in self._pending:
+                tmp.unlink(missing_ok=True)
+            self._pending.clear()
+
+    def _commit(self) -> None:
+        mode = 0o666 & ~current_umask()  # mkstemp makes 0600 files; outputs get the usual permissions
+        done: list[tuple[Path, Path | None]] = []  # (target, backup of its previous content or None)
+        try:
+            for tmp, target in self._pending:
+                with write_faults(target):
+                    os.chmod(tmp, mode)
+                    backup = None
+                    if target.exists():
+                        backup = target.with_name(f".{target.name}.previous")
+                        backup.unlink(missing_ok=True)
+                        try:
+                            os.link(target, backup)
+                        except OSError as exc:  # no hard links here: the previous file cannot be kept aside
+                            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                                raise
+                            backup = _NO_BACKUP
+                    try:
+                        os.replace(tmp, target)
+                    except BaseException:
+                        if backup is not None and backup is not _NO_BACKUP:
+                            backup.unlink(missing_ok=True)
+                        raise
+                    done.append((target, backup))
+        except BaseException:
+            for target, backup in reversed(done):  # put the previous set back
+                if backup is None:
+                    target.unlink(missing_ok=True)
+                elif backup is not _NO_BACKUP:
+                    os.replace(backup, target)
+            raise
+        for _, backup in done:
+            if backup is not None and backup is not _NO_BACKUP:
+                backup.unlink(missing_ok=True)
 
 
 def write_matrix_csv(matrix: np.ndarray, names: list[str], path: str | os.PathLike[str]) -> None:

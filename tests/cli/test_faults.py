@@ -190,21 +190,24 @@ class TestMatrixWriteFaults:
                        match=r"cannot write '.*out/sim\.\w+': Read-only file system; choose another --out\.$")
         assert_nothing_half_written(work, before)
 
-    def test_rename_refused(self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-                            work: Path) -> None:
+    @pytest.mark.parametrize("old_set", [False, True], ids=["fresh", "old-set"])
+    def test_rename_refused_rolls_back(self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                       work: Path, old_set: bool) -> None:
+        out = work / "out" / "sim.png"
+        if old_set:
+            assert run(capsys, "matrix", "--features", work / "feats", "--out", out, "-q")[0] == 0
+        before = files(work)
         real = os.replace
 
         def replace(src, dst):
-            if str(dst).endswith("sim.png"):
+            if Path(dst).name == "sim.json":  # the last of the set: the others are renamed already
                 raise fault(errno.EROFS, src)
             return real(src, dst)
 
         monkeypatch.setattr(os, "replace", replace)
-        one_line_error(capsys, "matrix", "--features", work / "feats", "--out", work / "out" / "sim.png", "-q",
-                       match=r"cannot write '.*out/sim\.png': Read-only file system")
-        names = list(files(work / "out"))
-        assert not [n for n in names if n.startswith(".")], names  # no temporary file; sim.png not written
-        assert "sim.png" not in names
+        one_line_error(capsys, "matrix", "--features", work / "feats", "--out", out, "--seed", "5", "-q",
+                       match=r"cannot write '.*out/sim\.json': Read-only file system; choose another --out\.$")
+        assert_nothing_half_written(work, before)  # no temporary file, no backup, the old set (or none) whole
 
     def test_unwritable_out_fails_before_any_work(self, capsys: pytest.CaptureFixture[str],
                                                   monkeypatch: pytest.MonkeyPatch, work: Path) -> None:
