@@ -45,7 +45,7 @@ def similarity_output_paths(out: str | os.PathLike[str], *, layer: str | None = 
 
 def save_similarity(result: SimilarityResult, out: str | os.PathLike[str], *,
                     provenance: dict[str, object] | None = None, graph: bool = False, seed: int = 0,
-                    save_rdms: bool = False, stage: contextlib.ExitStack | None = None) -> list[Path]:
+                    save_rdms: bool = False, stage: OutputSet | contextlib.ExitStack | None = None) -> list[Path]:
     """Write PNG, HTML, CSV, NPZ and a provenance JSON (and, with ``graph``, the task graph as PNG, HTML and GraphML);
     return the paths. The NPZ and the HTML (``layout.meta``) carry the provenance too.
 
@@ -53,8 +53,8 @@ def save_similarity(result: SimilarityResult, out: str | os.PathLike[str], *,
     RDMs (T x N(N-1)/2 values, 80 MB for 20 teachers x 1,000 images) only with ``save_rdms``, which needs a result
     that kept them (``similarity_matrix(..., keep_rdms=True)``; the default in memory).
 
-    The files appear together when this returns; with ``stage``, only when the caller closes that ExitStack without
-    an error, so several results (one per layer) appear all together or not at all.
+    The files appear together when this returns; with ``stage`` (an :class:`OutputSet`, or an ExitStack), only when
+    the caller closes it without an error, so several results (one per layer) appear all together or not at all.
     """
     from rsa_toolkit.analysis.graph import task_graph, write_graphml
     from rsa_toolkit.viz.graph_figures import graph_figure, graph_png_figure
@@ -69,10 +69,10 @@ def save_similarity(result: SimilarityResult, out: str | os.PathLike[str], *,
         f", layer {result.layer})" if result.layer else ")")
     ci = dict(ci_low=boot.ci_low, ci_high=boot.ci_high) if boot else {}
     with contextlib.ExitStack() as own:
-        stack = own if stage is None else stage
+        stack = own if stage is None or isinstance(stage, OutputSet) else stage
         # Every temporary file first (a directory that takes no file fails here, before any work), then the
         # writes, each naming its final file when the disk refuses it; the renames come when the stage closes.
-        files = stack.enter_context(OutputSet())
+        files = stage if isinstance(stage, OutputSet) else stack.enter_context(OutputSet())
         tmp = {key: files.path(p) for key, p in paths.items()}
         record = _record(result, provenance or {})
         with write_faults(paths["png"]):

@@ -209,6 +209,28 @@ class TestMatrixWriteFaults:
                        match=r"cannot write '.*out/sim\.json': Read-only file system; choose another --out\.$")
         assert_nothing_half_written(work, before)  # no temporary file, no backup, the old set (or none) whole
 
+    def test_layer_all_fault_in_a_later_layer_writes_no_layer(self, capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch, work: Path) -> None:
+        from rsa_toolkit.viz import outputs
+
+        layered = work / "layered"
+        for layer in ("l1", "l2"):
+            (layered / layer).mkdir(parents=True)
+            for name, array in _features(seed=len(layer) + int(layer[1])).items():
+                np.save(layered / layer / f"{name}.npy", array)
+        real = outputs.write_matrix_csv
+
+        def write_csv(matrix, names, path):
+            if Path(path).name.startswith(".sim.l2."):
+                raise fault(errno.ENOSPC, path)
+            return real(matrix, names, path)
+
+        monkeypatch.setattr(outputs, "write_matrix_csv", write_csv)
+        before = files(work)
+        one_line_error(capsys, "matrix", "--features", layered, "--layer", "all", "--out", work / "out" / "sim.png",
+                       "-q", match=r"cannot write '.*out/sim\.l2\.csv': No space left on device")
+        assert_nothing_half_written(work, before)  # not even layer l1's files
+
     def test_unwritable_out_fails_before_any_work(self, capsys: pytest.CaptureFixture[str],
                                                   monkeypatch: pytest.MonkeyPatch, work: Path) -> None:
         import rsa_toolkit.cli.matrix as matrix_cli
