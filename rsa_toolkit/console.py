@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from rsa_toolkit.errors import UserInputError
 
-__all__ = ["run_command", "as_command_line", "text_table", "json_safe"]
+__all__ = ["run_command", "as_command_line", "scrub_unsafe_advice", "text_table", "json_safe"]
 
 
 def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, prog: str,
@@ -34,7 +34,8 @@ def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, 
     try:
         return args.run(args)
     except UserInputError as exc:
-        print(f"{prog}: error: {as_command_line(exc, parser, args, parameters)}", file=sys.stderr)
+        message = scrub_unsafe_advice(as_command_line(exc, parser, args, parameters))
+        print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `rsa-toolkit tasks | head`: the reader left; not an error worth a traceback
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps Python's exit-time flush from failing again
@@ -52,6 +53,36 @@ def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, 
     except KeyboardInterrupt:
         print(f"{prog}: {interrupted}", file=sys.stderr)
         return 130
+
+
+# Sentences of library exception texts that we embed in our messages and must never pass on: advice to unpickle
+# (torch's "weights_only=False", numpy's "allow_pickle="/"pickle.load()") can run arbitrary code.
+_NUMPY_PICKLE = re.compile(r"This file contains pickled \(object\) data\.[^.]*(?:allow_pickle|pickle\.load)[^\n]*",
+                           re.IGNORECASE)
+_NUMPY_PICKLE_ERROR = re.compile(r"(?:Object arrays|Cannot load file containing pickled data) [^.]*allow_pickle"
+                                 r"\s*=\s*False[^.]*\.?", re.IGNORECASE)
+_UNSAFE = re.compile(r"weights_only\W{0,3}(?:=|set to|argument)\W{0,3}False|allow_pickle(?!\W{0,3}=\W{0,3}False)|"
+                     r"pickle\.load\(|safe_globals|trusted source|if you trust", re.IGNORECASE)
+
+
+def scrub_unsafe_advice(text: str) -> str:
+    """``text`` without any advice to load a file unsafely that a library's exception text brought into it: numpy's
+    "This file contains pickled (object) data ... allow_pickle" becomes what it means for us (the file is not a
+    NumPy array file; pickles are never loaded), and sentences recommending ``weights_only=False``,
+    ``allow_pickle=True``, ``pickle.load()`` or torch's safe-globals allowlist are dropped. Our own words stay."""
+    text = _NUMPY_PICKLE.sub("it is not a NumPy array file (no .npy header; a pickle or other data, which "
+                             "rsa-toolkit never unpickles).", text)
+    text = _NUMPY_PICKLE_ERROR.sub("it holds Python objects (an object array), which rsa-toolkit never unpickles",
+                                   text)
+    kept: list[str] = []
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        if not _UNSAFE.search(sentence):
+            kept.append(sentence)
+            continue
+        closing = sentence.count(")") - sentence.count("(")  # keep the parentheses balanced
+        if closing > 0 and kept:
+            kept[-1] = kept[-1].rstrip(".") + ")" * closing + "."
+    return " ".join(kept).strip()
 
 
 def as_command_line(exc: UserInputError, parser: argparse.ArgumentParser, args: argparse.Namespace,

@@ -33,9 +33,16 @@ def resolve_device(device: object | None, *, rsa: bool = False, local: bool = Fa
     except (RuntimeError, TypeError) as exc:
         raise UserInputError(f"device='{device}': {exc}; expected cpu, cuda, cuda:N or mps.",
                              parameter="device") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise UserInputError(f"device='{device}': not a device rsa-toolkit runs on; expected cpu, cuda, cuda:N or "
+                             f"mps.", parameter="device")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserInputError(f"device='{device}': no CUDA device is available here; use device=cpu.",
-                             parameter="device")
+        raise UserInputError(f"device='{device}': no CUDA device is available here (CUDA is not available to this "
+                             f"PyTorch); use device=cpu.", parameter="device")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise UserInputError(f"device='{device}': this machine has {count} CUDA device(s), cuda:0 to "
+                             f"cuda:{count - 1}; choose one of them.", parameter="device")
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise UserInputError(f"device='{device}': MPS is not available here; use device=cpu.", parameter="device")
     if local and dev.type == "cuda" and dev.index is None and "LOCAL_RANK" in os.environ:

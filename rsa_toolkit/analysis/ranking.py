@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rsa_toolkit.registry import Registry
-from rsa_toolkit.errors import UserInputError, unknown_name
+from rsa_toolkit.errors import UserInputError, closest_names, unknown_name
 from rsa_toolkit.tasks import try_resolve_task
 
 __all__ = ["Candidate", "AGGREGATES", "match_teachers", "rank_auxiliaries"]
@@ -52,7 +52,7 @@ def match_teachers(names: Sequence[str], wanted: Sequence[str]) -> list[int]:
             task = try_resolve_task(w)
             if task is None:
                 raise UserInputError(unknown_name(f"Unknown target '{w}': not a task name and not a teacher", w,
-                                                  names, listing="Teachers"))
+                                                  names, listing="Teachers", hints=_near(w, names)))
             if task.name not in by_task:
                 raise UserInputError(f"Target '{w}' (task {task.name}) is not among the teachers: "
                                      f"{', '.join(names)}.")
@@ -61,6 +61,20 @@ def match_teachers(names: Sequence[str], wanted: Sequence[str]) -> list[int]:
             raise UserInputError(f"target '{w}' names the same teacher as another target ('{names[idx]}').")
         out.append(idx)
     return out
+
+
+def _near(wanted: str, names: Sequence[str]) -> list[str]:
+    """The teacher names closest to ``wanted``, else the closest task names or aliases of the teachers (``dpeth`` ->
+    ``depth``, the alias of a ``depth_zbuffer`` teacher), best first."""
+    close = closest_names(wanted, names)
+    if close:
+        return close
+    aliases = []
+    for n in names:
+        task = try_resolve_task(n)
+        if task is not None:
+            aliases += [task.name, *task.aliases]
+    return closest_names(wanted, aliases)
 
 
 def rank_auxiliaries(similarity: np.ndarray, names: Sequence[str], targets: Sequence[str], *,

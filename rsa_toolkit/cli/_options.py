@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
+from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.rsa.compare import COMPARISONS
 from rsa_toolkit.validation import check_int
 from rsa_toolkit.rsa.memory import parse_size
@@ -55,6 +58,8 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
 def similarity_kwargs(args: argparse.Namespace) -> dict[str, object]:
     """similarity_matrix's options from the command line, checked (call it before any long work)."""
     check_int(args.bootstrap, name="--bootstrap", minimum=0, expected="0 (none) or a positive number of resamples")
+    check_scratch(args.scratch)
+    check_cache_dir(args)
     max_memory = None if args.max_memory is None else parse_size(args.max_memory)  # its error names --max-memory
     return dict(method=args.method, normalization=args.normalization, comparison=args.comparison, dtype=args.dtype,
                 chunk_size=args.chunk_size, groups=args.groups, n_bootstrap=args.bootstrap,
@@ -64,9 +69,47 @@ def similarity_kwargs(args: argparse.Namespace) -> dict[str, object]:
 
 def rsa_device(args: argparse.Namespace) -> str | None:
     """The torch device of the RSA math: --device when it names a CUDA device, else None (numpy, the CPU path that
-    is benchmarked and tested against the references)."""
+    is benchmarked and tested against the references). --device is checked on every path, so a malformed or
+    unavailable device (``gpu7``, ``cuda`` without a GPU) fails here, before any long work, even where only numpy
+    would run."""
     device = getattr(args, "device", None)
-    return device if device and str(device).startswith("cuda") else None
+    if device is None or device == "cpu":  # the default: no torch import
+        return None
+    from rsa_toolkit.devices import resolve_device
+
+    dev = resolve_device(device)  # its errors name --device (run_command rewrites device=)
+    return str(device) if dev is not None and dev.type == "cuda" else None
+
+
+def check_scratch(scratch: str | None) -> None:
+    """--scratch, checked always (not only when a run goes out of core): an existing, writable directory."""
+    if scratch is None:
+        return
+    path = Path(scratch)
+    if not path.exists():
+        raise UserInputError(f"--scratch '{scratch}': no such directory; create it or choose another (default: "
+                             f"the system temp directory).")
+    if not path.is_dir():
+        raise UserInputError(f"--scratch '{scratch}' is not a directory; give a directory for the out-of-core files.")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserInputError(f"--scratch '{scratch}': directory is not writable; choose another.")
+
+
+def check_cache_dir(args: argparse.Namespace) -> None:
+    """--cache-dir, when given, checked before any extraction: a directory (or a path that can be created as one
+    under a writable directory)."""
+    cache = getattr(args, "cache_dir", None)
+    if not cache:
+        return
+    path = Path(cache).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"--cache-dir '{cache}' is not a directory; give a directory for the feature cache.")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserInputError(f"--cache-dir '{cache}': directory '{existing}' is not writable; choose another "
+                             f"--cache-dir.")
 
 
 def show_progress(args: argparse.Namespace) -> bool:

@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 
 from rsa_toolkit.console import json_safe, text_table
-from rsa_toolkit.files import check_output_path
+from rsa_toolkit.files import check_output_path, write_faults
 from rsa_toolkit.rsa.compare import COMPARISONS
 from rsa_toolkit.errors import UserInputError, unknown_name
 from rsa_toolkit.analysis.evaluation import Evaluation, TargetScore, evaluate_similarity
 from rsa_toolkit.analysis.ground_truth import GROUND_TRUTHS, GroundTruth, canonical_name, load_ground_truth
-from rsa_toolkit.viz.outputs import read_matrix_csv
+from rsa_toolkit.viz.outputs import read_similarity_csv
 from rsa_toolkit.rsa.similarity import similarity_matrix
-from rsa_toolkit.cli._options import add_common, add_memory_options, add_rdm_options, show_progress, similarity_kwargs
+from rsa_toolkit.cli._options import (add_common, add_memory_options, add_rdm_options, rsa_device, show_progress,
+                                      similarity_kwargs)
 from rsa_toolkit.cli._sources import add_source_options, feature_sets
 
 HELP = "score a similarity matrix against transfer ground truth (Spearman per target, hit rates)"
@@ -54,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     truths = [load_ground_truth(t) for t in dict.fromkeys(args.truth)]
     out = _check_out(args.out) if args.out else None
     matrix, names, source = similarity_input(args)
+    for truth in truths:
+        _check_overlap(truth, names, source)
     evaluations = [evaluate_similarity(matrix, names, truth) for truth in truths]
     if args.json:
         print(json.dumps({"similarity": source, "teachers": names,
@@ -63,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         from rsa_toolkit.viz.plots import save_html
 
-        save_html(figure(evaluations), out)
+        with write_faults(out):
+            save_html(figure(evaluations), out)
         if not args.quiet:
             print(f"wrote {out}", file=sys.stderr if args.json else sys.stdout)
     return 0
@@ -76,7 +80,10 @@ def similarity_input(args: argparse.Namespace) -> tuple[np.ndarray, list[str], s
     if args.matrix:
         if args.features or args.weights_dir or args.zoo or args.images:
             raise UserInputError("give either --matrix CSV or a features source, not both.")
-        matrix, names = read_matrix_csv(args.matrix)
+        rsa_device(args)  # --device is checked on every path, though a CSV needs no device
+        # finite, but not necessarily symmetric: each target's column is scored on its own (S[s, t]), so a
+        # directional matrix (a transfer matrix as an oracle) is a valid input
+        matrix, names = read_similarity_csv(args.matrix, symmetric=False)
         if not args.tasks:
             return matrix, names, args.matrix
         # Each entry depends on its two teachers only, so the sub-matrix is what those teachers alone would give.
@@ -155,6 +162,31 @@ def _select(names: list[str], wanted: list[str]) -> list[int]:
                                               listing="Teachers"))
         keep.add(canonical.index(canonical_name(w)))
     return sorted(keep)
+
+
+#: the fewest sources a ground truth and the similarity matrix must share: a Spearman correlation over fewer ranks
+#: is undefined or meaningless
+MIN_COMMON_SOURCES = 3
+
+
+def _check_overlap(truth: GroundTruth, names: list[str], source: str) -> None:
+    """One line when a ground truth shares targets but fewer than 3 sources with the matrix (no Spearman can be
+    computed), naming the truth (a CSV's path) and the names on both sides. No overlap at all is
+    :func:`evaluate_similarity`'s own error, which names both sides too."""
+    canonical = {canonical_name(n) for n in names}
+    sources = [s for s in truth.sources if canonical_name(s) in canonical]
+    targets = [t for t in truth.targets if canonical_name(t) in canonical]
+    if not targets or not sources or len(sources) >= MIN_COMMON_SOURCES:
+        return
+    raise UserInputError(
+        f"ground truth '{truth.name}' shares only {len(sources)} source(s) ({', '.join(sources)}) with the "
+        f"similarity matrix ({source}); at least {MIN_COMMON_SOURCES} are needed to rank them. The ground truth "
+        f"names sources {_few(truth.sources)} and targets {_few(truth.targets)}; the matrix names {_few(names)}. "
+        f"Name rows and columns after tasks (or aliases such as depth, normal), as `rsa-toolkit tasks` lists them.")
+
+
+def _few(names: list[str], limit: int = 12) -> str:
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
 def _check_out(out: str) -> Path:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 
 from rsa_toolkit.features.store import FeatureSet
-from rsa_toolkit.viz.outputs import save_similarity, similarity_output_paths
+from rsa_toolkit.viz.outputs import OutputSet, save_similarity, similarity_output_paths
 from rsa_toolkit.files import file_sha256
 from rsa_toolkit.provenance import provenance
 from rsa_toolkit.rsa.similarity import SimilarityResult, similarity_matrix
@@ -43,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     options["keep_rdms"] = args.save_rdms  # RDMs that are not saved need not be kept: less memory
     reports = []
     # One stage for all layers: a bad later layer must not leave the earlier layers' files behind.
-    with contextlib.ExitStack() as stage:
+    with OutputSet() as stage:
         for label, features in feature_sets(args, progress=show_progress(args)):
             result = compute(features, options, layer_label=label)
             written = save_similarity(result, args.out, provenance=record(features, args), graph=args.graph,

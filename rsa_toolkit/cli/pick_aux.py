@@ -8,11 +8,11 @@ import json
 from rsa_toolkit.console import text_table
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.validation import check_int
-from rsa_toolkit.viz.outputs import read_matrix_csv
+from rsa_toolkit.viz.outputs import read_similarity_csv
 from rsa_toolkit.analysis.ranking import AGGREGATES, Candidate, match_teachers, rank_auxiliaries
 from rsa_toolkit.rsa.similarity import similarity_matrix
-from rsa_toolkit.cli._options import (add_common, add_comparison_options, add_memory_options, add_rdm_options, show_progress,
-                       similarity_kwargs)
+from rsa_toolkit.cli._options import (add_common, add_comparison_options, add_memory_options, add_rdm_options, rsa_device,
+                       show_progress, similarity_kwargs)
 from rsa_toolkit.cli._sources import add_source_options, feature_sets
 
 HELP = "rank auxiliary teachers for target tasks"
@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     if args.matrix:
         if args.features or args.weights_dir or args.zoo:
             raise UserInputError("give either --matrix CSV or a features source, not both.")
-        matrix, names = read_matrix_csv(args.matrix)
+        rsa_device(args)  # --device is checked on every path, though a CSV needs no device
+        matrix, names = read_similarity_csv(args.matrix)
         samples = None
     else:
         options = similarity_kwargs(args)  # bad options fail before the features are computed

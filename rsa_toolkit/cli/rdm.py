@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rsa_toolkit.files import atomic_path, check_output_path
+from rsa_toolkit.console import scrub_unsafe_advice
+from rsa_toolkit.files import atomic_path, check_output_path, write_faults
 from rsa_toolkit.rsa.compare import compare_pair
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.features.store import READ_ERRORS
@@ -42,6 +43,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def run_rdm(args: argparse.Namespace) -> int:
+    rsa_device(args)  # a bad --device fails before the features are read
     out = check_output_path(args.out)
     if out.suffix.lower() not in (".npy", ".png"):
         raise UserInputError(f"--out '{out}': expected a file name ending in .npy or .png.")
@@ -50,18 +52,21 @@ def run_rdm(args: argparse.Namespace) -> int:
                       chunk_size=args.chunk_size, groups=args.groups, name=Path(args.features).stem,
                       device=rsa_device(args))
     if out.suffix.lower() == ".npy":
-        with atomic_path(out) as tmp:
+        with write_faults(out), atomic_path(out) as tmp:
             np.save(tmp, rdm, allow_pickle=False)
     else:
         from rsa_toolkit.viz.plots import rdm_png_figure, save_png
 
-        save_png(rdm_png_figure(rdm, title=f"{Path(args.features).stem}: {args.method} RDM"), out)
+        figure = rdm_png_figure(rdm, title=f"{Path(args.features).stem}: {args.method} RDM")
+        with write_faults(out):
+            save_png(figure, out)
     if not args.quiet:
         print(f"wrote {out} ({rdm.shape[0]} x {rdm.shape[1]})")
     return 0
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    rsa_device(args)  # a bad --device fails before the files are read
     a, b = _read_array(Path(args.first), None), _read_array(Path(args.second), None)
     value = compare_pair(a, b, method=args.comparison, kind=args.kind, device=rsa_device(args))
     if args.json:
@@ -77,7 +82,7 @@ def _read_array(path: Path, layer: str | None) -> np.ndarray:
     try:
         loaded = np.load(path, allow_pickle=False)
     except READ_ERRORS as exc:
-        raise UserInputError(f"could not read '{path}': {str(exc).rstrip('.')}.") from None
+        raise UserInputError(f"could not read '{path}': {_reason(exc)}.") from None
     if isinstance(loaded, np.ndarray):
         if layer is not None:
             raise UserInputError(f"--layer applies to .npz files; '{path}' holds a single array.")
@@ -91,4 +96,9 @@ def _read_array(path: Path, layer: str | None) -> np.ndarray:
         try:
             return loaded[layer]
         except READ_ERRORS as exc:
-            raise UserInputError(f"could not read array '{layer}' of '{path}': {str(exc).rstrip('.')}.") from None
+            raise UserInputError(f"could not read array '{layer}' of '{path}': {_reason(exc)}.") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """numpy's reason, without its advice to unpickle (allow_pickle): that can run arbitrary code."""
+    return scrub_unsafe_advice(str(exc).strip() or type(exc).__name__).rstrip(".")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -64,11 +65,25 @@ def _decode(im: Image.Image, path: Path) -> np.ndarray:
 
 
 def _open_error(path: Path, exc: BaseException) -> UserInputError:
-    reason = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, UnidentifiedImageError):  # Pillow names the stream it read (<_io.BytesIO object at 0x...>)
+        reason = "it is not a readable image: " + (
+            "the file is empty (0 bytes)" if _size(path) == 0 else "its content is no image format Pillow knows")
+    else:
+        reason = re.sub(r"<_io\.\w+ object at 0x[0-9a-fA-F]+>", f"'{path.name}'", str(exc).strip()) \
+            or type(exc).__name__
+        if _size(path) == 0:
+            reason = f"it is not a readable image: the file is empty (0 bytes); {reason}"
     return UserInputError(
         f"Cannot read image '{path}': {reason}. Expected a PNG, JPEG, BMP, TIFF or WebP image; "
         "replace or remove the file."
     )
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 def load_image(path: str | os.PathLike[str]) -> np.ndarray:

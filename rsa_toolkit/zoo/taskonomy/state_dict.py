@@ -53,18 +53,27 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
     return _state_dict_from(obj, path)
 
 
+# What torch's weights_only unpickler says when it refuses an object, across versions: "Unsupported global: GLOBAL
+# x.Y was not an allowed global by default", "GLOBAL x.Y is blocked", "Weights only load failed", "WeightsUnpickler
+# error", "Unsupported operand"/"Unsupported class".
+_REFUSED = re.compile(r"Weights only load failed|WeightsUnpickler error|Unsupported global|GLOBAL \S+ (?:was not an "
+                      r"allowed global|is (?:not allowed|blocked))|Unsupported (?:class|operand)", re.IGNORECASE)
+_GLOBAL = re.compile(r"GLOBAL ([\w.<>]+)")
+
+
 def _load_failure_message(path: Path, size: int, exc: Exception) -> str:
     text = str(exc)
-    refused = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-    if refused or ("WeightsUnpickler error" in text and "Unsupported global" in text):
-        what = f" (it holds {refused.group(1)})" if refused else ""
-        return (f"Checkpoint '{path}' contains Python objects that torch.load(weights_only=True) refuses to load"
-                f"{what}; rsa-toolkit never falls back to unsafe loading (weights_only=False can run arbitrary "
-                f"code). Re-save it as tensors only, e.g. torch.save({{'state_dict': model.state_dict()}}, path), "
-                f"in an environment you trust.")
+    if _REFUSED.search(text):
+        found = _GLOBAL.search(text)
+        what = f"; it holds {found.group(1)}" if found else ""
+        return (f"Checkpoint '{path}' was refused for safety: it contains Python objects beyond tensors "
+                f"(weights_only=True){what}. rsa-toolkit loads tensors only, since unpickling objects can run "
+                f"arbitrary code. Re-save it as tensors only, e.g. torch.save({{'state_dict': model.state_dict()}}, "
+                f"path), in an environment you trust.")
     first_line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    first_sentence = re.split(r"(?<=\.)\s", first_line)[0].rstrip(".")[:200]
     return (f"Checkpoint '{path}' ({size:,} bytes) cannot be read: it is truncated or corrupted "
-            f"({type(exc).__name__}: {first_line[:200]}). Obtain the file again and compare its SHA-256 with the "
+            f"({type(exc).__name__}: {first_sentence}). Obtain the file again and compare its SHA-256 with the "
             f"one in its visualpriors name.")
 
 
