@@ -13,7 +13,6 @@ import json
 import math
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -286,23 +285,14 @@ LIBRARY_PARAMETERS = {"run_dir": "out", "out_dir": "out", "path": "config",
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from rsa_toolkit.features.cache import FeatureCacheWarning
     from rsa_toolkit.images.probe import SmallProbeSetWarning
 
     from amalgamate.run_files import RunWarning
 
-    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202 - warnings' hook
-        if issubclass(category, (RunWarning, SmallProbeSetWarning)):
-            print(f"{PROG}: warning: {message}", file=sys.stderr)
-        else:
-            previous(message, category, filename, lineno, file, line)
-
-    with warnings.catch_warnings():
-        previous = warnings.showwarning
-        warnings.simplefilter("always", RunWarning)
-        warnings.simplefilter("default", SmallProbeSetWarning)
-        warnings.showwarning = show
-        return run_command(build_parser(), argv, prog=PROG, parameters=LIBRARY_PARAMETERS,
-                           interrupted="interrupted; a run continues from its last checkpoint with --resume")
+    return run_command(build_parser(), argv, prog=PROG, parameters=LIBRARY_PARAMETERS,
+                       interrupted="interrupted; a run continues from its last checkpoint with --resume",
+                       warnings_now=(RunWarning, FeatureCacheWarning), warnings_after=(SmallProbeSetWarning,))
 
 
 if __name__ == "__main__":

@@ -20,9 +20,42 @@ __all__ = ["run_command", "as_command_line", "scrub_unsafe_advice", "text_table"
 
 
 def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, prog: str,
-                interrupted: str = "interrupted", parameters: Mapping[str, str] | None = None) -> int:
+                interrupted: str = "interrupted", parameters: Mapping[str, str] | None = None,
+                warnings_now: tuple[type[Warning], ...] = (), warnings_after: tuple[type[Warning], ...] = ()) -> int:
     """Parse ``argv`` and run the chosen command. ``parameters`` maps library parameter names to the ``dest`` of the
-    option that sets them where the two differ (``{"directory": "out"}``); see :func:`as_command_line`."""
+    option that sets them where the two differ (``{"directory": "out"}``); see :func:`as_command_line`.
+
+    Warnings meant for the user print as one line ``<prog>: warning: ...`` (no source location): those of
+    ``warnings_now`` (something damaged was worked around) when they happen; those of ``warnings_after`` (advice on
+    reading the results, e.g. a small probe set) once the command has succeeded, so a command that stops at a user
+    mistake still says one line.
+    """
+    import warnings
+
+    after: list[str] = []
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202 - warnings' hook
+        if issubclass(category, warnings_after):
+            after.append(str(message))
+        elif issubclass(category, warnings_now):
+            print(f"{prog}: warning: {message}", file=sys.stderr)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        previous = warnings.showwarning
+        for category in (*warnings_now, *warnings_after):
+            warnings.simplefilter("always", category)
+        warnings.showwarning = show
+        code = _run_command(parser, argv, prog=prog, interrupted=interrupted, parameters=parameters)
+    if code == 0:
+        for message in dict.fromkeys(after):  # each piece of advice once
+            print(f"{prog}: warning: {message}", file=sys.stderr)
+    return code
+
+
+def _run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, prog: str, interrupted: str,
+                 parameters: Mapping[str, str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         parser.print_help()

@@ -38,21 +38,11 @@ LIBRARY_PARAMETERS = {"directory": "out", "zoo_file": "zoo"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import warnings
-
+    from rsa_toolkit.features.cache import FeatureCacheWarning
     from rsa_toolkit.images.probe import SmallProbeSetWarning
 
-    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202 - warnings' hook
-        if issubclass(category, SmallProbeSetWarning):  # advice to the user: one line, not a source location
-            print(f"{PROG}: warning: {message}", file=sys.stderr)
-        else:
-            previous(message, category, filename, lineno, file, line)
-
-    with warnings.catch_warnings():
-        previous = warnings.showwarning
-        warnings.simplefilter("default", SmallProbeSetWarning)
-        warnings.showwarning = show
-        return run_command(build_parser(), argv, prog=PROG, parameters=LIBRARY_PARAMETERS)
+    return run_command(build_parser(), argv, prog=PROG, parameters=LIBRARY_PARAMETERS,
+                       warnings_now=(FeatureCacheWarning,), warnings_after=(SmallProbeSetWarning,))
 
 
 def _version() -> str:

@@ -109,7 +109,7 @@ def test_cli_cuda_device_steers_the_rsa_math(capsys: pytest.CaptureFixture[str],
     np.save(tmp_path / "a.npy", _features())
     assert main(["rdm", "--features", str(tmp_path / "a.npy"), "--out", str(tmp_path / "a_rdm.npy"),
                  "--device", "cuda"]) == 2
-    assert capsys.readouterr().err.startswith("rsa-toolkit: error: device 'cuda': no CUDA device is available")
+    assert capsys.readouterr().err.startswith("rsa-toolkit: error: --device 'cuda': no CUDA device is available")
     assert main(["rdm", "--features", str(tmp_path / "a.npy"), "--out", str(tmp_path / "a_rdm.npy"),
                  "--device", "cpu", "--quiet"]) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "a_rdm.npy"), compute_rdm(_features()))
