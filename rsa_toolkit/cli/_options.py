@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.rsa.out_of_core import check_scratch
 from rsa_toolkit.rsa.compare import COMPARISONS
 from rsa_toolkit.validation import check_int
 from rsa_toolkit.rsa.memory import parse_size
@@ -58,7 +59,8 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
 def similarity_kwargs(args: argparse.Namespace) -> dict[str, object]:
     """similarity_matrix's options from the command line, checked (call it before any long work)."""
     check_int(args.bootstrap, name="--bootstrap", minimum=0, expected="0 (none) or a positive number of resamples")
-    check_scratch(args.scratch)
+    if args.scratch is not None:  # checked always, not only when the run goes out of core
+        check_scratch(args.scratch)
     check_cache_dir(args)
     max_memory = None if args.max_memory is None else parse_size(args.max_memory)  # its error names --max-memory
     return dict(method=args.method, normalization=args.normalization, comparison=args.comparison, dtype=args.dtype,
@@ -79,20 +81,6 @@ def rsa_device(args: argparse.Namespace) -> str | None:
 
     dev = resolve_device(device)  # its errors name --device (run_command rewrites device=)
     return str(device) if dev is not None and dev.type == "cuda" else None
-
-
-def check_scratch(scratch: str | None) -> None:
-    """--scratch, checked always (not only when a run goes out of core): an existing, writable directory."""
-    if scratch is None:
-        return
-    path = Path(scratch)
-    if not path.exists():
-        raise UserInputError(f"--scratch '{scratch}': no such directory; create it or choose another (default: "
-                             f"the system temp directory).")
-    if not path.is_dir():
-        raise UserInputError(f"--scratch '{scratch}' is not a directory; give a directory for the out-of-core files.")
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise UserInputError(f"--scratch '{scratch}': directory is not writable; choose another.")
 
 
 def check_cache_dir(args: argparse.Namespace) -> None:

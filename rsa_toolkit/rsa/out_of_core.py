@@ -27,12 +27,27 @@ import numpy as np
 
 from rsa_toolkit.errors import UserInputError
 
-__all__ = ["scratch_directory", "disk_array", "to_disk", "read_only", "release_pages", "format_bytes", "available_memory",
+__all__ = ["check_scratch", "scratch_directory", "disk_array", "to_disk", "read_only", "release_pages", "format_bytes", "available_memory",
            "DEFAULT_SHARE", "CHUNK_BYTES"]
 
 # Modes whose mappings are shared with the file: dropping their pages loses nothing. A copy-on-write ("c") mapping
 # would lose its private changes.
 _SHARED_MODES = ("r", "r+", "w+")
+
+
+def check_scratch(scratch: str | os.PathLike[str]) -> Path:
+    """``scratch`` as an existing, writable directory for out-of-core files (checked whether or not a run goes out of
+    core, so a wrong one is found at once)."""
+    path = Path(scratch)
+    if not path.exists():
+        raise UserInputError(f"scratch='{scratch}': no such directory; create it or choose another (default: the "
+                             "system temp directory).", parameter="scratch")
+    if not path.is_dir():
+        raise UserInputError(f"scratch='{scratch}' is not a directory; give a directory for the out-of-core files.",
+                             parameter="scratch")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserInputError(f"scratch='{scratch}': directory is not writable; choose another.", parameter="scratch")
+    return path
 
 
 @contextlib.contextmanager
@@ -41,10 +56,10 @@ def scratch_directory(scratch: str | os.PathLike[str] | None, *, need: int) -> I
 
     ``need`` bytes must be free there, checked before any work so a long run does not fail near its end.
     """
-    parent = Path(scratch) if scratch is not None else Path(tempfile.gettempdir())
+    parent = check_scratch(scratch) if scratch is not None else Path(tempfile.gettempdir())
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserInputError(f"scratch '{parent}' is not an existing, writable directory; give one with room for "
-                             f"about {format_bytes(need)} (scratch=DIR).", parameter="scratch")
+        raise UserInputError(f"the system temp directory '{parent}' is not writable; give a scratch directory with "
+                             f"room for about {format_bytes(need)} (scratch=DIR).", parameter="scratch")
     free = shutil.disk_usage(parent).free
     if free < need:
         raise UserInputError(f"scratch '{parent}' has {format_bytes(free)} free, but the out-of-core files need "
