@@ -285,8 +285,7 @@ LIBRARY_PARAMETERS = {"run_dir": "out", "out_dir": "out", "path": "config",
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from rsa_toolkit.features.cache import FeatureCacheWarning
-    from rsa_toolkit.images.probe import SmallProbeSetWarning
+    from rsa_toolkit.errors import FeatureCacheWarning, SmallProbeSetWarning  # light: no torch at start-up
 
     from amalgamate.run_files import RunWarning
 

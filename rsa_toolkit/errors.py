@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["UserInputError", "closest_names", "did_you_mean", "unknown_name"]
+__all__ = ["UserInputError", "FeatureCacheWarning", "SmallProbeSetWarning", "closest_names", "did_you_mean", "unknown_name"]
 
 
 class UserInputError(ValueError):
@@ -57,3 +57,11 @@ def unknown_name(problem: str, name: object, valid: Iterable[str], *, listing: s
     valid = list(valid)
     shown = ", ".join(valid) if shown is None else shown
     return f"{problem}.{did_you_mean(name, valid, n=n, hints=hints)} {listing}: {shown}."
+
+
+class FeatureCacheWarning(UserWarning):
+    """A feature cache entry could not be used (damaged or incomplete) and is computed again."""
+
+
+class SmallProbeSetWarning(UserWarning):
+    """A probe set too small for stable similarity estimates; the CLIs print it as one ``warning:`` line."""

@@ -38,8 +38,7 @@ LIBRARY_PARAMETERS = {"directory": "out", "zoo_file": "zoo"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from rsa_toolkit.features.cache import FeatureCacheWarning
-    from rsa_toolkit.images.probe import SmallProbeSetWarning
+    from rsa_toolkit.errors import FeatureCacheWarning, SmallProbeSetWarning  # light: no torch at start-up
 
     return run_command(build_parser(), argv, prog=PROG, parameters=LIBRARY_PARAMETERS,
                        warnings_now=(FeatureCacheWarning,), warnings_after=(SmallProbeSetWarning,))

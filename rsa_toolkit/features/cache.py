@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rsa_toolkit.errors import FeatureCacheWarning
 from rsa_toolkit.images.probe import ProbeSet
 from rsa_toolkit.zoo.teachers import Teacher
 
@@ -36,10 +37,6 @@ STALE_AFTER_S = 600.0
 _RUN_STARTED = time.time()
 _CLEANED: set[str] = set()
 _VERIFIED: dict[str, tuple[object, ...]] = {}  # entry -> the stat of entry and sidecar when last verified
-
-
-class FeatureCacheWarning(UserWarning):
-    """A feature cache entry could not be used (damaged or incomplete) and is computed again."""
 
 
 def default_cache_dir() -> Path:

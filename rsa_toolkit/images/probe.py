@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from rsa_toolkit.errors import UserInputError, unknown_name
+from rsa_toolkit.errors import SmallProbeSetWarning, UserInputError, unknown_name
 from rsa_toolkit.images.image_file import _open_error, load_image
 from rsa_toolkit.images.preprocess import Preprocessing, get_preprocessing
 from rsa_toolkit.registry import Registry
@@ -331,10 +331,6 @@ def probe_by_name(name: str) -> ProbeSet:
     ``sklearn`` (2 photos from scikit-learn). Nothing is downloaded: the photos are read from the installed package,
     the frames rendered. A set of fewer than :data:`SMALL_PROBE_SET` images warns (:func:`warn_if_small`)."""
     return warn_if_small(PROBE_SETS.get(name)())
-
-
-class SmallProbeSetWarning(UserWarning):
-    """A probe set too small for stable similarity estimates; the CLIs print it as one ``warning:`` line."""
 
 
 #: Below this many images a probe set warns: RSA estimates from so few images vary a lot between image sets.
