@@ -39,6 +39,7 @@ from torch import Tensor
 
 from rsa_toolkit import distributed
 from rsa_toolkit.devices import resolve_device
+from rsa_toolkit.features.cache import entry_fingerprint
 from rsa_toolkit.features.extract import cache_entry_path, cache_key, default_cache_dir, extract_features
 from rsa_toolkit.files import write_faults
 from rsa_toolkit.images.probe import ProbeSet
@@ -237,16 +238,6 @@ def _check_path(entry: Path) -> Path:
     return entry.with_name(f"{entry.stem}.check.json")
 
 
-def _fingerprint(entry: Path) -> dict[str, object]:
-    """Shape, dtype, byte size and blake2b of a cache entry (raises when it is not a readable .npy array)."""
-    array = np.load(entry, mmap_mode="r")
-    digest = hashlib.blake2b(digest_size=32)
-    with open(entry, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            digest.update(chunk)
-    return {"shape": list(array.shape), "dtype": str(array.dtype), "bytes": entry.stat().st_size,
-            "blake2b": digest.hexdigest()}
-
 
 def verify_entry(entry: Path, rows: int) -> str | None:
     """Why the cache entry ``entry`` (of ``rows`` images) cannot be used, or None when it matches its check record
@@ -257,7 +248,7 @@ def verify_entry(entry: Path, rows: int) -> str | None:
         record = json.loads(check.read_text()) if check.is_file() else None
         if record is not None and size != record.get("bytes"):
             return f"{size} bytes, its check record says {record.get('bytes')}"
-        found = _fingerprint(entry)
+        found = entry_fingerprint(entry)
     except (OSError, ValueError, EOFError) as exc:  # unreadable, not a .npy array, or a damaged record
         return f"unreadable: {' '.join(str(exc).split())[:100]}"
     if not found["shape"] or found["shape"][0] != rows:
@@ -325,6 +316,6 @@ def build_knowledge(targets: Sequence[AmalgamationTeacher], auxiliary: Amalgamat
                                                    device=device, cache_dir=root, progress=progress)
             if distributed.is_main():
                 for layer in fresh:
-                    _write_check(entries[layer], _fingerprint(entries[layer]))
+                    _write_check(entries[layer], entry_fingerprint(entries[layer]))
         distributed.barrier()
     return CachedKnowledge(targets, auxiliary, images, arrays, list(dict.fromkeys(computed)), keys)
