@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from rsa_toolkit.errors import UserInputError
 
 __all__ = ["check_output_path", "atomic_path", "current_umask", "file_sha256", "WRITE_FAULTS", "write_fault_message",
-           "write_faults", "check_name", "safe_child", "NAME_RULE"]
+           "write_faults", "check_name", "safe_child", "NAME_RULE", "STALE_AFTER_S", "remove_stale_temporaries"]
 
 #: what a name that becomes a file name (teacher, layer, task) may be, for error messages
 NAME_RULE = ("a plain name: no '/' or '\\', not '.' or '..', no NUL or control characters (e.g. 'depth', "
@@ -122,3 +124,24 @@ def write_faults(path: str | os.PathLike[str], *, fix: str = "choose another --o
         if message is None:
             raise
         raise UserInputError(message) from None
+
+
+#: A temporary file untouched this long belongs to a killed writer, not to one still at work.
+STALE_AFTER_S = 600.0
+
+
+def remove_stale_temporaries(target: str | os.PathLike[str], *, now: float | None = None) -> list[Path]:
+    """Remove the temporary files that :func:`atomic_path` left for ``target`` when its writer was killed (hidden
+    ``.<stem>.<random><suffix>`` files beside it, untouched for :data:`STALE_AFTER_S`); returns what was removed."""
+    target = Path(target)
+    directory = target.parent if str(target.parent) else Path(".")
+    limit = (now if now is not None else time.time()) - STALE_AFTER_S
+    removed = []
+    for path in directory.glob(f".{glob.escape(target.stem)}.*{glob.escape(target.suffix)}"):
+        try:
+            if path.is_file() and path.stat().st_mtime < limit:
+                path.unlink()
+                removed.append(path)
+        except OSError:  # gone meanwhile, or not ours to remove: harmless
+            continue
+    return removed

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from rsa_toolkit.errors import FeatureCacheWarning
+from rsa_toolkit.files import STALE_AFTER_S
 from rsa_toolkit.images.probe import ProbeSet
 from rsa_toolkit.zoo.teachers import Teacher
 
@@ -33,7 +34,6 @@ __all__ = ["CACHE_ENV", "CACHE_FORMAT", "FeatureCacheWarning", "default_cache_di
 
 CACHE_ENV = "RSA_TOOLKIT_CACHE"
 CACHE_FORMAT = 2  # 2: the key covers the teacher's definition; sidecars carry the entry's fingerprint
-STALE_AFTER_S = 600.0
 _RUN_STARTED = time.time()
 _CLEANED: set[str] = set()
 _VERIFIED: dict[str, tuple[object, ...]] = {}  # entry -> the stat of entry and sidecar when last verified

@@ -31,7 +31,7 @@ from rsa_toolkit import distributed
 from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.progress import progress as progress_bar
-from rsa_toolkit.files import atomic_path, check_name, current_umask, safe_child
+from rsa_toolkit.files import atomic_path, check_name, current_umask, safe_child, write_faults
 from rsa_toolkit.features.cache import (CACHE_ENV, FeatureCacheWarning, cache_entry_path, cache_key, check_entry,
                                         default_cache_dir, entry_fingerprint, remove_stale_temporaries, sidecar_path)
 from rsa_toolkit.features.shards import concatenate_npy, part_path, shard_rows, write_npy_header
@@ -147,9 +147,6 @@ def save_features_dir(feature_sets: Sequence[FeatureSet], directory: str | os.Pa
     ``provenance.json``. Built in a temporary directory and renamed into place, so it appears whole or not at all;
     ``directory`` must not exist yet (or be empty).
     """
-    import shutil
-    import tempfile
-
     target = check_features_destination(directory)
     if len(feature_sets) > 1:  # each becomes a subdirectory named after its layer: checked before anything is made
         for fs in feature_sets:
@@ -157,6 +154,15 @@ def save_features_dir(feature_sets: Sequence[FeatureSet], directory: str | os.Pa
                 raise UserInputError("save_features_dir: several feature sets need a layer name each (None given); "
                                      "extract them with layers=[...] named.", parameter="feature_sets")
             check_name(fs.layer, what="layer name")
+    with write_faults(target):
+        _write_features_dir(feature_sets, target)
+    return target
+
+
+def _write_features_dir(feature_sets: Sequence[FeatureSet], target: Path) -> None:
+    import shutil
+    import tempfile
+
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         for fs in feature_sets:
@@ -171,7 +177,6 @@ def save_features_dir(feature_sets: Sequence[FeatureSet], directory: str | os.Pa
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 def _compute(teacher: Teacher, probe: ProbeSet, paths: dict[str, Path], batch_size: int, device: torch.device,
@@ -220,9 +225,10 @@ def _compute_sharded(teacher: Teacher, probe: ProbeSet, paths: dict[str, Path], 
 def _staged(paths: dict[str, Path]) -> Iterator[dict[str, Path]]:
     """Temporary files for ``paths``, renamed into place together when the block succeeds and deleted otherwise:
     every layer's file appears, or none does."""
-    for path in paths.values():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as stage:
+    where = next(iter(paths.values())).parent
+    with write_faults(where, fix="choose another --cache-dir"), contextlib.ExitStack() as stage:
+        for path in paths.values():
+            path.parent.mkdir(parents=True, exist_ok=True)
         yield {layer: stage.enter_context(atomic_path(path)) for layer, path in paths.items()}
 
 

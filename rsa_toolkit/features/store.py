@@ -189,14 +189,14 @@ def _load_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except READ_ERRORS as exc:
-        raise UserInputError(f"could not read features file '{path}': {str(exc).rstrip('.')}.") from None
+        raise UserInputError(f"could not read features file '{path}': {_reason(exc)}.") from None
 
 
 def _open_npz(path: Path) -> np.lib.npyio.NpzFile:
     try:
         return np.load(path, allow_pickle=False)
     except READ_ERRORS as exc:
-        raise UserInputError(f"could not read features file '{path}': {str(exc).rstrip('.')}.") from None
+        raise UserInputError(f"could not read features file '{path}': {_reason(exc)}.") from None
 
 
 def _read_key(archive: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
@@ -210,3 +210,11 @@ def _check_ids(ids: list[str] | None, arrays: list[np.ndarray]) -> list[str] | N
     if ids is not None and arrays and arrays[0].ndim and len(ids) != arrays[0].shape[0]:
         raise UserInputError(f"image_ids lists {len(ids)} images but the features have N = {arrays[0].shape[0]}.")
     return ids
+
+
+def _reason(exc: BaseException) -> str:
+    """Why numpy could not read a file, without numpy's advice to unpickle it (that can run arbitrary code)."""
+    text = str(exc).rstrip(".")
+    if "pickle" in text.lower():
+        return "it is not a NumPy array file (it holds pickled Python objects or other data; rsa-toolkit never unpickles)"
+    return text

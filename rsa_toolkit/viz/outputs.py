@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rsa_toolkit.files import check_output_path, current_umask, write_faults
+from rsa_toolkit.files import check_output_path, current_umask, remove_stale_temporaries, write_faults
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.rsa.similarity import SimilarityResult
 
@@ -118,6 +118,7 @@ class OutputSet(contextlib.AbstractContextManager):
         target = Path(target)
         directory = target.parent if str(target.parent) else Path(".")
         with write_faults(target):
+            remove_stale_temporaries(target)  # what killed runs left for this output
             fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=directory)
         os.close(fd)
         self._pending.append((Path(name), target))
