@@ -27,6 +27,8 @@ failure while importing or building (SyntaxError, ImportError, an exception in t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import importlib
 import json
 import os
@@ -37,6 +39,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from rsa_toolkit.errors import UserInputError, unknown_name
+from rsa_toolkit.files import file_sha256
 from rsa_toolkit.images.preprocess import Preprocessing, get_preprocessing, preprocessing_from_keys
 from rsa_toolkit.zoo.teachers import Teacher, list_layers, module_teacher, source_definition, taskonomy_teacher
 
@@ -148,28 +151,59 @@ def _teacher(entry: dict[str, object], index: int, path: Path, weights_dir: str 
     kwargs = entry.get("kwargs", {})
     if not isinstance(kwargs, dict):
         raise UserInputError(f"{where} ('{name}'): kwargs must be a table of keyword arguments.")
-    model = _build(str(entry["model"]), kwargs, path.parent, f"{where} ('{name}')")
-    digest = None
-    if "checkpoint" in entry:
-        from rsa_toolkit.files import file_sha256
-        from rsa_toolkit.zoo.taskonomy.weights import load_into, load_state_dict_file
-
-        checkpoint = path.parent / str(entry["checkpoint"])
-        if not checkpoint.is_file():
-            raise UserInputError(f"{where} ('{name}'): checkpoint '{checkpoint}' does not exist.")
-        digest = file_sha256(checkpoint)  # generic names may end in "-<digits>" that are no hash: don't verify
-        load_into(model, load_state_dict_file(checkpoint), what=f"teacher '{name}' ({checkpoint.name})")
+    target, label = str(entry["model"]), f"{where} ('{name}')"
     layers = entry.get("layers")
     if layers is not None and (not isinstance(layers, list) or not all(isinstance(x, str) for x in layers)):
-        raise UserInputError(f"{where} ('{name}'): layers must be a list of layer names, got {layers!r}.")
-    layers = _checked_layers(name, model, layers, path, weights_dir, f"{where} ('{name}')", strict_layers)
+        raise UserInputError(f"{label}: layers must be a list of layer names, got {layers!r}.")
+    checkpoint = None
+    if "checkpoint" in entry:
+        checkpoint = path.parent / str(entry["checkpoint"])
+        if not checkpoint.is_file():
+            raise UserInputError(f"{label}: checkpoint '{checkpoint}' does not exist.")
+    # With a checkpoint the weights' hash is the file's, so the network is only described here (built on the meta
+    # device: its layers, no memory, no weights) and built and loaded when features are computed: a run whose
+    # features are all cached loads no network. Without one, the weights come from the constructor and are hashed.
+    model = _skeleton(target, kwargs, path.parent, label) if checkpoint is not None else None
+    lazy = model is not None
+    if model is None:
+        model = _built(target, kwargs, path.parent, label, checkpoint, name)
+    layers = _checked_layers(name, model, layers, path, weights_dir, label, strict_layers)
     # The cache key covers the code of the module the zoo file names (a factory function's too, not only the
     # model's classes): an edited model file with the same weights is a new set of features.
-    definition = source_definition(sys.modules[str(entry["model"]).partition(":")[0]], extra=kwargs)
-    return module_teacher(name, model, layers=layers or None,
-                          preprocessing=_preprocessing(entry.get("preprocessing", "imagenet"), f"{where} ('{name}')"),
-                          weights_sha256=digest, source=f"module:{entry['model']}:{json.dumps(kwargs, sort_keys=True)}",
-                          definition=definition)
+    definition = source_definition(sys.modules[target.partition(":")[0]], extra=kwargs)
+    teacher = module_teacher(name, model, layers=layers or None,
+                             preprocessing=_preprocessing(entry.get("preprocessing", "imagenet"), label),
+                             weights_sha256=file_sha256(checkpoint) if checkpoint is not None else None,
+                             source=f"module:{target}:{json.dumps(kwargs, sort_keys=True)}", definition=definition)
+    if lazy:
+        build = functools.cache(lambda: _built(target, kwargs, path.parent, label, checkpoint, name).eval())
+        teacher = dataclasses.replace(teacher, build=build)
+    return teacher
+
+
+def _skeleton(target: str, kwargs: dict[str, object], directory: Path, where: str) -> object | None:
+    """The network built on the meta device (its structure, no weights), or None when its code cannot build there
+    (it then is built for real at once)."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            model = _build(target, kwargs, directory, where)
+    except UserInputError:
+        return None
+    return model if isinstance(model, torch.nn.Module) else None
+
+
+def _built(target: str, kwargs: dict[str, object], directory: Path, where: str, checkpoint: Path | None,
+           name: str) -> object:
+    """The network, built and (with a checkpoint) loaded; weights only, never unpickled objects."""
+    model = _build(target, kwargs, directory, where)
+    if checkpoint is not None:
+        from rsa_toolkit.zoo.taskonomy.weights import load_into, load_state_dict_file
+
+        # generic names may end in "-<digits>" that are no hash: the file's name is not verified
+        load_into(model, load_state_dict_file(checkpoint), what=f"teacher '{name}' ({checkpoint.name})")
+    return model
 
 
 def _checked_layers(name: str, model: object, layers: list[str] | None, path: Path,

@@ -309,3 +309,17 @@ def test_cli_zoo_bad_input(argv: list[str], message: str, weights_dir: Path, pro
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("rsa-toolkit: error:") and message in err
     assert not (tmp_path / "sim.png").exists()
+
+
+def test_a_zoo_file_teacher_with_a_checkpoint_loads_no_network_on_a_cached_run(zoo_toml: Path, probe, tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    loads = _count_loads(monkeypatch)
+    (teacher,) = load_zoo_file(zoo_toml)
+    assert len(loads) == 0  # described (on the meta device), not loaded
+    first = extract_features(teacher, probe, layers=["features.1", "head"], cache_dir=tmp_path / "cache")
+    assert len(loads) == 1
+    (again,) = load_zoo_file(zoo_toml)
+    cached = extract_features(again, probe, layers=["features.1", "head"], cache_dir=tmp_path / "cache")
+    assert len(loads) == 1  # a fully cached run: nothing built for real, nothing loaded
+    for layer in first:
+        np.testing.assert_array_equal(first[layer], cached[layer])
