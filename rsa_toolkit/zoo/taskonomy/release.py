@@ -100,10 +100,11 @@ _WEIGHT_FILE_BY_STEM: dict[str, str] = {f.split("-", 1)[0]: f for f in VISUALPRI
 
 #: Where users obtain the files; quoted in every "file not found" message.
 VISUALPRIORS_SOURCE = (
-    "Obtain them from the visualpriors release (PyPI package 'visualpriors', github.com/alexsax/visual-prior, "
-    "files under https://github.com/alexsax/visual-prior/raw/networks/assets/pytorch/<file name>; if you have run "
-    "visualpriors before, they are already in torch.hub's checkpoint folder, by default "
-    "~/.cache/torch/hub/checkpoints) and download them yourself: rsa-toolkit never downloads weights"
+    "Fetch them with `rsa-toolkit weights fetch --tasks TASK ... --dest DIR` (downloads from "
+    "https://github.com/alexsax/visual-prior/raw/networks/assets/pytorch/<file name> and checks each sha256), or "
+    "obtain them yourself from the visualpriors release (PyPI package 'visualpriors', github.com/alexsax/visual-prior; "
+    "if you have run visualpriors before, they are already in ~/.cache/torch/hub/checkpoints); apart from that one "
+    "command, rsa-toolkit never downloads weights"
 )
 #: visualpriors' released files by the digest in their names: lets a renamed file be recognised.
 _RELEASED_BY_DIGEST: dict[str, str] = {

@@ -3,8 +3,9 @@
 The released networks are the PyTorch port's files (PyPI package ``visualpriors``, repository
 github.com/alexsax/visual-prior): one file per task and part, named ``{task}_{encoder|decoder}-<sha256>.pth``
 (:data:`~rsa_toolkit.zoo.taskonomy.release.VISUALPRIORS_WEIGHT_FILES`), each ``torch.save({'state_dict': ...})``.
-Users download the files themselves and point ``--weights-dir`` (or the ``RSA_TOOLKIT_WEIGHTS`` environment
-variable) at the folder; this module never downloads anything and never unpickles arbitrary objects
+Users download the files (``rsa-toolkit weights fetch``, :mod:`rsa_toolkit.zoo.taskonomy.fetch`, or by hand) and point
+``--weights-dir`` (or the ``RSA_TOOLKIT_WEIGHTS`` environment variable) at the folder; this module never downloads
+anything and never unpickles arbitrary objects
 (``torch.load(..., weights_only=True)``, no fallback).
 
 A directory may hold, per task and part, either the visualpriors name ``{task}_{part}-<hex>.pth`` (``hex`` = the
