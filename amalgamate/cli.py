@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rsa_toolkit.console import run_command, text_table
+from rsa_toolkit.console import ZOO_FILE_TRUST, run_command, text_table
 from rsa_toolkit.errors import UserInputError
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--weights-dir", metavar="DIR", help="Taskonomy visualpriors checkpoints (instead of the mini "
                                                            "zoo; needs --images)")
     data.add_argument("--zoo", metavar="FILE", help="a zoo file (rsa-toolkit's format) whose teachers join the "
-                                                    "auxiliary candidates of --auto-aux and --aux")
+                                                    "auxiliary candidates of --auto-aux and --aux. " + ZOO_FILE_TRUST)
     data.add_argument("--images", metavar="DIR", help="a folder of training images (default: mini-Taskonomy train "
                                                       "frames)")
     data.add_argument("--masks", metavar="DIR", help="validity masks, one PNG per training image (e.g. Taskonomy's "

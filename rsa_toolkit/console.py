@@ -16,8 +16,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from rsa_toolkit.errors import UserInputError
 
-__all__ = ["run_command", "as_command_line", "scrub_unsafe_advice", "text_table", "json_safe"]
+__all__ = ["run_command", "as_command_line", "scrub_unsafe_advice", "text_table", "json_safe", "ZOO_FILE_TRUST"]
 
+
+#: What every --zoo help says (both CLIs): a zoo file runs code.
+ZOO_FILE_TRUST = ("A zoo file is code: it imports the modules and runs the callables it names, like a Python script, "
+                  "so use only zoo files from a trusted source.")
 
 def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, prog: str,
                 interrupted: str = "interrupted", parameters: Mapping[str, str] | None = None,

@@ -17,15 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rsa_toolkit.console import ZOO_FILE_TRUST
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.features.store import FeatureSet, available_layers, load_features_dir
 
 if TYPE_CHECKING:
     from rsa_toolkit.images.probe import ProbeSet
 
-#: What --help says of zoo files: they are code.
-ZOO_TRUST = ("A zoo file is code: it imports the modules and runs the callables it names, like a Python script, "
-             "so use only zoo files from a trusted source.")
+#: What --help says of zoo files: they are code (one wording for both CLIs).
+ZOO_TRUST = ZOO_FILE_TRUST
 
 
 def add_source_options(parser: argparse.ArgumentParser, *, features: bool = True) -> None:
