@@ -1,11 +1,12 @@
 """Progress for long work, readable both on a terminal and in a log.
 
 On a terminal (stderr is a TTY) it is a tqdm bar. Elsewhere (``nohup``, ``| tee``, a batch system's log) a bar's
-carriage returns make an unreadable log, so it writes plain lines instead: once the work has lasted ``interval``
-seconds, a line saying it started, then one at least every ``interval`` seconds (done/total, rate, ETA and any postfix
-such as the current losses), and one when it ends. Work shorter than ``interval`` writes nothing, so a quick command
-(or one that stops at a user mistake, which is one line) keeps a clean log. ``enabled=False`` (the CLI's ``--quiet``)
-silences both.
+carriage returns make an unreadable log, so it writes plain lines instead: once the work has gone ``interval``
+seconds without a line, a line saying what started, then one at least every ``interval`` seconds (done/total, rate,
+ETA and any postfix such as the current losses), and one when it ends. The silence is counted across reporters, so a
+long run of short ones (20 teachers of 3 s each) still gets a line every ``interval``; work shorter than ``interval``
+writes nothing, so a quick command (or one that stops at a user mistake, which is one line) keeps a clean log.
+``enabled=False`` (the CLI's ``--quiet``) silences both.
 
     >>> for batch in progress(batches, desc="teacher depth", unit="img", total=n):
     ...     ...
@@ -21,6 +22,29 @@ from typing import Any, TextIO
 __all__ = ["progress", "Progress", "stage"]
 
 LOG_INTERVAL = 10.0  # seconds between plain lines in a log
+
+# Log mode, across reporters: since when the log has had no line, and when any reporter last made progress (a gap
+# longer than an interval, or a clock that went back, starts a new burst of work with its own silence).
+_silent_since: float | None = None
+_last_activity: float | None = None
+
+
+def _begin(now: float, interval: float) -> None:
+    global _silent_since, _last_activity
+    if _silent_since is None or _last_activity is None or not 0 <= now - _last_activity <= interval:
+        _silent_since = now
+    _last_activity = now
+
+
+def _due(now: float, interval: float) -> bool:
+    global _last_activity
+    _last_activity = now
+    return _silent_since is not None and now - _silent_since >= interval
+
+
+def _wrote(now: float) -> None:
+    global _silent_since
+    _silent_since = now
 
 
 def progress(iterable: Iterable[Any] | None = None, *, total: int | None = None, desc: str = "", unit: str = "it",
@@ -54,8 +78,10 @@ class Progress:
 
             self._bar = tqdm(total=self.total, desc=desc, unit=unit, file=self._stream, leave=False,
                              dynamic_ncols=True)
-        self._start = self._last = time.monotonic()
-        self._announced = False  # the start line is written once the work has lasted an interval
+        self._start = time.monotonic()
+        if self._lines:
+            _begin(self._start, interval)
+        self._announced = False  # the start line is written once the log has been silent for an interval
         self._closed = False
 
     def __iter__(self) -> Iterator[Any]:
@@ -80,10 +106,10 @@ class Progress:
             self._bar.update(n)
         elif self._lines and not (self.total and self.n >= self.total):  # the end line follows
             now = time.monotonic()
-            if now - self._last >= self._interval:
-                self._last = now
+            if _due(now, self._interval):
                 self._announce()
                 self._write(self._status(now))
+                _wrote(now)
 
     def set_postfix(self, text: str) -> None:
         """Extra words for the next line or the bar, e.g. the current losses."""
@@ -98,11 +124,12 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
         elif self._lines:
-            elapsed = time.monotonic() - self._start
-            if elapsed >= self._interval:
+            now = time.monotonic()
+            if _due(now, self._interval):
                 self._announce()
             if self._announced:
-                self._write(f"{self._desc}: done, {self.n} {self._unit} in {_duration(elapsed)}")
+                self._write(f"{self._desc}: done, {self.n} {self._unit} in {_duration(now - self._start)}")
+                _wrote(now)
 
     def _announce(self) -> None:
         if not self._announced:

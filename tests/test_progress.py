@@ -60,6 +60,18 @@ def test_work_shorter_than_an_interval_writes_nothing(clock: FakeClock) -> None:
     assert out.getvalue() == ""
 
 
+def test_many_short_reporters_still_write_a_line_every_interval(clock: FakeClock) -> None:
+    out = io.StringIO()
+    for teacher in range(8):  # 8 teachers of 3 s each, none 10 s long: a line after each 10 s of silence
+        with progress(total=3, desc=f"teacher {teacher}", unit="img", stream=out, interval=10.0) as bar:
+            for _ in range(3):
+                clock.now += 1.0
+                bar.update(1)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "teacher 3: started (3 img)"  # the log's first 10 s of silence end in teacher 3
+    assert sum(line.endswith("started (3 img)") for line in lines) == 2  # at 12 s and 24 s of work
+
+
 def test_disabled_writes_nothing(clock: FakeClock) -> None:
     out = io.StringIO()
     for _ in progress(range(3), desc="x", stream=out, enabled=False):
