@@ -119,7 +119,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _budget_names() -> list[str]:
-    from rsa_toolkit.lab.transfer import BUDGETS
+    from rsa_toolkit.lab.transfer_config import BUDGETS  # plain data: --help needs no torch
 
     return list(BUDGETS)
 
@@ -128,7 +128,7 @@ def run_transfer(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from rsa_toolkit.devices import resolve_device
-    from rsa_toolkit.lab.transfer import BUDGETS
+    from rsa_toolkit.lab.transfer_config import BUDGETS
     from rsa_toolkit.lab.transfer_tables import run_transfer as run
 
     if args.budget not in BUDGETS:
