@@ -15,13 +15,12 @@ weights. :data:`amalgamate.config.METHODS` is this registry; the CLI's choices a
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from rsa_toolkit.registry import Registry
-
-from amalgamate.training.steps import kd_step, soka_step
 
 __all__ = ["Method", "METHODS"]
 
@@ -29,22 +28,29 @@ __all__ = ["Method", "METHODS"]
 @dataclass(frozen=True)
 class Method:
     """One training method. ``step(trainer, x, knowledge_batch)`` does one step and returns what it logs;
-    ``ensemble``: n single-task students (of matched total size) instead of one student with n heads."""
+    ``ensemble``: n single-task students (of matched total size) instead of one student with n heads.
+
+    The step is named (``step_name`` in :mod:`amalgamate.training.steps`) and imported when first used, so reading
+    the registry (the CLI's help, a config check) does not import torch."""
 
     name: str
     label: str  # in reports: "SOKA", "KD n-to-1", ...
-    step: Callable[..., dict[str, Any]]
+    step_name: str
     default_weighting: str
     uses_auxiliary: bool
     self_coordinated: bool  # chooses its weighting, guides the representation, logs the balance
     ensemble: bool = False
 
+    @property
+    def step(self) -> Callable[..., dict[str, Any]]:
+        return getattr(importlib.import_module("amalgamate.training.steps"), self.step_name)
+
 
 METHODS: Registry[Method] = Registry("method")
 
 for _method in (
-        Method("soka", "SOKA", soka_step, "gradnorm", uses_auxiliary=True, self_coordinated=True),
-        Method("kd", "KD n-to-1", kd_step, "equal", uses_auxiliary=False, self_coordinated=False),
-        Method("kd-n-to-n", "KD n-to-n", kd_step, "equal", uses_auxiliary=False, self_coordinated=False,
+        Method("soka", "SOKA", "soka_step", "gradnorm", uses_auxiliary=True, self_coordinated=True),
+        Method("kd", "KD n-to-1", "kd_step", "equal", uses_auxiliary=False, self_coordinated=False),
+        Method("kd-n-to-n", "KD n-to-n", "kd_step", "equal", uses_auxiliary=False, self_coordinated=False,
                ensemble=True)):
     METHODS.register(_method.name)(_method)

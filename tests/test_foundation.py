@@ -111,3 +111,11 @@ def test_text_table_and_json_safe() -> None:
     assert text_table(["a", "b"], [["1", ""]], left={0, 1}, rstrip=True) == "a  b\n1"
     assert json_safe({"a": [1.0, float("nan"), (float("inf"), "s")], "b": None}) == {"a": [1.0, None, [None, "s"]],
                                                                                      "b": None}
+
+
+def test_rsa_toolkit_starts_without_torch() -> None:
+    # Every command pays its start-up: building the parser must not import torch (about 1 s), only running a command
+    # that needs it (amalgamate trains, so its parser may: its choices come from torch-side registries).
+    code = "import sys, rsa_toolkit.cli.main as m; m.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
