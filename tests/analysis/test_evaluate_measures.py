@@ -273,3 +273,22 @@ def test_image_bootstrap_intervals(demo_features: dict[str, np.ndarray]) -> None
         for per in intervals.values():
             low, high = per["spearman_with_diagonal"]
             assert low <= high
+
+
+def test_cli_measures_html(capsys: pytest.CaptureFixture[str], demo_dir: Path, tmp_path: Path) -> None:
+    out_path = tmp_path / "eval.html"
+    code, out, err = run(capsys, "evaluate", "--features", demo_dir, "--truth", "taskonomy-affinity", "--measures",
+                         "rsa", "parc", "--protocol", "dds", "--out", out_path)
+    assert code == 0, err
+    html = out_path.read_text()
+    assert "parc vs taskonomy-affinity (protocol dds): mean rho" in html
+    assert "rsa vs taskonomy-affinity (protocol dds): mean rho" in html
+
+
+def test_cli_ci_on_features_says_what_it_includes(capsys: pytest.CaptureFixture[str], demo_dir: Path) -> None:
+    code, out, err = run(capsys, "evaluate", "--features", demo_dir, "--truth", "taskonomy-affinity", "--ci", "5",
+                         "--json")
+    assert code == 0, err
+    e = json.loads(out)["evaluations"][0]
+    assert e["ci_method"].startswith("5 bootstrap resamples of the 24 probe images; the truth has no per-seed")
+    assert set(e["rho_intervals"]) == {t["target"] for t in e["per_target"]}
