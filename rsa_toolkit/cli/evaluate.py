@@ -173,7 +173,7 @@ def feature_input(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], int]
 
 
 def similarity_input(args: argparse.Namespace) -> tuple[np.ndarray, list[str], str]:
-    """(matrix, names, where it came from): the --matrix CSV, or the matrix of the features source."""
+    """(matrix, names, where it came from) of the --matrix CSV (features go through :func:`feature_input`)."""
     if args.layer == "all":
         raise UserInputError("evaluate scores one matrix; choose --layer NAME (or leave it out).")
     if args.matrix:
@@ -189,7 +189,7 @@ def similarity_input(args: argparse.Namespace) -> tuple[np.ndarray, list[str], s
         keep = _select(names, args.tasks)
         return (matrix[np.ix_(keep, keep)], [names[i] for i in keep],
                 f"{args.matrix}, restricted to {len(keep)} teachers by --tasks")
-    raise UserInputError("similarity_input reads --matrix only; features go through feature_input.")
+    raise RuntimeError("similarity_input reads --matrix only; features go through feature_input")  # our bug
 
 
 def report(e: Evaluation, truth: GroundTruth, source: str, *, intervals: dict | None = None,
