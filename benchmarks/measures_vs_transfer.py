@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # (label, normalization, RDM method, comparison)
 MEASURES = (
-    ("RSA: centred, 1 − Pearson, Spearman (our default)", "center", "correlation", "spearman"),
-    ("RSA as released: 1 − Pearson, Spearman, no centring", "none", "correlation", "spearman"),
+    ("RSA as released: centred, 1 − Pearson, Spearman (our default)", "center", "correlation", "spearman"),
+    ("RSA, no normalisation: 1 − Pearson, Spearman", "none", "correlation", "spearman"),
     ("RSA: centred, 1 − Pearson, Pearson", "center", "correlation", "pearson"),
     ("DDS: z-score, cosine, Spearman", "zscore", "cosine", "spearman"),
     ("DDS: z-score, Laplacian kernel (1 − K), Spearman", "zscore", "laplacian", "spearman"),

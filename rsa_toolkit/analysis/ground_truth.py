@@ -33,7 +33,7 @@ from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.tasks import try_resolve_task
 
 __all__ = ["GroundTruth", "GROUND_TRUTHS", "DATA_ENV", "data_dir", "load_ground_truth", "read_ground_truth_csv",
-           "canonical_name"]
+           "canonical_name", "losses_file", "truth_samples_from_losses"]
 
 DATA_ENV = "RSA_TOOLKIT_DATA"
 _MISSING = {"", "nan", "na", "n/a"}  # what a blank cell may look like after a spreadsheet round trip
@@ -162,3 +162,66 @@ def _cell(text: str, path: Path, source: str, target: str) -> float:
         raise UserInputError(f"ground-truth CSV '{path}': cell (source '{source}', target '{target}') is "
                              f"'{text}', not a finite number; leave it blank if the value is missing.")
     return value
+
+
+def losses_file(truth: GroundTruth) -> Path | None:
+    """The per-seed, per-image losses behind a measured-transfer truth, when they exist: ``losses.npz`` beside the
+    truth's CSV (``rsa-toolkit mini transfer OUT`` writes both; the built-in ``mini-transfer`` is
+    ``data/mini_transfer``). None for the Taskonomy tables and for a CSV without one."""
+    if truth.name == "mini-transfer":
+        path = data_dir() / "mini_transfer" / "losses.npz"
+    else:
+        csv_path = Path(truth.name).expanduser()
+        if not csv_path.is_file():
+            return None
+        path = csv_path.parent / "losses.npz"
+    return path if path.is_file() else None
+
+
+def truth_samples_from_losses(truth: GroundTruth, *, n_resamples: int, seed: int = 0,
+                              path: str | os.PathLike[str] | None = None) -> list[GroundTruth] | None:
+    """``n_resamples`` resampled copies of a gain truth (``gain[s, t] = 1 - loss[s, t] / loss[pixels, t]``, the
+    layout of ``transfer.csv``) from the per-image test losses in ``losses.npz`` (``"<source>/<target>"`` ->
+    (seeds, splits, M)); None when there is no such file (:func:`losses_file`).
+
+    Resample b draws, with replacement and seeded: M test images (the same for every pair), and per target the
+    readout seeds and the training splits (as many as the run had; shared by every source of that target, since
+    for a given target, seed and split every source's readout has the same initialisation and batch order). The
+    loss of a pair is the mean over the drawn seeds, splits and images, as the published truth is the mean over all
+    of them. Cells that are blank in the truth (flagged targets) stay blank. This is the truth's own noise: what
+    another run with as many seeds and splits, scored on other test frames, could have given."""
+    where = Path(path) if path is not None else losses_file(truth)
+    if where is None or not Path(where).is_file():
+        return None
+    with np.load(where) as npz:
+        losses = {k: np.asarray(npz[k], dtype=np.float64) for k in npz.files if "/" in k}
+    rng = np.random.default_rng(seed)
+    missing = [f"{s}/{t}" for t in truth.targets for s in [*truth.sources, "pixels"]
+               if f"{s}/{t}" not in losses and not (s != "pixels" and
+                                                     math.isnan(truth.values[truth.sources.index(s),
+                                                                             truth.targets.index(t)]))]
+    if missing:
+        raise UserInputError(f"'{where}' lacks the losses of {', '.join(missing[:5])}"
+                             f"{' ...' if len(missing) > 5 else ''}; it does not belong to ground truth "
+                             f"'{truth.name}'.")
+    shape = next(iter(losses.values())).shape
+    n_seeds, n_splits, m = shape
+    samples = []
+    for _ in range(n_resamples):
+        images = rng.integers(0, m, m)
+        values = np.array(truth.values, dtype=np.float64)
+        for j, t in enumerate(truth.targets):
+            seeds, splits = rng.integers(0, n_seeds, n_seeds), rng.integers(0, n_splits, n_splits)
+
+            def mean_loss(key: str) -> float:
+                x = losses[key][np.ix_(seeds, splits, images)]
+                return float(x.mean())
+
+            base = mean_loss(f"pixels/{t}")
+            for i, s in enumerate(truth.sources):
+                if not math.isnan(values[i, j]):
+                    values[i, j] = 1.0 - mean_loss(f"{s}/{t}") / base
+        samples.append(GroundTruth(values=values, sources=list(truth.sources), targets=list(truth.targets),
+                                   name=truth.name, higher_is_better=truth.higher_is_better,
+                                   description=truth.description))
+    return samples

@@ -450,7 +450,8 @@ def test_cli_table(capsys: pytest.CaptureFixture[str], self_csv: Path) -> None:
     assert lines[0].startswith("ground truth: taskonomy-affinity — Taskonomy first-order")
     assert re.search(r"^depth_zbuffer\s+16\s+1\.0000\s+1\.0000\s+1\.0000\s+yes\s+yes\s+depth_euclidean\s+"
                      r"depth_euclidean, reshading, keypoints3d$", out, re.M)
-    assert "mean Spearman, diagonal included (DDS protocol): 1.0000 over 17 targets" in out
+    # the label names the protocol actually run (it said "DDS protocol" whatever was scored)
+    assert "mean Spearman, diagonal included (protocol all, 17 sources x 17 targets): 1.0000 over 17 targets" in out
     assert "top-1 hit rate: 1.00 (17/17 targets; a random ranking: 0.06)" in out
     assert "ground-truth tasks missing from the similarity matrix: colorization, inpainting" in out
 
@@ -493,7 +494,7 @@ def test_cli_html(capsys: pytest.CaptureFixture[str], self_csv: Path, tmp_path: 
     html = out_path.read_text()
     assert "<html>" in html[:100] and "plotly.js v" in html  # plotly.js inlined: works offline
     assert not re.search(r"<script[^>]*src=", html)
-    assert "diagonal included (DDS)" in html and "taskonomy-winrate: mean rho" in html
+    assert "diagonal included" in html and "taskonomy-winrate (protocol all): mean rho" in html
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.html", "self.csv"]  # no temporary file left
 
 
