@@ -22,7 +22,6 @@ from rsa_toolkit.analysis.ground_truth import (GROUND_TRUTHS, GroundTruth, canon
                                                truth_samples_from_losses)
 from rsa_toolkit.validation import check_int
 from rsa_toolkit.viz.outputs import read_similarity_csv
-from rsa_toolkit.rsa.similarity import similarity_matrix
 from rsa_toolkit.cli._options import (add_common, add_memory_options, add_rdm_options, rsa_device, show_progress,
                                       similarity_kwargs)
 from rsa_toolkit.cli._sources import add_source_options, feature_sets

@@ -302,7 +302,7 @@ class TestOtherCommandsWriteFaults:
         real_access = os.access
         monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if str(p).endswith("out") else
                             real_access(p, mode, **kw))
-        monkeypatch.setattr(evaluate_cli, "similarity_matrix", lambda *a, **k: pytest.fail("similarity computed"))
+        monkeypatch.setattr(evaluate_cli, "evaluate_measures", lambda *a, **k: pytest.fail("measures computed"))
         before = files(work)
         one_line_error(capsys, "evaluate", "--features", work / "feats", "--truth", "taskonomy-affinity", "--out",
                        work / "out" / "eval.html", match=r"--out path '.*eval\.html': directory '.*out' is not "
