@@ -22,6 +22,16 @@ TINY_TASKS = ["depth_zbuffer", "normal", "class_scene"]
 TINY_CONFIG = TrainConfig(steps=3, batch_size=4, seed=1)
 
 
+@pytest.fixture(autouse=True)
+def fresh_progress_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts a new burst of work for rsa_toolkit.progress: its log-mode silence is counted per process, and
+    tests share one process (a line due to an earlier test's work would land in this test's stderr)."""
+    from rsa_toolkit import progress
+
+    monkeypatch.setattr(progress, "_silent_since", None)
+    monkeypatch.setattr(progress, "_last_activity", None)
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
     """Tiny trainings run faster, and exactly repeatably, on one thread; the previous count is restored."""

@@ -379,7 +379,9 @@ def test_knowledge_cache_write_faults_are_one_line(base, tmp_path, monkeypatch, 
     monkeypatch.setattr(rsa_toolkit.features.extract, "write_npy_header", full)
     cache, run = tmp_path / "cache", tmp_path / "run"
     assert main(["train", "--out", str(run), *_cli(base), "--cache-dir", str(cache)]) == 2
-    _one_line(capsys.readouterr().err, f"cannot write '{cache / 'features'}': {reason}.")
+    err = capsys.readouterr().err
+    _one_line(err, f"cannot write '{cache / 'features'}")  # the entry's own folder in the cache
+    assert f"': {reason}." in err
     assert not run.exists() and not _temps(cache)
     assert not list(cache.rglob("*.npy")) and sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
 
