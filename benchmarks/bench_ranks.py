@@ -35,22 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_rsa import teacher_features
+
 ROOT = Path(__file__).resolve().parents[1]
 DTYPES = ("float64", "float32")
 
 
-def features(n: int, teachers: int, dim: int, seed: int) -> list[np.ndarray]:
-    """As bench_rsa.make_features: teachers share a latent geometry in different amounts; float32."""
-    shared = np.random.default_rng([seed, n]).standard_normal((n, 32))
-    out = []
-    for t in range(teachers):
-        rng = np.random.default_rng([seed, n, t + 1])
-        own = rng.standard_normal((n, 32))
-        mix = 0.2 + 0.8 * t / max(1, teachers - 1)
-        x = (mix * shared + (1 - mix) * own) @ rng.standard_normal((32, dim))
-        x += 0.5 * rng.standard_normal((n, dim)) + 3.0 * rng.standard_normal(dim)
-        out.append(x.astype(np.float32))
-    return out
 
 
 def best(fn, repeats: int, cpu: dict | None = None, key: str = ""):
@@ -174,7 +164,7 @@ def main() -> None:
     load_start = os.getloadavg()
     results: dict[int, dict] = {}
     for i, n in enumerate(args.sizes):
-        feats = features(n, args.teachers, args.features, args.seed)
+        feats = teacher_features(n, args.teachers, args.features, args.seed)
         results[n] = {}
         for d in DTYPES:
             print(f"N = {n}, {d}", file=sys.stderr, flush=True)

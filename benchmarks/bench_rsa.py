@@ -38,18 +38,26 @@ DTYPES = ("float64", "float32")
 GB = 1e9
 
 
-def make_features(folder: Path, n: int, teachers: int, dim: int, seed: int) -> list[Path]:
-    """Teachers share a latent geometry in different amounts, so their similarities spread out. Saved as float32."""
+def teacher_features(n: int, teachers: int, dim: int, seed: int) -> list[np.ndarray]:
+    """Teachers share a latent geometry in different amounts, so their similarities spread out; float32 (n, dim)."""
     shared = np.random.default_rng([seed, n]).standard_normal((n, 32))
-    paths = []
+    out = []
     for t in range(teachers):
         rng = np.random.default_rng([seed, n, t + 1])
         own = rng.standard_normal((n, 32))
         mix = 0.2 + 0.8 * t / max(1, teachers - 1)
         x = (mix * shared + (1 - mix) * own) @ rng.standard_normal((32, dim))
         x += 0.5 * rng.standard_normal((n, dim)) + 3.0 * rng.standard_normal(dim)  # noise + per-feature offsets
+        out.append(x.astype(np.float32))
+    return out
+
+
+def make_features(folder: Path, n: int, teachers: int, dim: int, seed: int) -> list[Path]:
+    """:func:`teacher_features`, saved as ``n<N>_teacher<t>.npy`` in ``folder``."""
+    paths = []
+    for t, x in enumerate(teacher_features(n, teachers, dim, seed)):
         paths.append(folder / f"n{n}_teacher{t:02d}.npy")
-        np.save(paths[-1], x.astype(np.float32))
+        np.save(paths[-1], x)
     return paths
 
 
