@@ -32,8 +32,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(run=run_render)
 
     t = mini_sub.add_parser("train", help="train teachers from scratch (renders the shards first if missing)",
-                            description="Train one teacher per task on the train shard, score it on the test "
-                                        "shard against the trivial baseline, write <task>.pt (fp16) and "
+                            description="Train one teacher per task on the train shard, keep the state with the "
+                                        "lowest val loss, score it on the test shard against the trivial "
+                                        "baseline, write <task>.pt (fp16) and "
                                         "manifest.json into OUT.",
                             epilog="example (the shipped zoo): rsa-toolkit mini train data/mini_zoo")
     t.add_argument("out", help="zoo directory to write (created; other teachers' entries are kept)")
@@ -41,9 +42,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--shards", default=_DEFAULT_SHARDS, help=f"where the train/test shards live (default "
                                                               f"{_DEFAULT_SHARDS})")
     t.add_argument("--train-frames", type=int, default=8000, help="training frames (default 8000)")
+    t.add_argument("--val-frames", type=int, default=1000,
+                   help="val frames for model selection: each teacher is kept at its lowest val loss (default 1000)")
     t.add_argument("--test-frames", type=int, default=1000, help="held-out frames (default 1000)")
     t.add_argument("--steps", type=int, default=None,
-                   help="optimiser steps per teacher (default 500; 4x for keypoints3d, room_layout, vanishing_point)")
+                   help="optimiser steps per teacher (default 500; slow tasks get a multiple: SLOW_TASKS in lab/train.py)")
     t.add_argument("--batch-size", type=int, default=None, help="frames per step (default 32)")
     t.add_argument("--lr", type=float, default=None, help="peak learning rate, one-cycle schedule (default 2e-3)")
     t.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
@@ -105,12 +108,12 @@ def run_train(args: argparse.Namespace) -> int:
     from rsa_toolkit.lab.train import TrainConfig, train_zoo
 
     out = _new_dir(args.out)
-    paths = _shards(args, train=args.train_frames, test=args.test_frames)
+    paths = _shards(args, train=args.train_frames, test=args.test_frames, val=args.val_frames)
     defaults = TrainConfig()
     config = TrainConfig(steps=args.steps or defaults.steps, batch_size=args.batch_size or defaults.batch_size,
                          lr=args.lr or defaults.lr, seed=args.seed)
-    manifest = train_zoo(out, train_shard=paths["train"], test_shard=paths["test"], tasks=args.tasks, config=config,
-                         jobs=args.jobs, log_every=0 if args.quiet else 100)
+    manifest = train_zoo(out, train_shard=paths["train"], val_shard=paths["val"], test_shard=paths["test"],
+                         tasks=args.tasks, config=config, jobs=args.jobs, log_every=0 if args.quiet else 100)
     if not args.quiet:
         _print_table(manifest)
         run = manifest["runs"][-1]

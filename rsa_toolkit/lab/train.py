@@ -1,8 +1,10 @@
-"""Train the mini-Taskonomy teachers: one network per task on a rendered training shard, scored on held-out
-(test-split) frames against the task's trivial baseline, saved in half precision with a manifest.
+"""Train the mini-Taskonomy teachers: one network per task on a rendered training shard, the state kept by the
+lowest loss on val-split frames (model selection never sees test), scored on held-out test-split frames against the
+task's trivial baseline, saved in half precision with a manifest.
 
     >>> from rsa_toolkit.lab.train import TrainConfig, train_zoo
-    >>> train_zoo("data/mini_zoo", train_shard="shards/train", test_shard="shards/test", config=TrainConfig())
+    >>> train_zoo("data/mini_zoo", train_shard="shards/train", val_shard="shards/val", test_shard="shards/test",
+    ...           config=TrainConfig())
 
 The command ``rsa-toolkit mini train`` wraps :func:`train_zoo`; docs/mini_taskonomy.md gives the recipe and the
 run time. Every random choice (initialisation, batch order, noise, holes) follows from ``config.seed`` and the task.
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.files import atomic_path, file_sha256
 from rsa_toolkit.validation import check_int
 from rsa_toolkit.scenes import ALL_TASKS
@@ -36,6 +39,7 @@ from rsa_toolkit.scenes.shards import load_shard
 __all__ = ["TrainConfig", "train_teacher", "evaluate_teacher", "train_zoo"]
 
 _BASELINE_FRAMES = 2000  # training frames the constant baseline is fitted on
+_VAL_FRAMES = 500  # val frames behind each model-selection check (~5 training steps of compute)
 _INPUT_BASELINE_TASKS = ("denoising", "colorization", "inpainting")
 
 
@@ -47,11 +51,16 @@ class TrainConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     threads: int = 1  # torch threads per training process
+    eval_every: int = 250  # steps between val checks (and one at the end); the lowest val loss's state is kept
 
 
-# Image-level geometry and the sparse 3D keypoint maps learn slowly: with the common budget they stayed within 5-13%
-# of their trivial baseline (first zoo run, docs/mini_taskonomy.md), so they get this many times the steps.
-SLOW_TASKS: dict[str, int] = {"keypoints3d": 4, "room_layout": 4, "vanishing_point": 4}
+# Tasks that learn slowly get this many times the steps. Image-level geometry and the sparse 3D keypoint maps stayed
+# within 5-13% of their trivial baseline with the common budget (first zoo run), and at 4x they still ended at
+# 0.62-0.75x of it, like occlusion edges and object classes at 1x (second run, docs/mini_taskonomy.md); issue 15
+# asks every teacher to reach <= 0.6x. Longer one-cycle schedules cost nothing in selection: each teacher is kept at
+# its lowest val loss.
+SLOW_TASKS: dict[str, int] = {"keypoints3d": 6, "room_layout": 10, "vanishing_point": 10, "edge_occlusion": 4,
+                              "class_object": 4}
 
 
 def steps_for(task: str, config: TrainConfig) -> int:
@@ -69,8 +78,12 @@ def one_cycle_adamw(parameters, *, lr: float, steps: int, weight_decay: float = 
 
 
 def train_teacher(task: str, train_shard: str | os.PathLike[str], config: TrainConfig = TrainConfig(), *,
-                  log_every: int = 0) -> tuple[MiniTeacherNet, dict]:
-    """Train ``task``'s teacher from scratch; returns the network (eval mode) and a record of the run."""
+                  val_shard: str | os.PathLike[str] | None = None, log_every: int = 0) -> tuple[MiniTeacherNet, dict]:
+    """Train ``task``'s teacher from scratch; returns the network (eval mode) and a record of the run.
+
+    With ``val_shard``, the val loss is measured every ``config.eval_every`` steps and after the last one, and the
+    network is returned in the state with the lowest val loss (the record's ``best_step``, ``val_loss`` and
+    ``val_curve``); without it, in its final state."""
     task = resolve_task(task)
     torch.manual_seed(_task_seed(config.seed, task))
     rng = np.random.default_rng([config.seed, ALL_TASKS.index(task)])
@@ -81,6 +94,9 @@ def train_teacher(task: str, train_shard: str | os.PathLike[str], config: TrainC
     steps = steps_for(task, config)
     opt, sched = one_cycle_adamw(net.parameters(), lr=config.lr, steps=steps, weight_decay=config.weight_decay)
     order, cursor, losses = rng.permutation(len(data)), 0, []
+    check = _val_check(task, val_shard) if val_shard is not None else None
+    curve: list[tuple[int, float]] = []
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     net.train()
     t0 = time.perf_counter()
     for step in range(steps):
@@ -96,11 +112,38 @@ def train_teacher(task: str, train_shard: str | os.PathLike[str], config: TrainC
         losses.append(loss.item())
         if log_every and (step + 1) % log_every == 0:
             print(f"{task}: step {step + 1}/{steps} loss {np.mean(losses[-log_every:]):.4f}", flush=True)
+        if check is not None and ((step + 1) % config.eval_every == 0 or step + 1 == steps):
+            curve.append((step + 1, check(net)))
+            if best is None or curve[-1][1] < best[0]:
+                best = (curve[-1][1], step + 1, {k: v.detach().clone() for k, v in net.state_dict().items()})
+            net.train()
     seconds = time.perf_counter() - t0
     record = {"task": task, "steps": steps, "batch_size": config.batch_size, "lr": config.lr, "seed": config.seed,
               "train_frames": len(data), "train_seconds": seconds, "images_per_second": steps * config.batch_size / seconds,
               "final_train_loss": float(np.mean(losses[-max(1, steps // 20):]))}
+    if best is not None:
+        net.load_state_dict(best[2])
+        record.update(val_loss=best[0], best_step=best[1], val_frames=min(_VAL_FRAMES, check.frames),
+                      val_curve=[[s, round(v, 6)] for s, v in curve])
     return net.eval(), record
+
+
+def _val_check(task: str, val_shard: str | os.PathLike[str]):  # noqa: ANN202
+    """A function net -> mean loss on the first :data:`_VAL_FRAMES` frames of the val shard (eval mode)."""
+    data = MiniTaskonomy(task, shard=val_shard)
+    if data.split != "val":
+        raise UserInputError(f"val_shard: {val_shard} holds {data.split} frames; model selection needs val-split "
+                             "frames (rsa-toolkit mini render --split val), never test.", parameter="val_shard")
+    goal, idx = objective(task), np.arange(min(_VAL_FRAMES, len(data)))
+    batches = [data.batch(idx[i:i + 100]) for i in range(0, len(idx), 100)]
+
+    @torch.inference_mode()
+    def check(net: MiniTeacherNet) -> float:
+        net.eval()
+        return float(sum(goal.loss(net(x), y) * len(x) for x, y in batches) / len(idx))
+
+    check.frames = len(idx)  # type: ignore[attr-defined]
+    return check
 
 
 @torch.inference_mode()
@@ -138,10 +181,10 @@ def _count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def _train_and_save(task: str, out_dir: str, train_shard: str, test_shard: str, config: TrainConfig,
-                    log_every: int) -> dict:
+def _train_and_save(task: str, out_dir: str, train_shard: str, val_shard: str | None, test_shard: str,
+                    config: TrainConfig, log_every: int) -> dict:
     torch.set_num_threads(config.threads)
-    net, record = train_teacher(task, train_shard, config, log_every=log_every)
+    net, record = train_teacher(task, train_shard, config, val_shard=val_shard, log_every=log_every)
     record.update(evaluate_teacher(net, task, test_shard, train_shard))
     path = Path(out_dir) / f"{task}.pt"
     buffer = io.BytesIO()  # saved through a buffer: torch names the archive inside the file after the file's name
@@ -154,15 +197,18 @@ def _train_and_save(task: str, out_dir: str, train_shard: str, test_shard: str, 
 
 
 def train_zoo(out_dir: str | os.PathLike[str], *, train_shard: str | os.PathLike[str],
-              test_shard: str | os.PathLike[str], tasks: Sequence[str] | None = None,
-              config: TrainConfig = TrainConfig(), jobs: int = 1, log_every: int = 0) -> dict:
-    """Train the teachers of ``tasks`` (default all 20) with ``jobs`` processes; write ``<task>.pt`` (fp16 state
-    dicts) and update ``manifest.json`` in ``out_dir``. Returns the manifest."""
+              test_shard: str | os.PathLike[str], val_shard: str | os.PathLike[str] | None = None,
+              tasks: Sequence[str] | None = None, config: TrainConfig = TrainConfig(), jobs: int = 1,
+              log_every: int = 0) -> dict:
+    """Train the teachers of ``tasks`` (default all 20) with ``jobs`` processes, each kept at its best val state when
+    ``val_shard`` is given; write ``<task>.pt`` (fp16 state dicts) and update ``manifest.json`` in ``out_dir``.
+    Returns the manifest."""
     tasks = list(dict.fromkeys(resolve_task(t) for t in (tasks or ALL_TASKS)))
     jobs = check_int(jobs, name="jobs", minimum=1)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    args = [(t, str(out), str(train_shard), str(test_shard), config, log_every) for t in tasks]
+    val = None if val_shard is None else str(val_shard)
+    args = [(t, str(out), str(train_shard), val, str(test_shard), config, log_every) for t in tasks]
     t0 = time.perf_counter()
     if jobs == 1:
         records = [_train_and_save(*a) for a in args]
@@ -178,7 +224,8 @@ def train_zoo(out_dir: str | os.PathLike[str], *, train_shard: str | os.PathLike
     manifest.setdefault("runs", []).append({
         "tasks": tasks, "config": asdict(config), "jobs": jobs, "wall_seconds": time.perf_counter() - t0,
         "torch": torch.__version__, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "train_shard": _shard_summary(train_shard), "test_shard": _shard_summary(test_shard)})
+        "train_shard": _shard_summary(train_shard), "test_shard": _shard_summary(test_shard),
+        **({"val_shard": _shard_summary(val_shard)} if val_shard is not None else {})})
     with atomic_path(manifest_path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

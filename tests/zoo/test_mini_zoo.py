@@ -98,3 +98,37 @@ def test_cli_mini_show(capsys, tiny_zoo):
     out = capsys.readouterr().out
     assert all(task in out for task in TASKS)
     assert main(["mini", "show", str(tiny_zoo / "missing")]) == 2
+
+
+def test_model_selection_keeps_the_lowest_val_loss_and_never_sees_test(tmp_path, tiny_shards, one_torch_thread,
+                                                                       monkeypatch):
+    from rsa_toolkit.lab import train as train_module
+    from rsa_toolkit.scenes.shards import write_shard
+
+    val = write_shard(tmp_path / "val", "val", 6)
+    config = TrainConfig(steps=6, batch_size=4, seed=1, eval_every=2)
+    net, record = train_module.train_teacher("depth", tiny_shards[0], config, val_shard=val)
+    assert [s for s, _ in record["val_curve"]] == [2, 4, 6] and record["val_frames"] == 6
+    best_step, best = min(record["val_curve"], key=lambda sv: sv[1])
+    assert record["best_step"] == best_step and record["val_loss"] == pytest.approx(best, abs=1e-6)
+    assert train_module._val_check("depth_zbuffer", val)(net) == pytest.approx(record["val_loss"], rel=1e-5)
+
+    # A scripted val curve whose minimum is in the middle: the state of that step comes back, not the last one.
+    snapshots, scripted = [], iter([3.0, 1.0, 2.0])
+
+    def fake_check(task, shard):  # noqa: ANN001, ANN202
+        def check(net):  # noqa: ANN001, ANN202
+            snapshots.append({k: v.clone() for k, v in net.state_dict().items()})
+            return next(scripted)
+        check.frames = 6
+        return check
+
+    monkeypatch.setattr(train_module, "_val_check", fake_check)
+    net, record = train_module.train_teacher("depth", tiny_shards[0], config, val_shard=val)
+    assert record["best_step"] == 4 and record["val_loss"] == 1.0
+    state = net.state_dict()
+    assert all(torch.equal(state[k], snapshots[1][k]) for k in state)
+    assert not all(torch.equal(state[k], snapshots[2][k]) for k in state)
+    monkeypatch.undo()
+    with pytest.raises(UserInputError, match="never test"):
+        train_module.train_teacher("depth", tiny_shards[0], config, val_shard=tiny_shards[1])
