@@ -299,7 +299,10 @@ def build_knowledge(targets: Sequence[AmalgamationTeacher], auxiliary: Amalgamat
         # the definition in the source: the cache key covers what the teacher is, not only its name
         counted = dataclasses.replace(teacher, build=build,
                                       source=f"{teacher.source}#definition={teacher_definition(teacher)[:16]}")
-        keys[source.name] = {layer: cache_key(counted, layer, images) for layer in source.layers}
+        # the student's training images are shown to every teacher clean (teacher_inputs='clean'), as before the
+        # option existed: the student learns to map clean images to each teacher's knowledge of them
+        keys[source.name] = {layer: cache_key(counted, layer, images, teacher_inputs="clean")
+                             for layer in source.layers}
         entries = {layer: cache_entry_path(root, key) for layer, key in keys[source.name].items()}
         fresh = [layer for layer, entry in entries.items() if not entry.exists()]
         if distributed.is_main():
@@ -313,7 +316,8 @@ def build_knowledge(targets: Sequence[AmalgamationTeacher], auxiliary: Amalgamat
         distributed.barrier()  # rank 0 has discarded what it must recompute
         with write_faults(root / "features", fix=_CACHE_FIX):
             arrays[source.name] = extract_features(counted, images, layers=source.layers, batch_size=batch_size,
-                                                   device=device, cache_dir=root, progress=progress)
+                                                   device=device, cache_dir=root, progress=progress,
+                                                   teacher_inputs="clean")
             if distributed.is_main():
                 for layer in fresh:
                     _write_check(entries[layer], entry_fingerprint(entries[layer]))

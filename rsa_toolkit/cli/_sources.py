@@ -55,6 +55,10 @@ def add_source_options(parser: argparse.ArgumentParser, *, features: bool = True
     group.add_argument("--cache-dir", metavar="DIR", help="feature cache (default $RSA_TOOLKIT_CACHE or "
                                                           "~/.cache/rsa-toolkit)")
     group.add_argument("--recompute", action="store_true", help="ignore and replace cached features")
+    group.add_argument("--teacher-inputs", metavar="{own,clean}",
+                       help="what the teachers see of the probe images: own (the default): each its own input kind, "
+                            "grey for colorization, noisy for denoising, masked for inpainting (as the teachers were "
+                            "trained; the RSA release fed colorization grey images); clean: the images as they are")
 
 
 @contextlib.contextmanager
@@ -82,7 +86,11 @@ def uses_zoo(args: argparse.Namespace) -> bool:
         if args.weights_dir or args.zoo or args.images:
             raise UserInputError("give either --features DIR or a zoo (--weights-dir / --zoo with --images), "
                                  "not both.")
+        if args.teacher_inputs is not None:
+            raise UserInputError("--teacher-inputs says what a zoo's teachers see of the probe images; --features "
+                                 "DIR holds features extracted already. Leave one out.")
         return False
+    teacher_inputs(args)  # a bad value fails before any teacher is built or image rendered
     if uses_mini_zoo(args):
         return True
     if not args.images:
@@ -111,6 +119,13 @@ def layers_to_run(args: argparse.Namespace, teachers: list | None) -> list[str |
     if not common:
         raise UserInputError("--layer all: the teachers share no layer name; choose --layer per teacher kind.")
     return common
+
+
+def teacher_inputs(args: argparse.Namespace) -> str:
+    """--teacher-inputs, checked: "own" (the default) or "clean"."""
+    from rsa_toolkit.images.teacher_inputs import DEFAULT_TEACHER_INPUTS, check_teacher_inputs
+
+    return check_teacher_inputs(DEFAULT_TEACHER_INPUTS if args.teacher_inputs is None else args.teacher_inputs)
 
 
 def build_teachers(args: argparse.Namespace) -> list:
@@ -157,7 +172,8 @@ def extract_layers(args: argparse.Namespace, teachers: list, probe: ProbeSet, la
     from rsa_toolkit.features.extract import zoo_feature_sets
 
     return zoo_feature_sets(teachers, probe, layers=layers, batch_size=args.batch_size, device=args.device,
-                            cache_dir=args.cache_dir, recompute=args.recompute, progress=progress)
+                            cache_dir=args.cache_dir, recompute=args.recompute, progress=progress,
+                            teacher_inputs=teacher_inputs(args))
 
 
 @contextlib.contextmanager

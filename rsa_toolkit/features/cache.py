@@ -4,8 +4,9 @@ An entry is ``<cache>/features/<key[:2]>/<key>.npy`` (float32, (N, ...), rows in
 ``<key>.json``: the teacher, layer, image ids, provenance, and under ``"entry"`` the array's shape, dtype, byte size
 and blake2b hash. The key is the sha256 of the weights hash, the teacher's definition hash (the source of its
 network's code, :attr:`rsa_toolkit.zoo.teachers.Teacher.definition`) and source, the layer, the probe set's content
-hash, the preprocessing and the cache format: everything is known without building or loading the network, so a
-fully cached run builds none.
+hash, the preprocessing, the input kind the teacher sees (grey, noisy, masked; nothing for the clean image:
+:mod:`rsa_toolkit.images.teacher_inputs`) and the cache format: everything is known without building or loading the
+network, so a fully cached run builds none.
 
 An entry that does not match its sidecar (overwritten, truncated, emptied, garbage, another number of rows) or whose
 sidecar is missing or unreadable is a cache miss: :func:`check_entry` says why, the caller warns with
@@ -27,6 +28,7 @@ import numpy as np
 from rsa_toolkit.errors import FeatureCacheWarning
 from rsa_toolkit.files import STALE_AFTER_S
 from rsa_toolkit.images.probe import ProbeSet
+from rsa_toolkit.images.teacher_inputs import DEFAULT_TEACHER_INPUTS, INPUT_KINDS
 from rsa_toolkit.zoo.teachers import Teacher
 
 __all__ = ["CACHE_ENV", "CACHE_FORMAT", "FeatureCacheWarning", "default_cache_dir", "cache_key", "cache_entry_path",
@@ -47,13 +49,19 @@ def default_cache_dir() -> Path:
     return Path(base) / "rsa-toolkit"
 
 
-def cache_key(teacher: Teacher, layer: str, probe: ProbeSet) -> str:
-    """The sha256 naming the entry of ``teacher`` at ``layer`` on ``probe``; never builds the network."""
+def cache_key(teacher: Teacher, layer: str, probe: ProbeSet, *, teacher_inputs: str = DEFAULT_TEACHER_INPUTS) -> str:
+    """The sha256 naming the entry of ``teacher`` at ``layer`` on ``probe`` when it sees its input kind under
+    ``teacher_inputs`` (as :func:`rsa_toolkit.features.extract.extract_features` with the same option); never builds
+    the network. A teacher that sees the clean image (every teacher under "clean", most under "own") has the same key
+    under both choices, the key of the entries written before teacher inputs existed."""
     payload = {
         "format": CACHE_FORMAT, "weights": teacher.weights_sha256, "definition": teacher.definition,
         "source": teacher.source, "layer": layer, "probe": probe.content_hash,
         "preprocessing": teacher.preprocessing.describe(),
     }
+    kind = teacher.input_kind(teacher_inputs)
+    if kind != "clean":
+        payload["input"] = INPUT_KINDS.get(kind).describe()
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

@@ -1,4 +1,7 @@
-"""Feature extraction with an on-disk cache: every (teacher, layer, probe set, preprocessing) is computed once.
+"""Feature extraction with an on-disk cache: every (teacher, layer, probe set, preprocessing, input kind) is computed
+once. By default each teacher sees its own input kind (``teacher_inputs="own"``: grey for colorization, noisy for
+denoising, masked for inpainting, see :mod:`rsa_toolkit.images.teacher_inputs`); ``teacher_inputs="clean"`` shows
+every teacher the clean images.
 
 Cache entries live in ``<cache>/features/<key[:2]>/<key>.npy`` (float32, (N, ...), rows in probe-set order) with a
 ``<key>.json`` sidecar (teacher, layer, image ids, provenance, and the entry's shape, dtype, size and blake2b), see
@@ -37,6 +40,7 @@ from rsa_toolkit.features.cache import (CACHE_ENV, FeatureCacheWarning, cache_en
 from rsa_toolkit.features.shards import concatenate_npy, part_path, shard_rows, write_npy_header
 from rsa_toolkit.features.store import FeatureSet
 from rsa_toolkit.images.probe import ProbeSet
+from rsa_toolkit.images.teacher_inputs import DEFAULT_TEACHER_INPUTS, INPUT_KINDS, check_teacher_inputs
 from rsa_toolkit.provenance import provenance
 from rsa_toolkit.zoo.teachers import Teacher
 from rsa_toolkit.validation import check_int
@@ -49,8 +53,12 @@ _T = TypeVar("_T")
 def extract_features(teacher: Teacher, probe: ProbeSet, *, layers: Sequence[str] | None = None,
                      batch_size: int = 32, device: str | torch.device = "cpu",
                      cache_dir: str | os.PathLike[str] | None = None, recompute: bool = False,
-                     progress: bool = False) -> dict[str, np.ndarray]:
+                     progress: bool = False, teacher_inputs: str = DEFAULT_TEACHER_INPUTS) -> dict[str, np.ndarray]:
     """Features of ``teacher`` on ``probe`` for ``layers`` (default: its default layer), as read-only memory maps.
+
+    ``teacher_inputs``: ``"own"`` (the default) shows the teacher its own input kind (grey for colorization, noisy
+    for denoising, masked for inpainting: :mod:`rsa_toolkit.images.teacher_inputs`), ``"clean"`` the clean images;
+    the cache keeps the two apart.
 
     Layers already in the cache (and matching their sidecars) are read, the others computed together in one pass
     over the probe set: one forward per batch for all of them. A damaged entry is computed again with a
@@ -60,8 +68,10 @@ def extract_features(teacher: Teacher, probe: ProbeSet, *, layers: Sequence[str]
     """
     wanted = teacher.check_layers(layers)
     check_int(batch_size, name="batch size", minimum=1, expected="at least 1")
+    kind = teacher.input_kind(teacher_inputs)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    paths = {layer: cache_entry_path(root, cache_key(teacher, layer, probe)) for layer in wanted}
+    paths = {layer: cache_entry_path(root, cache_key(teacher, layer, probe, teacher_inputs=teacher_inputs))
+             for layer in wanted}
     shared = distributed.in_step()  # every rank is in this call, with the same arguments
     missing: list[str] = []
     if not shared or distributed.is_main():
@@ -72,7 +82,7 @@ def extract_features(teacher: Teacher, probe: ProbeSet, *, layers: Sequence[str]
     if missing:
         compute = _compute_sharded if shared else _compute
         compute(teacher, probe, {k: paths[k] for k in missing}, batch_size,
-                resolve_device(device, local=True), progress)
+                resolve_device(device, local=True), progress, kind)
     return {layer: np.load(paths[layer], mmap_mode="r") for layer in wanted}
 
 
@@ -91,36 +101,43 @@ def _unusable(entry: Path, teacher: Teacher, layer: str, rows: int) -> bool:
 def zoo_features(teachers: Sequence[Teacher], probe: ProbeSet, *, layer: str | None = None,
                  batch_size: int = 32, device: str | torch.device = "cpu",
                  cache_dir: str | os.PathLike[str] | None = None, recompute: bool = False,
-                 progress: bool = False) -> FeatureSet:
+                 progress: bool = False, teacher_inputs: str = DEFAULT_TEACHER_INPUTS) -> FeatureSet:
     """Every teacher's features at ``layer`` (default: each teacher's default layer) as a :class:`FeatureSet`,
-    ready for :func:`rsa_toolkit.similarity_matrix`, with the provenance of each teacher's weights. Collective in a
-    process group, like :func:`extract_features`."""
+    ready for :func:`rsa_toolkit.similarity_matrix`, with the provenance of each teacher's weights and of what it
+    saw (``teacher_inputs``, as in :func:`extract_features`). Collective in a process group, like
+    :func:`extract_features`."""
     return zoo_feature_sets(teachers, probe, layers=[layer], batch_size=batch_size, device=device,
-                            cache_dir=cache_dir, recompute=recompute, progress=progress)[0]
+                            cache_dir=cache_dir, recompute=recompute, progress=progress,
+                            teacher_inputs=teacher_inputs)[0]
 
 
 def zoo_feature_sets(teachers: Sequence[Teacher], probe: ProbeSet, *, layers: Sequence[str | None],
                      batch_size: int = 32, device: str | torch.device = "cpu",
                      cache_dir: str | os.PathLike[str] | None = None, recompute: bool = False,
-                     progress: bool = False) -> list[FeatureSet]:
+                     progress: bool = False, teacher_inputs: str = DEFAULT_TEACHER_INPUTS) -> list[FeatureSet]:
     """One :class:`FeatureSet` per entry of ``layers`` (None: each teacher's default layer), the same as
     ``[zoo_features(..., layer=l) for l in layers]`` but each teacher runs once, one forward pass per batch for all
-    its layers, every layer cached as its own entry. Collective in a process group, like :func:`extract_features`."""
+    its layers, every layer cached as its own entry. Collective in a process group, like :func:`extract_features`.
+    The provenance (``details``) records ``teacher_inputs`` and each teacher's input kind."""
+    check_teacher_inputs(teacher_inputs)
     for teacher in teachers:  # check every layer name before the first (possibly long) extraction
         teacher.check_layers([layer for layer in layers if layer])
     per_teacher = []
     for teacher in teachers:
         wanted = list(dict.fromkeys(layer or teacher.default_layer for layer in layers))
         per_teacher.append(extract_features(teacher, probe, layers=wanted, batch_size=batch_size, device=device,
-                                            cache_dir=cache_dir, recompute=recompute, progress=progress))
+                                            cache_dir=cache_dir, recompute=recompute, progress=progress,
+                                            teacher_inputs=teacher_inputs))
     sets = []
     for layer in layers:
         arrays = [found[layer or t.default_layer] for t, found in zip(teachers, per_teacher)]
         details = {
             "teachers": {t.name: {"weights_sha256": t.weights_sha256, "source": t.source,
                                   "definition": t.definition, "layer": layer or t.default_layer,
-                                  "preprocessing": t.preprocessing.describe()} for t in teachers},
+                                  "preprocessing": t.preprocessing.describe(),
+                                  "input": t.input_kind(teacher_inputs)} for t in teachers},
             "probe": {"source": probe.source, "sha256": probe.content_hash, "n_images": len(probe)},
+            "teacher_inputs": teacher_inputs,
         }
         sets.append(FeatureSet([t.name for t in teachers], arrays, layer, [], list(probe.ids),
                                [Path(a.filename) for a in arrays], details))
@@ -180,15 +197,16 @@ def _write_features_dir(feature_sets: Sequence[FeatureSet], target: Path) -> Non
 
 
 def _compute(teacher: Teacher, probe: ProbeSet, paths: dict[str, Path], batch_size: int, device: torch.device,
-             progress: bool) -> None:
-    """The entries ``paths`` (layer -> entry) in one pass over the probe set in this process."""
+             progress: bool, kind: str) -> None:
+    """The entries ``paths`` (layer -> entry) in one pass over the probe set in this process, the teacher seeing
+    input kind ``kind``."""
     with _staged(paths) as tmp:
-        _write_rows(teacher, probe, tmp, 0, len(probe), batch_size, device, progress)
-        _write_sidecars(paths, tmp, teacher, probe)
+        _write_rows(teacher, probe, tmp, 0, len(probe), batch_size, device, progress, kind)
+        _write_sidecars(paths, tmp, teacher, probe, kind)
 
 
 def _compute_sharded(teacher: Teacher, probe: ProbeSet, paths: dict[str, Path], batch_size: int,
-                     device: torch.device, progress: bool) -> None:
+                     device: torch.device, progress: bool, kind: str) -> None:
     """The entries ``paths`` computed by every rank of the process group: each writes the rows of its shard to part
     files (atomically), rank 0 concatenates the parts in rank order into the entries, the others wait for them.
 
@@ -200,7 +218,8 @@ def _compute_sharded(teacher: Teacher, probe: ProbeSet, paths: dict[str, Path], 
     try:
         if stop > start:
             with _staged(mine) as tmp:
-                _write_rows(teacher, probe, tmp, start, stop, batch_size, device, progress and distributed.is_main())
+                _write_rows(teacher, probe, tmp, start, stop, batch_size, device, progress and distributed.is_main(),
+                            kind)
         distributed.barrier()  # every part is complete
         if distributed.is_main():
             shards = [shard_rows(n, batch_size, ranks, r) for r in range(ranks)]  # empty shards wrote no part
@@ -214,7 +233,7 @@ def _compute_sharded(teacher: Teacher, probe: ProbeSet, paths: dict[str, Path], 
             with _staged(paths) as tmp:
                 for layer in paths:
                     concatenate_npy(parts[layer], tmp[layer])
-                _write_sidecars(paths, tmp, teacher, probe)
+                _write_sidecars(paths, tmp, teacher, probe, kind)
         distributed.barrier()  # the entries exist before any rank reads them
     finally:
         for part in mine.values():  # after rank 0 read it, or after a failure
@@ -233,15 +252,16 @@ def _staged(paths: dict[str, Path]) -> Iterator[dict[str, Path]]:
 
 
 def _write_rows(teacher: Teacher, probe: ProbeSet, files: dict[str, Path], start: int, stop: int, batch_size: int,
-                device: torch.device, progress: bool) -> None:
-    """Run ``teacher`` over the probe images ``start:stop`` and stream each layer's rows to a .npy file in
-    ``files`` (layer -> path): shape (stop - start, ...), float32, written batch by batch."""
+                device: torch.device, progress: bool, kind: str) -> None:
+    """Run ``teacher`` over the probe images ``start:stop``, as input kind ``kind``, and stream each layer's rows to
+    a .npy file in ``files`` (layer -> path): shape (stop - start, ...), float32, written batch by batch."""
     model = teacher.build().to(device).eval()
     n = stop - start
     with contextlib.ExitStack() as stage:
         out = {layer: stage.enter_context(path.open("wb")) for layer, path in files.items()}
         written = dict.fromkeys(files, 0)
-        batches = _prefetched(probe.batches(batch_size, teacher.preprocessing, start=start, stop=stop))
+        batches = _prefetched(probe.batches(batch_size, teacher.preprocessing, start=start, stop=stop,
+                                            input_kind=kind))
         bar = stage.enter_context(progress_bar(total=n, desc=f"extracting features: {teacher.name}", unit="img",
                                                enabled=progress))
         with torch.inference_mode():
@@ -271,7 +291,8 @@ def _prefetched(items: Iterator[_T]) -> Iterator[_T]:
             yield item
 
 
-def _write_sidecars(paths: dict[str, Path], written: dict[str, Path], teacher: Teacher, probe: ProbeSet) -> None:
+def _write_sidecars(paths: dict[str, Path], written: dict[str, Path], teacher: Teacher, probe: ProbeSet,
+                    kind: str) -> None:
     """Each entry's sidecar, with the fingerprint of the complete array file ``written[layer]`` (renamed onto
     ``paths[layer]`` after the sidecars are in place: an entry without its sidecar never looks valid)."""
     for layer, path in paths.items():
@@ -279,7 +300,8 @@ def _write_sidecars(paths: dict[str, Path], written: dict[str, Path], teacher: T
             "teacher": teacher.name, "layer": layer, "source": teacher.source, "definition": teacher.definition,
             "image_ids": list(probe.ids), "entry": entry_fingerprint(written[layer]),
             **provenance(weights_sha256=teacher.weights_sha256, probe_sha256=probe.content_hash,
-                         probe_source=probe.source, preprocessing=teacher.preprocessing.describe()),
+                         probe_source=probe.source, preprocessing=teacher.preprocessing.describe(),
+                         input=INPUT_KINDS.get(kind).describe()),
         }
         with atomic_path(sidecar_path(path)) as tmp:
             tmp.write_text(json.dumps(record, indent=1, sort_keys=True))

@@ -3,6 +3,8 @@ bilinear resizes on (C, H, W) tensors."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -79,3 +81,20 @@ def _resize(x: torch.Tensor, size: int, antialias: bool) -> torch.Tensor:
         return x  # as the released resize_image: same dims, no interpolation
     return F.interpolate(x.unsqueeze(0), size=(size, size), mode="bilinear", align_corners=False,
                          antialias=antialias).squeeze(0)
+
+
+def _plain_geometry(prep: Any, x: torch.Tensor) -> torch.Tensor:
+    """A generic recipe's geometry (``prep``: a PlainPreprocessing; its ``resize`` rule) on a (3, H, W) image:
+    (3, size, size)."""
+    size, aa = int(prep.size), bool(prep.antialias)
+    if prep.resize == "center_crop_then_resize":
+        return _resize(_crop_plain(x), size, aa)
+    if prep.resize == "resize":
+        return _resize_to(x, (size, size), aa)
+    h, w = x.shape[-2:]
+    if prep.resize == "resize_short_then_center_crop":
+        return _crop_centre(_resize_to(x, _short_side_to(h, w, int(prep.resize_short)), aa), size)
+    if h < size or w < size:  # center_crop
+        raise UserInputError(f"resize='center_crop' needs images of at least {size} x {size} pixels, got {h} x {w}; "
+                             "use resize='resize_short_then_center_crop' or 'center_crop_then_resize'.")
+    return _crop_centre(x, size)

@@ -2,7 +2,9 @@
 
 Every preprocessing is a small frozen dataclass: ``prep(image)`` maps one image, float32 (H, W, 3) RGB in [0, 1],
 to a float32 tensor (3, S, S); ``prep.describe()`` is a JSON-ready dict of everything that changes the output, used
-in feature-cache keys and provenance (``get_preprocessing(prep.describe())`` rebuilds it).
+in feature-cache keys and provenance (``get_preprocessing(prep.describe())`` rebuilds it). ``prep(image)`` is
+``prep.values(prep.geometry(image))``: crop and resize (values still in [0, 1]), then the value steps; a teacher's own
+input kind acts in between (:mod:`rsa_toolkit.images.teacher_inputs`).
 
 Taskonomy recipe (Dwivedi & Roig, CVPR 2019; Zamir et al., CVPR 2018), as in the released code:
 
@@ -29,8 +31,9 @@ overflows, we clip pixels value")::
                      reshade rgb2depth rgb2mist rgb2sfnorm segment25d segment2d room_layout'
 
 The other six tasks (colorization, inpainting_whole, vanishing_point, segmentsemantic, class_1000, class_places) use
-their config's ``resize_rescale_image`` (no clip); colorization's config feeds a lightness channel, not RGB, which
-this toolkit does not reproduce (the visualpriors port takes RGB for all tasks). Load_ops also has a
+their config's ``resize_rescale_image`` (no clip); colorization's config feeds a lightness channel, not RGB: the
+visualpriors port takes 3 channels for all tasks, so colorization gets the grey image on 3 channels instead, under
+``teacher_inputs="own"`` (:mod:`rsa_toolkit.images.teacher_inputs`, not a preprocessing step). Load_ops also has a
 ``resize_rescale_image_low_sat_2`` (clip [0.2, 0.8]) used only by Taskonomy's training-time feature generation, not by
 the RSA release.
 
@@ -58,7 +61,7 @@ from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.tasks import resolve_task
 from rsa_toolkit.validation import check_bool, check_int
 from rsa_toolkit.images._steps import (_check_image, _check_size, _crop_centre, _crop_plain, _crop_taskonomy,
-                                      _resize, _resize_to, _short_side_to, _to_chw)
+                                      _plain_geometry, _resize, _to_chw)
 
 __all__ = [
     "LOW_SAT_TASKS", "LOW_SAT_TF_NAMES", "LOW_SAT_RANGE", "PREPROCESSINGS", "PlainPreprocessing", "Preprocessing",
@@ -83,7 +86,8 @@ LOW_SAT_TASKS: frozenset[str] = frozenset(resolve_task(name) for name in LOW_SAT
 
 @runtime_checkable
 class Preprocessing(Protocol):
-    """What the toolkit needs of a preprocessing: an output size, a description and the mapping itself."""
+    """What the toolkit needs of a preprocessing: an output size, a description and the mapping itself (teacher
+    input kinds other than clean also need ``geometry`` and ``values``, as the two recipes below have)."""
 
     size: int
 
@@ -149,7 +153,14 @@ class TaskonomyPreprocessing:
         }
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
-        x = _resize(_crop_taskonomy(_to_chw(_check_image(image))), int(self.size), bool(self.antialias))
+        return self.values(self.geometry(image))
+
+    def geometry(self, image: np.ndarray) -> torch.Tensor:
+        """Crop and resize: (3, size, size) float32, values still in [0, 1] (where teacher inputs act)."""
+        return _resize(_crop_taskonomy(_to_chw(_check_image(image))), int(self.size), bool(self.antialias))
+
+    def values(self, x: torch.Tensor) -> torch.Tensor:
+        """The value steps on :meth:`geometry`'s output: the optional clip, then [0, 1] -> [-1, 1]."""
         if self.low_saturation:
             x = x.clamp(*LOW_SAT_RANGE)
         return (x * 2.0 - 1.0).contiguous()
@@ -256,7 +267,14 @@ class PlainPreprocessing:
         }
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
-        x = _geometry(self, _to_chw(_check_image(image)))
+        return self.values(self.geometry(image))
+
+    def geometry(self, image: np.ndarray) -> torch.Tensor:
+        """Step 1 (crop and resize): (3, size, size) float32, values still in [0, 1] (where teacher inputs act)."""
+        return _plain_geometry(self, _to_chw(_check_image(image)))
+
+    def values(self, x: torch.Tensor) -> torch.Tensor:
+        """Steps 2-4 (value range, channel order, mean and std) on :meth:`geometry`'s output."""
         lo, hi = self.value_range
         if (lo, hi) != (0.0, 1.0):
             x = x * (hi - lo) + lo
@@ -267,21 +285,6 @@ class PlainPreprocessing:
             std = torch.tensor(self.std, dtype=torch.float32).view(3, 1, 1)
             x = (x - mean) / std
         return x.contiguous()
-
-
-def _geometry(prep: PlainPreprocessing, x: torch.Tensor) -> torch.Tensor:
-    size, aa = int(prep.size), bool(prep.antialias)
-    if prep.resize == "center_crop_then_resize":
-        return _resize(_crop_plain(x), size, aa)
-    if prep.resize == "resize":
-        return _resize_to(x, (size, size), aa)
-    h, w = x.shape[-2:]
-    if prep.resize == "resize_short_then_center_crop":
-        return _crop_centre(_resize_to(x, _short_side_to(h, w, int(prep.resize_short)), aa), size)
-    if h < size or w < size:  # center_crop
-        raise UserInputError(f"resize='center_crop' needs images of at least {size} x {size} pixels, got {h} x {w}; "
-                             "use resize='resize_short_then_center_crop' or 'center_crop_then_resize'.")
-    return _crop_centre(x, size)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from PIL import Image, UnidentifiedImageError
 from rsa_toolkit.errors import SmallProbeSetWarning, UserInputError, unknown_name
 from rsa_toolkit.images.image_file import _open_error, load_image
 from rsa_toolkit.images.preprocess import Preprocessing, get_preprocessing
+from rsa_toolkit.images.teacher_inputs import INPUT_KINDS, prepare_image
 from rsa_toolkit.registry import Registry
 from rsa_toolkit.validation import check_int
 
@@ -95,17 +96,20 @@ class ProbeSet:
             raise IndexError(f"image index {i} out of range for a probe set of {len(self)} images")
         return load_image(self.paths[i])
 
-    def batches(self, batch_size: int, prep: Preprocessing | str, *, start: int = 0,
-                stop: int | None = None) -> Iterator[tuple[list[int], torch.Tensor]]:
+    def batches(self, batch_size: int, prep: Preprocessing | str, *, start: int = 0, stop: int | None = None,
+                input_kind: str = "clean") -> Iterator[tuple[list[int], torch.Tensor]]:
         """Yield ``(indices, tensor)`` with tensor (B, 3, S, S) float32, B <= batch_size, in order, for the images
         ``start:stop`` (default all: one rank's shard is a slice); images are loaded only when their batch is
-        reached."""
+        reached. ``input_kind`` (:data:`rsa_toolkit.images.teacher_inputs.INPUT_KINDS`) is what the teacher sees of
+        each image (grey, noisy, masked), seeded by the image's id; the default is the clean image."""
         batch_size = check_int(batch_size, name="batch_size", minimum=1)
         prep = get_preprocessing(prep)
+        INPUT_KINDS.get(input_kind)
         stop = len(self) if stop is None else min(stop, len(self))
         for first in range(start, stop, batch_size):
             indices = list(range(first, min(first + batch_size, stop)))
-            yield indices, torch.stack([prep(self.load(i)) for i in indices])
+            yield indices, torch.stack([prepare_image(prep, self.load(i), input_kind, image_id=self.ids[i])
+                                        for i in indices])
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready provenance record: source, number of images and content hash."""

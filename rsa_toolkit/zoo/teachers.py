@@ -29,7 +29,9 @@ from torch import nn
 
 from rsa_toolkit.errors import UserInputError, unknown_name
 from rsa_toolkit.files import check_name
+from rsa_toolkit.tasks import resolve_task
 from rsa_toolkit.images.preprocess import Preprocessing, get_preprocessing, taskonomy_preprocessing
+from rsa_toolkit.images.teacher_inputs import DEFAULT_TEACHER_INPUTS, input_kind
 
 __all__ = ["Teacher", "taskonomy_teacher", "module_teacher", "check_layer_names", "list_layers", "hook_features",
            "state_dict_sha256", "module_definition", "source_definition"]
@@ -50,12 +52,19 @@ class Teacher:
     # sha256 of what the network is (its code and constructor-visible state), computable without building it; part
     # of the feature cache key. Empty when unknown (the key then rests on weights, source and layer).
     definition: str = ""
+    # the task it was trained on (canonical name), or None: decides the input kind it sees under teacher_inputs="own"
+    # (grey for colorization, noisy for denoising, masked for inpainting; see rsa_toolkit.images.teacher_inputs)
+    task: str | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name, what="teacher name")
 
     def extract(self, x: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         return self.run(self.build(), x, layers)
+
+    def input_kind(self, teacher_inputs: str = DEFAULT_TEACHER_INPUTS) -> str:
+        """The input kind this teacher sees on probe images under ``teacher_inputs`` ("own" or "clean")."""
+        return input_kind(self.task, teacher_inputs)
 
     def check_layers(self, layers: Sequence[str] | None) -> list[str]:
         """The requested layers (default: the teacher's default layer), each checked against :attr:`layers`."""
@@ -67,7 +76,6 @@ def taskonomy_teacher(task: str, weights_dir: str | None = None, *, normalize_ou
 
     Preprocessing follows the RSA paper (centre crop, 256 x 256, [-1, 1], low-saturation clipping for 14 tasks).
     """
-    from rsa_toolkit.tasks import resolve_task
     from rsa_toolkit.zoo.taskonomy.encoder import TAP_LAYERS, TaskonomyEncoder
     from rsa_toolkit.zoo.taskonomy.weights import find_checkpoint, load_into, load_state_dict_file, resolve_weights_dir, verify_hash
 
@@ -89,19 +97,22 @@ def taskonomy_teacher(task: str, weights_dir: str | None = None, *, normalize_ou
         # the whole encoder module (its blocks, the taps): an edit to the architecture's code is a new cache key
         definition=source_definition(sys.modules[TaskonomyEncoder.__module__],
                                      extra={"normalize_outputs": normalize_outputs}),
+        task=canonical,
     )
 
 
 def module_teacher(name: str, model: nn.Module, *, layers: Sequence[str] | None = None,
                    default_layer: str | None = None, preprocessing: str | Preprocessing = "imagenet",
                    weights_sha256: str | None = None, source: str = "", key: str | None = None,
-                   definition: str | None = None) -> Teacher:
+                   definition: str | None = None, task: str | None = None) -> Teacher:
     """Any module as a teacher, tapped by forward hooks at ``layers`` (default: every named submodule).
 
     ``default_layer`` defaults to the first of ``layers`` when given, else the last submodule. The cache key covers
     the model's definition (:func:`module_definition`: the source of its classes and their constructor-visible
     state); ``key`` (any string) replaces that with an identity of your choosing, and ``definition`` (e.g. from
-    :func:`source_definition` of the module a zoo file names) is added to it.
+    :func:`source_definition` of the module a zoo file names) is added to it. ``task`` (any name or alias) is the
+    task the model was trained on: it decides what the model sees of probe images under ``teacher_inputs="own"``
+    (:mod:`rsa_toolkit.images.teacher_inputs`); None: the clean image.
     """
     if not isinstance(model, nn.Module):
         raise UserInputError(f"teacher '{name}': expected a torch.nn.Module, got {type(model).__name__}.")
@@ -116,6 +127,7 @@ def module_teacher(name: str, model: nn.Module, *, layers: Sequence[str] | None 
         name=name, layers=available, default_layer=default, preprocessing=get_preprocessing(preprocessing),
         weights_sha256=weights_sha256 or state_dict_sha256(model), build=lambda: model, run=hook_features,
         source=source, definition=_module_key(model, key, definition),
+        task=None if task is None else resolve_task(task),
     )
 
 

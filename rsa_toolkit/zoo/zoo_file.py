@@ -13,6 +13,9 @@ while the models are built (so ``my_models.py`` beside it works)::
                                         # or a table of plain keys (PREPROCESSING_KEYS):
     # preprocessing = { input_size = 224, resize = "resize_short_then_center_crop", mean = [0.5, 0.5, 0.5],
     #                   std = [0.5, 0.5, 0.5], value_range = [0, 1], channel_order = "RGB" }
+    task = "colorization"               # optional: the task it was trained on; colorization, denoising and
+                                        # inpainting teachers then see grey, noisy, masked probe images
+                                        # (teacher_inputs="own", the default; rsa_toolkit.images.teacher_inputs)
 
     [[teacher]]
     taskonomy = "depth"                 # a Taskonomy encoder, from weights_dir / --weights-dir / $RSA_TOOLKIT_WEIGHTS
@@ -41,11 +44,12 @@ from pathlib import Path
 from rsa_toolkit.errors import UserInputError, unknown_name
 from rsa_toolkit.files import file_sha256
 from rsa_toolkit.images.preprocess import Preprocessing, get_preprocessing, preprocessing_from_keys
+from rsa_toolkit.tasks import resolve_task
 from rsa_toolkit.zoo.teachers import Teacher, list_layers, module_teacher, source_definition, taskonomy_teacher
 
 __all__ = ["load_zoo_file", "build_zoo", "read_zoo_entries", "layers_command", "ZOO_KEYS"]
 
-ZOO_KEYS = ("name", "model", "kwargs", "checkpoint", "layers", "preprocessing", "taskonomy", "weights_dir",
+ZOO_KEYS = ("name", "model", "kwargs", "checkpoint", "layers", "preprocessing", "task", "taskonomy", "weights_dir",
             "normalize_outputs")
 
 
@@ -137,6 +141,9 @@ def _teacher(entry: dict[str, object], index: int, path: Path, weights_dir: str 
     if unknown:
         raise UserInputError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(ZOO_KEYS)}.")
     if "taskonomy" in entry:
+        if "task" in entry:
+            raise UserInputError(f"{where}: 'task' is for model= teachers; a Taskonomy encoder's task is its "
+                                 "'taskonomy' key. Leave 'task' out.")
         directory = entry.get("weights_dir")
         directory = (path.parent / str(directory)) if directory is not None else weights_dir
         teacher = taskonomy_teacher(str(entry["taskonomy"]), directory,
@@ -152,6 +159,7 @@ def _teacher(entry: dict[str, object], index: int, path: Path, weights_dir: str 
     if not isinstance(kwargs, dict):
         raise UserInputError(f"{where} ('{name}'): kwargs must be a table of keyword arguments.")
     target, label = str(entry["model"]), f"{where} ('{name}')"
+    task = _task(entry.get("task"), label)
     layers = entry.get("layers")
     if layers is not None and (not isinstance(layers, list) or not all(isinstance(x, str) for x in layers)):
         raise UserInputError(f"{label}: layers must be a list of layer names, got {layers!r}.")
@@ -174,7 +182,8 @@ def _teacher(entry: dict[str, object], index: int, path: Path, weights_dir: str 
     teacher = module_teacher(name, model, layers=layers or None,
                              preprocessing=_preprocessing(entry.get("preprocessing", "imagenet"), label),
                              weights_sha256=file_sha256(checkpoint) if checkpoint is not None else None,
-                             source=f"module:{target}:{json.dumps(kwargs, sort_keys=True)}", definition=definition)
+                             source=f"module:{target}:{json.dumps(kwargs, sort_keys=True)}", definition=definition,
+                             task=task)
     if lazy:
         build = functools.cache(lambda: _built(target, kwargs, path.parent, label, checkpoint, name).eval())
         teacher = dataclasses.replace(teacher, build=build)
@@ -220,6 +229,18 @@ def _checked_layers(name: str, model: object, layers: list[str] | None, path: Pa
         raise UserInputError(unknown_name(f"{where}: Unknown layer '{bad[0]}' for teacher '{name}'", bad[0], available,
                                           shown=f"{shown} (list them with: {command})"))
     return [layer for layer in layers if layer in available]
+
+
+def _task(value: object, where: str) -> str | None:
+    """A zoo file's ``task`` key as a canonical task name (None when absent)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise UserInputError(f"{where}: task must be a task name (e.g. \"colorization\"), got {value!r}.")
+    try:
+        return resolve_task(value)
+    except UserInputError as exc:
+        raise UserInputError(f"{where}: task: {exc}") from None
 
 
 def _preprocessing(value: object, where: str) -> Preprocessing:

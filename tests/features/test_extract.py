@@ -102,6 +102,7 @@ def test_taskonomy_teacher_hash_layers_and_preprocessing(weights_dir: Path) -> N
     assert teacher.layers == ("block1", "block2", "block3", "block4", "encoder_output")
     assert teacher.default_layer == "encoder_output"
     assert teacher.preprocessing.describe()["low_saturation"] is True  # rgb2depth is one of the 14 low-sat tasks
+    assert teacher.task == "depth_zbuffer" and teacher.input_kind() == "clean"  # what it sees of probe images
 
 
 @pytest.mark.slow

@@ -157,6 +157,31 @@ def test_center_crop_needs_large_enough_images() -> None:
         PlainPreprocessing(size=32, resize="center_crop")(torch.rand(20, 40, 3).numpy())
 
 
+# --- the task a teacher was trained on (what it sees of probe images) ---------------------------------------------
+
+def test_a_task_key_gives_a_model_teacher_its_own_input_kind(tmp_path: Path, module: str) -> None:
+    (plain,) = load_zoo_file(_zoo(tmp_path, _entry(module)))
+    assert plain.task is None and plain.input_kind() == "clean"
+    (colour,) = load_zoo_file(_zoo(tmp_path, _entry(module, 'task = "colorize"\n')))  # an alias
+    assert colour.task == "colorization" and colour.input_kind() == "grey" and colour.input_kind("clean") == "clean"
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ('task = "colourisation"\n', r"teacher 1 \('tiny'\): task: Unknown task 'colourisation'\. Did you mean "
+                                 r"'colorization'"),
+    ("task = 3\n", r"teacher 1 \('tiny'\): task must be a task name \(e\.g\. \"colorization\"\), got 3\."),
+])
+def test_task_key_errors(tmp_path: Path, module: str, extra: str, message: str) -> None:
+    with pytest.raises(UserInputError, match=message):
+        load_zoo_file(_zoo(tmp_path, _entry(module, extra)))
+
+
+def test_a_taskonomy_entry_takes_no_task_key(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match=r"teacher 1: 'task' is for model= teachers; a Taskonomy encoder's task is "
+                                             r"its 'taskonomy' key\. Leave 'task' out\."):
+        load_zoo_file(_zoo(tmp_path, '[[teacher]]\ntaskonomy = "depth"\ntask = "colorization"\n'))
+
+
 # --- zoo files are code: one-line errors --------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("source", "target", "message"), [

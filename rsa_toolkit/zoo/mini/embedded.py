@@ -95,7 +95,7 @@ def mini_teacher(task: str, zoo_dir: str | os.PathLike[str] | None = None, *, ma
 
     return Teacher(name=task, layers=tuple(list_layers(build_teacher_net(task))), default_layer="encoder",
                    preprocessing=MINI_PREPROCESSING, weights_sha256=entry["sha256"], build=build, run=hook_features,
-                   source=f"mini-taskonomy:{task}")
+                   source=f"mini-taskonomy:{task}", task=task)
 
 
 def mini_zoo(tasks: Sequence[str] | None = None, zoo_dir: str | os.PathLike[str] | None = None) -> list[Teacher]:
