@@ -51,9 +51,9 @@ def rank_zoo(targets: Sequence[str], zoo: TeacherZoo, probe: ProbeSet, *, n_boot
         raise UserInputError(f"auto_aux: no candidate auxiliary is left in the zoo at '{zoo.location}': its "
                              f"teachers ({', '.join(names)}) are all targets. Use a zoo with more teachers, or train "
                              "without an auxiliary (method=kd).", parameter=("auto_aux", "method"))
-    # clean probe images for every teacher, as before rsa_toolkit's teacher_inputs option (whose default, "own",
-    # `rsa-toolkit pick-aux` uses): the ranking --auto-aux records is unchanged
-    features = zoo_features(teachers, probe, cache_dir=cache_dir, progress=progress, teacher_inputs="clean")
+    # each teacher on its own input kind, rsa_toolkit's default, so --auto-aux chooses what `rsa-toolkit pick-aux`
+    # shows the user (the knowledge itself is taken on the student's clean training images: knowledge.py)
+    features = zoo_features(teachers, probe, cache_dir=cache_dir, progress=progress, teacher_inputs="own")
     result = similarity_matrix(features.as_dict(), n_bootstrap=n_bootstrap, seed=seed, progress=progress)
     samples = result.bootstrap.samples if result.bootstrap else None
     ranking = rank_auxiliaries(result.matrix, result.names, list(targets), samples=samples)
@@ -68,7 +68,7 @@ def rank_zoo(targets: Sequence[str], zoo: TeacherZoo, probe: ProbeSet, *, n_boot
                      "per_target": c.per_target} for r, c in enumerate(ranking, 1)],
         "similarity": {"method": result.method, "normalization": result.normalization,
                        "comparison": result.comparison, "aggregate": "mean", "n_bootstrap": n_bootstrap,
-                       "seed": seed},
+                       "seed": seed, "teacher_inputs": "own"},
         "probe": probe.describe(),
         "zoo": zoo.describe(),
     }
