@@ -240,12 +240,13 @@ def _total_weight(values: np.ndarray, weights: np.ndarray | None) -> float:
 
 def _spearman(v: np.ndarray, *, weights: np.ndarray | None = None, order: np.ndarray | None = None,
               name: str = "rdm", device: object | None = None, **_: object) -> Prepared:
-    if device is not None and weights is None and order is None:
-        from rsa_toolkit.rsa.torch_math import doubled_ranks as ranks_on_device
-
-        return _standardised(ranks_on_device(v, device), weights, name, "the RDM has zero variance")
     # the mean and spread of the ranks come from their tie groups: no pass over the ranks
-    ranks, mean, spread = doubled_ranks_and_spread(v, weights, order=order)
+    if device is not None and weights is None and order is None:
+        from rsa_toolkit.rsa.torch_math import doubled_ranks_and_spread as on_device
+
+        ranks, mean, spread = on_device(v, device)
+    else:
+        ranks, mean, spread = doubled_ranks_and_spread(v, weights, order=order)
     if not spread > 0:
         raise UserInputError(f"{name}: the RDM has zero variance so the comparison is undefined (all its "
                              f"dissimilarities are equal?).")

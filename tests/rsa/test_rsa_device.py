@@ -9,13 +9,13 @@ import torch
 from scipy.spatial.distance import pdist
 from scipy.stats import rankdata, spearmanr
 
-from rsa_toolkit.rsa.average_ranks import doubled_ranks
+from rsa_toolkit.rsa.average_ranks import doubled_ranks, doubled_ranks_and_spread
 from rsa_toolkit.rsa.compare import COMPARISONS, compare_rdms
 from rsa_toolkit.devices import resolve_device
 from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.rsa.rdm import RDM_METHODS, compute_condensed_rdm, compute_rdm
 from rsa_toolkit.rsa.similarity import similarity_matrix
-from rsa_toolkit.rsa.torch_math import doubled_ranks as torch_doubled_ranks
+from rsa_toolkit.rsa.torch_math import doubled_ranks_and_spread as torch_doubled_ranks_and_spread
 
 CPU = "cpu"
 
@@ -51,10 +51,14 @@ def test_device_ranks_equal_numpy_and_scipy_with_ties() -> None:
     rng = np.random.default_rng(2)
     for values in (rng.integers(0, 5, 200).astype(np.float64), rng.normal(size=101), np.zeros(7),
                    pdist(_features(integer=True), "sqeuclidean"), np.array([2.0, 1.0, 2.0, 2.0]).astype(np.float32)):
-        got = torch_doubled_ranks(values, torch.device(CPU))
+        got, mean, spread = torch_doubled_ranks_and_spread(values, torch.device(CPU))
         np.testing.assert_array_equal(got, 2 * rankdata(values))
         np.testing.assert_array_equal(got, doubled_ranks(values))
         assert got.dtype == doubled_ranks(values).dtype == np.int32
+        # the mean and spread from the tie groups equal a pass over the ranks, and numpy's tie-group figures
+        assert mean == len(values) + 1 and got.mean() == mean
+        assert spread == pytest.approx(float(np.sum((got.astype(np.float64) - mean) ** 2)), rel=1e-12, abs=0)
+        assert spread == pytest.approx(doubled_ranks_and_spread(values)[2], rel=1e-12, abs=0)
 
 
 @pytest.mark.parametrize("method", COMPARISONS.names())
