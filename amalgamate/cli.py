@@ -38,9 +38,8 @@ _SETTINGS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from amalgamate.config import METHODS
-    from amalgamate.student import ARCHITECTURES
-    from amalgamate.training.weighting import WEIGHTINGS
+    from amalgamate.choices import ARCHITECTURE_NAMES, WEIGHTING_NAMES
+    from amalgamate.methods import METHODS
 
     parser = argparse.ArgumentParser(
         prog=PROG, description="Knowledge amalgamation: train one compact multi-talent student from a zoo of "
@@ -68,9 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "runs/<method>-<targets>-<YYYYmmdd-HHMMSS>, printed first)")
     t.add_argument("--config", metavar="FILE", help="settings file, TOML or YAML (command-line options win)")
     t.add_argument("--method", help=f"{', '.join(METHODS.names())} (default soka)")
-    t.add_argument("--weighting", help=f"loss weighting: {', '.join(WEIGHTINGS.names())} (default gradnorm for "
+    t.add_argument("--weighting", help=f"loss weighting: {', '.join(WEIGHTING_NAMES)} (default gradnorm for "
                                        "soka, equal for kd)")
-    t.add_argument("--architecture", help=f"student: {', '.join(ARCHITECTURES.names())} (default: the zoo's)")
+    t.add_argument("--architecture", help=f"student: {', '.join(ARCHITECTURE_NAMES)} (default: the zoo's)")
     t.add_argument("--steps", type=int, help="training steps (default 2000)")
     t.add_argument("--batch-size", type=int, help="images per step (default 32)")
     t.add_argument("--lr", type=float, help="peak learning rate (default 1e-3; warm-up, then cosine decay)")

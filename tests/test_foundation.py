@@ -115,8 +115,7 @@ def test_text_table_and_json_safe() -> None:
 
 def test_rsa_toolkit_starts_without_torch_or_scipy_stats() -> None:
     # Every command pays its start-up: building the parser must not import torch (about 1 s) or scipy.stats (about
-    # 0.7 s), only running a command that needs them (amalgamate trains, so its parser may: its choices come from
-    # torch-side registries).
+    # 0.7 s), only running a command that needs them (amalgamate's parser: tests/amalgamate/test_choices.py).
     code = ("import sys, rsa_toolkit.cli.main as m; m.build_parser(); "
             "print('torch' in sys.modules, 'scipy.stats' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
