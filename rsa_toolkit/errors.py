@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["UserInputError", "FeatureCacheWarning", "SmallProbeSetWarning", "closest_names", "did_you_mean", "unknown_name"]
+__all__ = ["UserInputError", "FeatureCacheWarning", "SmallProbeSetWarning", "TruthZooWarning", "closest_names", "did_you_mean", "unknown_name"]
 
 
 class UserInputError(ValueError):
@@ -65,3 +65,8 @@ class FeatureCacheWarning(UserWarning):
 
 class SmallProbeSetWarning(UserWarning):
     """A probe set too small for stable similarity estimates; the CLIs print it as one ``warning:`` line."""
+
+
+class TruthZooWarning(UserWarning):
+    """A measured ground truth comes from other teachers than the ones being scored (its recipe names another zoo
+    manifest): the scores compare a zoo with another zoo's transfers."""

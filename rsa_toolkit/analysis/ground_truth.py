@@ -19,8 +19,10 @@ they are, so teachers that are not tasks still match by exact name. Where the nu
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +31,11 @@ import numpy as np
 
 from rsa_toolkit.registry import Registry
 from rsa_toolkit.package_data import shipped_data_dir
-from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.errors import TruthZooWarning, UserInputError
 from rsa_toolkit.tasks import try_resolve_task
 
 __all__ = ["GroundTruth", "GROUND_TRUTHS", "DATA_ENV", "data_dir", "load_ground_truth", "read_ground_truth_csv",
-           "canonical_name", "losses_file", "truth_samples_from_losses"]
+           "canonical_name", "losses_file", "truth_samples_from_losses", "check_truth_zoo"]
 
 DATA_ENV = "RSA_TOOLKIT_DATA"
 _MISSING = {"", "nan", "na", "n/a"}  # what a blank cell may look like after a spreadsheet round trip
@@ -50,6 +52,8 @@ class GroundTruth:
     name: str
     higher_is_better: bool = True
     description: str = ""
+    # sha256 of the mini zoo's manifest.json the truth was measured on (its recipe.json), "" when not known
+    zoo_manifest_sha256: str = ""
 
 
 def data_dir() -> Path:
@@ -128,7 +132,36 @@ def read_ground_truth_csv(path: str | os.PathLike[str], *, name: str | None = No
     if np.isnan(values).all():
         raise UserInputError(f"ground-truth CSV '{path}' holds no values (every cell is blank).")
     return GroundTruth(values=values, sources=sources, targets=targets, name=name or str(path),
-                       description=description)
+                       description=description, zoo_manifest_sha256=_recipe_zoo(path))
+
+
+def _recipe_zoo(path: Path) -> str:
+    """The zoo manifest hash in the recipe.json beside a measured truth's CSV ("" without one)."""
+    try:
+        recipe = json.loads((path.parent / "recipe.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    value = recipe.get("zoo_manifest_sha256") if isinstance(recipe, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def check_truth_zoo(truth: GroundTruth, manifest: str | os.PathLike[str]) -> None:
+    """Warn (:class:`TruthZooWarning`) when ``truth`` was measured on another mini zoo than the one whose
+    ``manifest.json`` is given: its transfers are then not those of the teachers being scored."""
+    if not truth.zoo_manifest_sha256:
+        return
+    from rsa_toolkit.files import file_sha256
+
+    try:
+        current = file_sha256(manifest)
+    except OSError:
+        return
+    if current != truth.zoo_manifest_sha256:
+        warnings.warn(TruthZooWarning(
+            f"the ground truth '{truth.name}' was measured on another mini zoo (manifest sha256 "
+            f"{truth.zoo_manifest_sha256[:12]}...) than the one scored here ({current[:12]}...): its transfers are "
+            "not these teachers'. Measure them with `rsa-toolkit mini transfer OUT` and pass --truth "
+            "OUT/transfer.csv."), stacklevel=2)
 
 
 def _builtin(name: str, relative: Path, description: str, *, fix: str) -> GroundTruth:

@@ -18,13 +18,13 @@ from rsa_toolkit.errors import UserInputError, unknown_name
 from rsa_toolkit.analysis.evaluation import (PROTOCOLS, Evaluation, MeasureEvaluation, TargetScore, check_measures,
                                              evaluate_measures, evaluate_similarity, measure_names, protocol_label,
                                              rho_intervals)
-from rsa_toolkit.analysis.ground_truth import (GROUND_TRUTHS, GroundTruth, canonical_name, load_ground_truth,
-                                               truth_samples_from_losses)
+from rsa_toolkit.analysis.ground_truth import (GROUND_TRUTHS, GroundTruth, canonical_name, check_truth_zoo,
+                                               load_ground_truth, truth_samples_from_losses)
 from rsa_toolkit.validation import check_int
 from rsa_toolkit.viz.outputs import read_similarity_csv
 from rsa_toolkit.cli._options import (add_common, add_memory_options, add_rdm_options, rsa_device, show_progress,
                                       similarity_kwargs)
-from rsa_toolkit.cli._sources import add_source_options, feature_sets
+from rsa_toolkit.cli._sources import add_source_options, feature_sets, uses_mini_zoo
 
 HELP = "score a similarity matrix against transfer ground truth (Spearman per target, hit rates)"
 
@@ -86,6 +86,11 @@ def run(args: argparse.Namespace) -> int:
         names = list(arrays)
         for truth in truths:
             _check_overlap(truth, names, "the features source")
+        if uses_mini_zoo(args):  # a truth measured on other mini teachers than these says so
+            from rsa_toolkit.zoo.mini.embedded import MANIFEST, default_zoo_dir
+
+            for truth in truths:
+                check_truth_zoo(truth, default_zoo_dir() / MANIFEST)
         options = similarity_kwargs(args)
         results = evaluate_measures(arrays, truths, measures=measures or ["rsa"], protocol=args.protocol,
                                     similarity_options=options, n_resamples=args.ci, confidence=args.confidence,

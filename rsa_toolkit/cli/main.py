@@ -38,10 +38,10 @@ LIBRARY_PARAMETERS = {"directory": "out", "zoo_file": "zoo"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from rsa_toolkit.errors import FeatureCacheWarning, SmallProbeSetWarning  # light: no torch at start-up
+    from rsa_toolkit.errors import FeatureCacheWarning, SmallProbeSetWarning, TruthZooWarning  # light: no torch
 
     return run_command(build_parser(), argv, prog=PROG, parameters=LIBRARY_PARAMETERS,
-                       warnings_now=(FeatureCacheWarning,), warnings_after=(SmallProbeSetWarning,))
+                       warnings_now=(FeatureCacheWarning,), warnings_after=(SmallProbeSetWarning, TruthZooWarning))
 
 
 def _version() -> str:
