@@ -200,12 +200,14 @@ def _cell(text: str, path: Path, source: str, target: str) -> float:
 def losses_file(truth: GroundTruth) -> Path | None:
     """The per-seed, per-image losses behind a measured-transfer truth, when they exist: ``losses.npz`` beside the
     truth's CSV (``rsa-toolkit mini transfer OUT`` writes both; the built-in ``mini-transfer`` is
-    ``data/mini_transfer``). None for the Taskonomy tables and for a CSV without one."""
+    ``data/mini_transfer``). None for the Taskonomy tables, for a CSV without one, and for every table of such a
+    run but ``transfer.csv``: the losses resample the loss gain, not the AHP affinities (``ahp.csv``) or another
+    table, which would otherwise be scored as if it were the gain."""
     if truth.name == "mini-transfer":
         path = data_dir() / "mini_transfer" / "losses.npz"
     else:
         csv_path = Path(truth.name).expanduser()
-        if not csv_path.is_file():
+        if not csv_path.is_file() or csv_path.name != "transfer.csv":
             return None
         path = csv_path.parent / "losses.npz"
     return path if path.is_file() else None

@@ -249,6 +249,10 @@ def test_truth_samples_from_losses(tmp_path: Path) -> None:
         assert low == pytest.approx(t.spearman_with_diagonal) and high == pytest.approx(t.spearman_with_diagonal)
     # a truth with no losses beside it has no samples
     assert truth_samples_from_losses(load_ground_truth("taskonomy-affinity"), n_resamples=5) is None
+    # nor has another table of the same run (the AHP affinities): the losses resample the loss gain only
+    ahp = tmp_path / "ahp.csv"
+    ahp.write_text(path.read_text())
+    assert truth_samples_from_losses(read_ground_truth_csv(ahp, name=str(ahp)), n_resamples=5) is None
 
 
 def test_cli_ci_from_the_truths_losses(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -94,11 +94,17 @@ def measure_matrix(features: Mapping[str, np.ndarray], measure: str, *,
             per_source[n] = {"source_probs": source_distribution(sources[n], None, n_clusters=k, seed=seed,
                                                                  measure=measure)}
     out = np.empty((len(names), len(names)))
-    for i, s in enumerate(names):
-        for j, t in enumerate(names):
-            value = float(entry(sources[s], targets[t], target_kind=kind, **per_source[s]))
-            if not np.isfinite(value):
-                raise UserInputError(f"{measure}: source '{s}' scored {value} for target '{t}'; a non-finite "
-                                     f"score cannot be ranked (constant features?).")
-            out[i, j] = value
+    # One BLAS thread for the T x T small scores (N x 32 products and factorisations): multi-threaded OpenBLAS
+    # hands each tiny call to its threads, and on busy cores that made the matrices up to 10x slower, with
+    # identical results (measured for every measure on 20 mini teachers; docs/evaluate.md's timing column).
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        for i, s in enumerate(names):
+            for j, t in enumerate(names):
+                value = float(entry(sources[s], targets[t], target_kind=kind, **per_source[s]))
+                if not np.isfinite(value):
+                    raise UserInputError(f"{measure}: source '{s}' scored {value} for target '{t}'; a non-finite "
+                                         f"score cannot be ranked (constant features?).")
+                out[i, j] = value
     return out
