@@ -42,6 +42,7 @@ from rsa_toolkit.analysis.evaluation import (DDS17_TASKS, SIMILARITY_MEASURES, E
 from rsa_toolkit.analysis.ground_truth import (GroundTruth, load_ground_truth, losses_file,  # noqa: E402
                                                read_ground_truth_csv, truth_samples_from_losses)
 from rsa_toolkit.files import atomic_path  # noqa: E402
+from rsa_toolkit.lab.transfer import zoo_manifest_hash  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "transferability_table"
@@ -280,7 +281,9 @@ def preamble(args: argparse.Namespace, command: str, minutes: float, load: float
                 f"load average {load:.1f} at the start; a load above the core count means other jobs shared the "
                 f"machine and the times are upper bounds); do not edit by hand. Every number: "
                 f"[transferability_table.csv](transferability_table.csv).", "",
-            f"- Predictors: the 20 mini teachers' `encoder` features on the default probe set ({n_images} frames); "
+            f"- Predictors: the 20 mini teachers' `encoder` features on the default probe set ({n_images} frames), "
+            f"each teacher on its own input kind (grey, noisy or masked frames for colorization, denoising and "
+            f"inpainting: `--teacher-inputs own`, the default); zoo manifest sha256 {zoo_manifest_hash()[:12]}...; "
             f"each measure's source × target matrix as `rsa-toolkit evaluate --measures` computes it (seed "
             f"{args.seed}). Time: that matrix and its scoring, wall-clock, BLAS threads: {args.blas_threads}.",
             f"- ρ: the mean over targets of the per-target Spearman, diagonal included (the DDS protocol); 95 % "
