@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # (label, normalization, RDM method, comparison)
 MEASURES = (
-    ("RSA as released: centred, 1 − Pearson, Spearman (our default)", "center", "correlation", "spearman"),
+    ("RSA, the default: centred features, 1 − Pearson, Spearman (the CVPR 2019 recipe)", "center", "correlation",
+     "spearman"),
     ("RSA, no normalisation: 1 − Pearson, Spearman", "none", "correlation", "spearman"),
     ("RSA: centred, 1 − Pearson, Pearson", "center", "correlation", "pearson"),
     ("DDS: z-score, cosine, Spearman", "zscore", "cosine", "spearman"),
