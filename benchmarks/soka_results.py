@@ -197,7 +197,7 @@ def write_csv(out: Path, seeds: int) -> Path:
                                 writer.writerow({"arm": arm, "targets": name, "seed": seed, "model": "student",
                                                  "task": task, "reference": reference[3:], "metric": metric,
                                                  "value": "" if value is None else value})
-                    if arm == "kd":  # the teachers are the same in every arm: once per target set and seed
+                    if arm == ARMS[0]:  # the teachers are the same in every arm: once per target set and seed
                         for task, scores in m["teachers"].items():
                             for metric, value in (scores.get("vs_truth") or {}).items():
                                 writer.writerow({"arm": "teachers", "targets": name, "seed": seed,
@@ -340,6 +340,15 @@ def curves_png(log_path: Path, path: Path, title: str) -> None:
         FigureCanvasAgg(fig).print_png(str(tmp))
 
 
+def narrow(arms: list[str], target_sets: list[str]) -> None:
+    """Restrict the experiment to some arms and target sets (the CPU plan of docs/results.md runs it in parts; the
+    finished runs of every part stay under --out). Every table below iterates ARMS and TARGET_SETS, so they are
+    narrowed here, once, before anything runs; the doc's setup line names what was run."""
+    global ARMS, TARGET_SETS
+    ARMS = tuple(a for a in ARMS if a in arms or a == REFERENCE_ARM)
+    TARGET_SETS = {name: TARGET_SETS[name] for name in target_sets}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="directory of the runs (reused: finished runs are kept)")
@@ -358,9 +367,14 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a config setting of the soka arms (repeatable; gradnorm.lr=0.05 for a weighting's option)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
+                    help="run (and tabulate) only these arms; 'soka' is always kept: every test compares with it")
+    ap.add_argument("--target-sets", nargs="+", choices=list(TARGET_SETS), default=list(TARGET_SETS),
+                    help="run (and tabulate) only these target sets")
     ap.add_argument("--no-speed", action="store_true", help="skip the inference timing (Table 3)")
     ap.add_argument("--no-write", action="store_true", help="print the tables; leave docs/ alone")
     args = ap.parse_args()
+    narrow(args.arms, args.target_sets)
     if not args.no_write:  # before hours of training, not after
         from _doc_section import markers
 
@@ -402,7 +416,9 @@ def print_or_write(args: argparse.Namespace, table: dict, rankings: dict[str, li
     command = (f"python benchmarks/soka_results.py --out RUNS --seeds {args.seeds} --steps {args.steps} "
                f"--batch-size {args.batch_size} --lr {args.lr:g} --train-frames {args.train_frames} --eval-frames "
                f"{args.eval_frames} --other-weighting {args.other_weighting} --eval-split {args.eval_split}"
-               + "".join(f" --set {pair}" for pair in args.set) + f" --jobs {args.jobs}")
+               + "".join(f" --set {pair}" for pair in args.set) + f" --jobs {args.jobs}"
+               + (f" --arms {' '.join(ARMS)}" if len(ARMS) < len(LABELS) - 1 else "")
+               + (f" --target-sets {' '.join(repr(n) for n in TARGET_SETS)}" if len(TARGET_SETS) < 2 else ""))
     setup = [
         "", f"Produced by `{command}` in {total_minutes:.0f} min ({train_minutes:.0f} min of training and "
         f"evaluating {len(ARMS) * len(TARGET_SETS) * args.seeds} students) on {os.cpu_count()} CPU cores; do not "
@@ -435,14 +451,16 @@ def print_or_write(args: argparse.Namespace, table: dict, rankings: dict[str, li
     doc = ROOT / "docs" / "results.md"
     for name, lines in sections.items():
         write_section(doc, name, lines)
-    run = run_dir(args.out, "3 tasks", "soka", 0)
+    shown = list(TARGET_SETS)[-1]  # the largest target set run
+    run = run_dir(args.out, shown, "soka", 0)
     curves_png(run / "log.jsonl", ROOT / "docs" / "img" / "results_curves.png",
-               f"SOKA, 3 tasks, seed 0 (auxiliary {rankings['3 tasks'][0]})")
-    from amalgamate import write_report
+               f"SOKA, {shown}, seed 0 (auxiliary {rankings[shown][0]})")
+    if "kd" in ARMS:
+        from amalgamate import write_report
 
-    report = write_report([run, run_dir(args.out, "3 tasks", "kd", 0)], args.out / "report-3-tasks")
-    prediction = next(p for p in report if p.name.startswith("predictions-soka"))
-    (ROOT / "docs" / "img" / "results_predictions.png").write_bytes(prediction.read_bytes())
+        report = write_report([run, run_dir(args.out, shown, "kd", 0)], args.out / f"report-{shown.replace(' ', '-')}")
+        prediction = next(p for p in report if p.name.startswith("predictions-soka"))
+        (ROOT / "docs" / "img" / "results_predictions.png").write_bytes(prediction.read_bytes())
     print(f"wrote {doc} and docs/img/results_*.png")
 
 
