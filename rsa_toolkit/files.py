@@ -9,13 +9,14 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from rsa_toolkit.errors import UserInputError
 
 __all__ = ["check_output_path", "atomic_path", "current_umask", "file_sha256", "WRITE_FAULTS", "write_fault_message",
-           "write_faults", "check_name", "safe_child", "NAME_RULE", "STALE_AFTER_S", "remove_stale_temporaries"]
+           "write_faults", "check_name", "safe_child", "NAME_RULE", "STALE_AFTER_S", "remove_stale_temporaries",
+           "remove_files_untouched_since"]
 
 #: what a name that becomes a file name (teacher, layer, task) may be, for error messages
 NAME_RULE = ("a plain name: no '/' or '\\', not '.' or '..', no NUL or control characters (e.g. 'depth', "
@@ -136,8 +137,15 @@ def remove_stale_temporaries(target: str | os.PathLike[str], *, now: float | Non
     target = Path(target)
     directory = target.parent if str(target.parent) else Path(".")
     limit = (now if now is not None else time.time()) - STALE_AFTER_S
+    return remove_files_untouched_since(
+        directory.glob(f".{glob.escape(target.stem)}.*{glob.escape(target.suffix)}"), limit)
+
+
+def remove_files_untouched_since(paths: Iterable[Path], limit: float) -> list[Path]:
+    """Unlink the regular files among ``paths`` last modified before ``limit`` (a ``time.time()`` value): the one rule
+    by which temporaries of killed writers are swept, beside an output or in a cache. Returns what was removed."""
     removed = []
-    for path in directory.glob(f".{glob.escape(target.stem)}.*{glob.escape(target.suffix)}"):
+    for path in paths:
         try:
             if path.is_file() and path.stat().st_mtime < limit:
                 path.unlink()

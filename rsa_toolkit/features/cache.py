@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from rsa_toolkit.errors import FeatureCacheWarning
-from rsa_toolkit.files import STALE_AFTER_S
+from rsa_toolkit.files import STALE_AFTER_S, remove_files_untouched_since
 from rsa_toolkit.images.probe import ProbeSet
 from rsa_toolkit.images.teacher_inputs import DEFAULT_TEACHER_INPUTS, INPUT_KINDS
 from rsa_toolkit.zoo.teachers import Teacher
 
 __all__ = ["CACHE_ENV", "CACHE_FORMAT", "FeatureCacheWarning", "default_cache_dir", "cache_key", "cache_entry_path",
-           "sidecar_path", "entry_fingerprint", "check_entry", "remove_stale_temporaries", "STALE_AFTER_S"]
+           "sidecar_path", "entry_fingerprint", "check_entry", "remove_stale_cache_temporaries", "STALE_AFTER_S"]
 
 CACHE_ENV = "RSA_TOOLKIT_CACHE"
 CACHE_FORMAT = 2  # 2: the key covers the teacher's definition; sidecars carry the entry's fingerprint
@@ -117,7 +117,7 @@ def check_entry(entry: Path, rows: int) -> str | None:
     return None
 
 
-def remove_stale_temporaries(root: Path, *, now: float | None = None) -> list[Path]:
+def remove_stale_cache_temporaries(root: Path, *, now: float | None = None) -> list[Path]:
     """Remove the temporary files of killed extractions under ``root/features`` (hidden files beside the entries)
     that are older than this run and untouched for :data:`STALE_AFTER_S`; once per process and cache directory.
     Returns what was removed."""
@@ -126,15 +126,6 @@ def remove_stale_temporaries(root: Path, *, now: float | None = None) -> list[Pa
         return []
     _CLEANED.add(str(directory))
     limit = min(_RUN_STARTED, now if now is not None else time.time()) - STALE_AFTER_S
-    removed = []
-    for sub in directory.iterdir():
-        if not sub.is_dir():
-            continue
-        for path in sub.iterdir():
-            try:
-                if path.name.startswith(".") and path.is_file() and path.stat().st_mtime < limit:
-                    path.unlink()
-                    removed.append(path)
-            except OSError:  # gone meanwhile, or not ours to remove: harmless
-                continue
-    return removed
+    hidden = (path for sub in directory.iterdir() if sub.is_dir() for path in sub.iterdir()
+              if path.name.startswith("."))
+    return remove_files_untouched_since(hidden, limit)

@@ -36,7 +36,8 @@ from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.progress import progress as progress_bar
 from rsa_toolkit.files import atomic_path, check_name, current_umask, safe_child, write_faults
 from rsa_toolkit.features.cache import (CACHE_ENV, FeatureCacheWarning, cache_entry_path, cache_key, check_entry,
-                                        default_cache_dir, entry_fingerprint, remove_stale_temporaries, sidecar_path)
+                                        default_cache_dir, entry_fingerprint, remove_stale_cache_temporaries,
+                                        sidecar_path)
 from rsa_toolkit.features.shards import concatenate_npy, part_path, shard_rows, write_npy_header
 from rsa_toolkit.features.store import FeatureSet
 from rsa_toolkit.images.probe import ProbeSet
@@ -75,7 +76,7 @@ def extract_features(teacher: Teacher, probe: ProbeSet, *, layers: Sequence[str]
     shared = distributed.in_step()  # every rank is in this call, with the same arguments
     missing: list[str] = []
     if not shared or distributed.is_main():
-        remove_stale_temporaries(root)
+        remove_stale_cache_temporaries(root)
         missing = [layer for layer in wanted if recompute or _unusable(paths[layer], teacher, layer, len(probe))]
     if shared:  # rank 0's view of the cache decides, so every rank takes the same path through the collectives
         missing = distributed.broadcast_object(missing)
