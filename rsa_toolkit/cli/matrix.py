@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     reports = []
     # The writers' imports (matplotlib, scipy.cluster, networkx: ~0.6 s) and the features' checksums (~0.2 s for
     # 20 x 16 MB) wait on nothing the comparison computes, so they run beside it, on the core it leaves idle while
-    # one thread orchestrates its teachers: the whole command is ~0.5 s shorter at N = 2,000 (docs/performance.md).
+    # one thread orchestrates its teachers: the whole command is 0.1-0.2 s shorter at N = 2,000 (docs/performance.md).
     # One stage for all layers: a bad later layer must not leave the earlier layers' files behind.
     with ThreadPoolExecutor(1) as beside, OutputSet() as stage:
         writers = beside.submit(_import_writers)
