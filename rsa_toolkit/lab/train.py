@@ -125,7 +125,7 @@ def train_teacher(task: str, train_shard: str | os.PathLike[str], config: TrainC
               "final_train_loss": float(np.mean(losses[-max(1, steps // 20):]))}
     if best is not None:
         net.load_state_dict(best[2])
-        record.update(val_loss=best[0], best_step=best[1], val_frames=min(_VAL_FRAMES, check.frames),
+        record.update(val_loss=best[0], best_step=best[1], val_frames=check.frames,
                       val_curve=[[s, round(v, 6)] for s, v in curve])
     return net.eval(), record
 
