@@ -18,7 +18,9 @@ from rsa_toolkit.zoo.mini.embedded import default_zoo_dir, mini_teacher, read_ma
 from rsa_toolkit.scenes import ALL_TASKS
 from rsa_toolkit.analysis.taxonomy import nearest_neighbours, pattern_checks
 
-MARGIN = 0.8  # held-out loss at most this fraction of the trivial baseline's (docs/mini_taskonomy.md)
+MARGIN = 0.6  # recorded held-out loss (1,000 test frames) at most this fraction of the trivial baseline's
+FLOORS = {"room_layout": 0.63}  # its yaw is unobservable up to the room's symmetry (docs/mini_taskonomy.md)
+FRESH_MARGIN = 0.8  # 64 fresh frames and a baseline fitted on 200 are noisier than the recorded figures
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,9 @@ def test_every_task_ships_intact_within_budget(manifest):
 
 
 def test_recorded_held_out_figures_beat_the_baseline(manifest):
-    weak = {t: round(e["loss_ratio"], 3) for t, e in manifest["teachers"].items() if e["loss_ratio"] > MARGIN}
-    assert not weak, f"teachers within {MARGIN} of their trivial baseline: {weak}"
+    weak = {t: round(e["loss_ratio"], 3) for t, e in manifest["teachers"].items()
+            if e["loss_ratio"] > FLOORS.get(t, MARGIN)}
+    assert not weak, f"teachers above {MARGIN} of their trivial baseline: {weak}"
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +58,7 @@ def fresh_shards(tmp_path_factory):
 def test_teachers_beat_the_baseline_on_fresh_frames(task, fresh_shards):
     net = mini_teacher(task).build()
     figures = evaluate_teacher(net, task, fresh_shards[1], fresh_shards[0])
-    assert figures["loss_ratio"] <= MARGIN, figures
+    assert figures["loss_ratio"] <= FRESH_MARGIN, figures
 
 
 @pytest.mark.slow
@@ -97,21 +100,47 @@ def test_shipped_transfer_was_measured_on_the_shipped_zoo():
     assert recipe["zoo_manifest_sha256"] == file_sha256(default_zoo_dir() / "manifest.json")
     truth = load_ground_truth("mini-transfer")
     assert truth.sources == truth.targets == list(ALL_TASKS)
-    assert np.isfinite(truth.values).all() and (truth.values <= 1.0).all()  # gain = 1 - loss / loss(pixels)
     with open(root / "loss.csv") as fh:
         rows = list(csv.reader(fh))
     loss = np.array([[float(v) for v in row[1:]] for row in rows[1:]])
-    assert [r[0] for r in rows[1:]] == [*ALL_TASKS, "pixels"]
-    np.testing.assert_allclose(truth.values, 1.0 - loss[:-1] / loss[-1], atol=1e-6)  # gains from float32 losses
+    assert [r[0] for r in rows[1:]] == [*ALL_TASKS, "pixels", "scratch", "constant"]
+    scored = [t for t in ALL_TASKS if t not in recipe["flagged_targets"]]
+    cols = [ALL_TASKS.index(t) for t in scored]
+    assert np.isfinite(truth.values[:, cols]).all() and np.isnan(np.delete(truth.values, cols, axis=1)).all()
+    # gain = 1 - loss / loss(pixels), from the mean losses (written from float64 means)
+    np.testing.assert_allclose(truth.values[:, cols], 1.0 - loss[:20, cols] / loss[20, cols], atol=1e-9)
+
+
+def test_shipped_transfer_carries_its_own_noise():
+    """Per-seed, per-split, per-image losses (>= 3 seeds, 2 splits), whose means are loss.csv; a reliability row per
+    target; every target beats the constant prediction or is flagged with its reason."""
+    root = default_zoo_dir().parent / "mini_transfer"
+    recipe = json.loads((root / "recipe.json").read_text())
+    assert len(recipe["seeds"]) >= 3 and len(recipe["splits"]) >= 2
+    with open(root / "loss.csv") as fh:
+        rows = {r[0]: r[1:] for r in list(csv.reader(fh))[1:]}
+    with np.load(root / "losses.npz") as losses:
+        for source in [*ALL_TASKS, "pixels", "scratch"]:
+            for j, target in enumerate(ALL_TASKS):
+                per = losses[f"{source}/{target}"]
+                assert per.shape == (len(recipe["seeds"]), len(recipe["splits"]), recipe["test_frames"])
+                assert float(rows[source][j]) == pytest.approx(per.mean(), rel=1e-6)
+    with open(root / "reliability.csv") as fh:
+        reliability = {r["target"]: r for r in csv.DictReader(fh)}
+    assert list(reliability) == list(ALL_TASKS)
+    for target, r in reliability.items():
+        beats = float(r["best_loss"]) < float(r["constant_loss"])
+        assert (r["beats_constant"] == "True") == beats
+        assert beats or (target in recipe["flagged_targets"] and r["reason"]), target
 
 
 @pytest.mark.slow
 def test_default_matrix_against_the_shipped_transfer(default_matrix, capsys):
     """The figures docs/evaluate.md reports for the default recipe, each teacher on its own input kind (mean
-    per-target Spearman 0.5065, top-3 10/20; with --teacher-inputs clean 0.5031 and 9/20)."""
+    per-target Spearman 0.5810, top-3 12/20; with --teacher-inputs clean 0.5860 and 12/20)."""
     out, _, _ = default_matrix
     capsys.readouterr()
     assert main(["evaluate", "--matrix", str(out / "sim.csv"), "--truth", "mini-transfer", "--json"]) == 0
     evaluation = json.loads(capsys.readouterr().out)["evaluations"][0]
-    assert evaluation["mean_spearman_with_diagonal"] == pytest.approx(0.5065, abs=5e-4)
-    assert round(evaluation["top3_hit_rate"] * 20) == 10
+    assert evaluation["mean_spearman_with_diagonal"] == pytest.approx(0.5810, abs=5e-4)
+    assert round(evaluation["top3_hit_rate"] * 20) == 12
