@@ -313,7 +313,7 @@ class Trainer:
         """One active competition step moved the weights ``before`` -> ``after``; freeze them once balanced (with
         ``stop_competition_when_balanced``)."""
         if self.balance_state.observe(before.double().tolist(), after.double().tolist(), step=self.step + 1):
-            self.frozen = self.config.stop_competition_when_balanced
+            self.frozen = self.config.stop_competition_when_balanced and self.weighting.freezes_when_balanced
 
     def train_step(self) -> dict[str, Any]:
         idx = local_share(self._next_indices())
@@ -347,7 +347,8 @@ class Trainer:
             if self.balanced_at == self.step:
                 entry["balance"] = {"step": self.step, "why": self.balance_state.reason,
                                     "then": "weights frozen; collaboration continues" if self.frozen else
-                                    "competition continues (stop_competition_when_balanced = false)"}
+                                    "competition continues (stop_competition_when_balanced = false, or a "
+                                    "balancer that moves its weights to the end)"}
         return entry
 
     def check_shapes(self) -> None:

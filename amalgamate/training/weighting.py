@@ -43,10 +43,15 @@ WEIGHTINGS: Registry[type["Weighting"]] = Registry("weighting")
 class Weighting(nn.Module, metaclass=abc.ABCMeta):
     """n task weights and the rule that moves them. ``needs_grad_norms``: :meth:`update` wants the per-task gradient
     norms ``||grad_W L_i||`` on the last shared layer's weight W. ``linear``: :meth:`combine` is ``sum_i w_i L_i``
-    (descriptive: no learned weight parameters)."""
+    (descriptive: no learned weight parameters). ``freezes_when_balanced``: once the balance criterion is met, the
+    weights stay fixed and training goes on in SOKA's collaboration regime (``stop_competition_when_balanced``).
+    That alternation is the seed's rule for its GradNorm competition; the other balancers, as published, move their
+    weights to the end, and their criterion is only logged. (Learned-scale balancers move a weight by at most about
+    the optimiser's rate per step, below the 5e-4 threshold from the start: the rule froze them after 50 steps.)"""
 
     needs_grad_norms = False
     linear = True
+    freezes_when_balanced = False
 
     def __init__(self, n: int) -> None:
         super().__init__()
@@ -104,6 +109,7 @@ class GradNorm(Weighting):
     """
 
     needs_grad_norms = True
+    freezes_when_balanced = True
 
     def __init__(self, n: int, *, alpha: float = 1.5, lr: float = 0.025, warmup: int = 20,
                  min_weight: float = 0.05, scale_free: bool = True) -> None:
@@ -183,6 +189,9 @@ class DynamicWeightAverage(Weighting):
         self.register_buffer("window_steps", torch.zeros((), dtype=torch.int64))
         self.register_buffer("history", torch.zeros(2, n, dtype=torch.float64))  # [k-2, k-1] window means
         self.register_buffer("windows", torch.zeros((), dtype=torch.int64))
+
+    def active(self) -> bool:
+        return int(self.windows) >= 2  # before, w = 1 by definition, which is no balance
 
     def update(self, losses: Tensor, *, grad_norms: Tensor | None = None) -> dict[str, list[float]]:
         self.window_sum += losses.detach().double()

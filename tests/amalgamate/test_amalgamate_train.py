@@ -220,6 +220,15 @@ def test_balance_criterion_can_end_the_competition(tmp_path, settings):
     assert json.loads((tmp_path / "run" / "run.json").read_text())["balanced_at"] == 3
 
 
+def test_other_balancers_keep_competing_after_balance(tmp_path, settings):
+    """The balance criterion is logged for every balancer, but only GradNorm's competition ends there (SOKA's
+    alternation); FAMO, as published, moves its weights to the end."""
+    result = train(tmp_path / "run", settings(steps=5, balance_window=1, balance_threshold=10.0, weighting="famo"))
+    log = _log(tmp_path / "run")
+    assert result.balanced_at is not None and "competition continues" in log[result.balanced_at - 1]["balance"]["then"]
+    assert log[-2]["weights"] != log[-1]["weights"]
+
+
 def test_kd_warmup_distils_only(tmp_path, settings):
     train(tmp_path / "run", settings(steps=3, kd_warmup=2))
     log = _log(tmp_path / "run")

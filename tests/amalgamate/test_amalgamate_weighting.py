@@ -135,6 +135,21 @@ def test_dwa_by_hand():
     assert decided["weights"] == pytest.approx([2 * e[0] / sum(e), 2 * e[1] / sum(e)])
 
 
+def test_dwa_is_active_only_once_it_decides():
+    """Before two windows are complete DWA's weights are 1 by definition: the balance criterion must not read
+    that as a balance (it froze DWA at w = 1 after 50 steps)."""
+    d = DynamicWeightAverage(2, window=2)
+    seen = []
+    for _ in range(5):
+        seen.append(d.active())
+        d.update(torch.tensor([1.0, 2.0]))
+    assert seen == [False, False, False, False, True]
+
+
+def test_only_gradnorm_freezes_when_balanced():
+    assert [name for name in WEIGHTINGS.names() if WEIGHTINGS.get(name).freezes_when_balanced] == ["gradnorm"]
+
+
 def test_uncertainty_weighting_by_hand():
     u = UncertaintyWeighting(2)
     losses = torch.tensor([2.0, 3.0])
