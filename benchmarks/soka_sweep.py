@@ -3,14 +3,16 @@ one setting changed at a time around the current defaults, one seed, the {depth,
 RSA ranks best; every student scored on **val** frames, never test. Written into the ``soka_sweep`` section of
 docs/amalgamate.md and, number for number, docs/soka_sweep.csv.
 
-    python benchmarks/soka_sweep.py --out runs/sweep                # ~40 min on 2 cores
+    python benchmarks/soka_sweep.py --out runs/sweep                # every setting, seed 0; ~30 min on 2 cores
+    python benchmarks/soka_sweep.py --out runs/sweep --seeds 1 --only defaults kd_warmup_0   # contenders' 2nd seed
     python benchmarks/soka_sweep.py --out /tmp/s --steps 2 --train-frames 64 --eval-frames 16 --no-write   # smoke
 
 Score of a run: the mean over the targets of student / teacher on each target's primary metric (depth rmse, normal
 mean angle; both lower is better), so 1.00 is "as good as the teachers". One seed cannot separate settings whose
-scores differ by less than the seed-to-seed spread; the table says which differences that covers (the spread of the
-experiment's own seeds, docs/results.md, is the yardstick), and the defaults are changed only where a setting wins
-by more. Runs are kept under --out: a rerun only trains what is missing.
+scores differ by less than the seed-to-seed spread, so the contenders get a second seed (``--seeds 1 --only ...``)
+and the table shows the sample SD over seeds where there are two; a default is changed only where a setting wins
+by more than that spread. Runs are kept under --out (``SETTING/seedN``): a rerun only trains what is missing, and
+the table shows every finished run.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import soka_results as experiment
@@ -46,72 +50,91 @@ SETTINGS = (
     ("balancer: IMTL-L", ("weighting=imtl-l",)),
     ("balancer: FAMO", ("weighting=famo",)),
 )
-FIELDS = ("setting", "settings", "task", "metric", "student", "teacher", "ratio", "balanced_at", "seconds")
+FIELDS = ("setting", "settings", "seed", "task", "metric", "student", "teacher", "ratio", "balanced_at", "seconds")
 
 
 def slug(pairs: tuple[str, ...]) -> str:
     return "-".join(p.replace("=", "_").replace(".", "_") for p in pairs) or "defaults"
 
 
-def run_all(args: argparse.Namespace) -> dict[str, Path]:
-    """Train and evaluate every setting's student (finished ones are kept); label -> run directory."""
+def run_dir(out: Path, pairs: tuple[str, ...], seed: int) -> Path:
+    return out / slug(pairs) / f"seed{seed}"
+
+
+def run_all(args: argparse.Namespace) -> None:
+    """Train and evaluate the chosen settings' students for each seed (finished ones are kept)."""
     val = experiment.val_shard(args)
     ranking = experiment.aux_ranking(TARGETS, args)
     experiment.fill_knowledge(TARGETS, [ranking[0]], args)
-    jobs, dirs = [], {}
-    for label, pairs in SETTINGS:
-        setting = argparse.Namespace(**{**vars(args), "set": list(pairs)})
-        config = experiment.settings("soka", TARGETS, args.seed, setting, ranking)
-        assert config["eval_shard"] == str(val)  # never test
-        dirs[label] = args.out / slug(pairs)
-        jobs.append((str(dirs[label]), config))
+    jobs = []
+    for seed in args.seeds:
+        for label, pairs in SETTINGS:
+            if args.only and slug(pairs) not in args.only:
+                continue
+            setting = argparse.Namespace(**{**vars(args), "set": list(pairs)})
+            config = experiment.settings("soka", TARGETS, seed, setting, ranking)
+            assert config["eval_shard"] == str(val)  # never test
+            jobs.append((str(run_dir(args.out, pairs, seed)), config))
     todo = [job for job in jobs if not (Path(job[0]) / "metrics.json").is_file()]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
         for done in pool.map(experiment.run_one, *zip(*todo)) if todo else ():
             print(f"[{(time.perf_counter() - t0) / 60:5.1f} min] {done}", flush=True)
-    return dirs
 
 
-def rows(dirs: dict[str, Path]) -> list[dict]:
-    out = []
+def rows(out: Path) -> list[dict]:
+    """Every finished run under ``out``, whatever call trained it: one record per setting x seed x target."""
+    records = []
     for label, pairs in SETTINGS:
-        metrics = json.loads((dirs[label] / "metrics.json").read_text())
-        run = json.loads((dirs[label] / "run.json").read_text())
-        for task in TARGETS:
-            metric, higher = experiment.PRIMARY[task]
-            student = metrics["student"][task]["vs_truth"][metric]
-            teacher = metrics["teachers"][task]["vs_truth"][metric]
-            out.append({"setting": label, "settings": " ".join(pairs), "task": task, "metric": metric,
-                        "student": student, "teacher": teacher,
-                        "ratio": teacher / student if higher else student / teacher,
-                        "balanced_at": run.get("balanced_at"), "seconds": run["seconds_this_session"]})
-    return out
+        for run in sorted((out / slug(pairs)).glob("seed*/metrics.json")):
+            metrics = json.loads(run.read_text())
+            record = json.loads((run.parent / "run.json").read_text())
+            seed = int(run.parent.name[4:])
+            for task in TARGETS:
+                metric, higher = experiment.PRIMARY[task]
+                student = metrics["student"][task]["vs_truth"][metric]
+                teacher = metrics["teachers"][task]["vs_truth"][metric]
+                records.append({"setting": label, "settings": " ".join(pairs), "seed": seed, "task": task,
+                                "metric": metric, "student": student, "teacher": teacher,
+                                "ratio": teacher / student if higher else student / teacher,
+                                "balanced_at": record.get("balanced_at"),
+                                "seconds": record["seconds_this_session"]})
+    return records
 
 
 def table(records: list[dict]) -> list[str]:
-    """One line per setting: each target's primary metric and ratio to its teacher, the mean ratio, balance."""
-    head = ["setting", *(f"{t} {experiment.TITLES[experiment.PRIMARY[t][0]]} (× teacher)" for t in TARGETS),
-            "mean × teacher", "balanced at step"]
+    """One line per setting: each target's mean ratio to its teacher, the mean over targets (± its SD over seeds
+    where there are two or more), the seeds, and when the competition balanced."""
+    head = ["setting", *(f"{t} {experiment.TITLES[experiment.PRIMARY[t][0]]} × teacher" for t in TARGETS),
+            "mean × teacher", "seeds", "balanced at step"]
     lines = [f"| {' | '.join(head)} |", f"|{'---|' * len(head)}"]
-    by = {}
+    by: dict[str, list[dict]] = {}
     for r in records:
         by.setdefault(r["setting"], []).append(r)
-    best = min(by, key=lambda s: sum(r["ratio"] for r in by[s]))
+
+    def per_seed(group: list[dict]) -> np.ndarray:  # the mean ratio over targets, per seed
+        seeds = sorted({r["seed"] for r in group})
+        return np.array([np.mean([r["ratio"] for r in group if r["seed"] == s]) for s in seeds])
+
+    best = min(by, key=lambda s: per_seed(by[s]).mean())
     for label, group in by.items():
-        mean = sum(r["ratio"] for r in group) / len(group)
-        cells = [f"{r['student']:.4g} ({r['ratio']:.3f})" for r in group]
-        balanced = group[0]["balanced_at"]
+        means = per_seed(group)
+        cells = [f"{np.mean([r['ratio'] for r in group if r['task'] == t]):.3f}" for t in TARGETS]
+        spread = f" ± {means.std(ddof=1):.3f}" if len(means) > 1 else ""
+        balanced = sorted({r["balanced_at"] for r in group}, key=lambda b: (b is None, b))
         name = f"**{label}**" if label == best else label
-        lines.append(f"| {name} | {' | '.join(cells)} | {mean:.3f} | "
-                     f"{'not reached' if balanced is None else balanced} |")
+        lines.append(f"| {name} | {' | '.join(cells)} | {means.mean():.3f}{spread} | {len(means)} | "
+                     f"{', '.join('not reached' if b is None else str(b) for b in balanced)} |")
     return lines
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="directory of the runs (reused: finished runs are kept)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to train (default 0)")
+    ap.add_argument("--only", nargs="+", default=[], metavar="SETTING",
+                    help="train only these settings (their run-folder names, e.g. defaults kd_warmup_0): a second "
+                         "seed for the contenders; the table shows every finished run")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -121,19 +144,23 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--no-write", action="store_true", help="print the table; leave docs/ alone")
     args = ap.parse_args()
+    unknown = sorted(set(args.only) - {slug(pairs) for _, pairs in SETTINGS})
+    if unknown:
+        raise SystemExit(f"unknown setting(s) {', '.join(unknown)}; expected some of "
+                         f"{', '.join(slug(pairs) for _, pairs in SETTINGS)}")
     args.eval_split, args.kd_warmup, args.other_weighting = "val", None, None
     args.out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    records = rows(run_all(args))
-    minutes = (time.perf_counter() - t0) / 60
-    command = (f"python benchmarks/soka_sweep.py --out RUNS --seed {args.seed} --steps {args.steps} --batch-size "
-               f"{args.batch_size} --lr {args.lr:g} --train-frames {args.train_frames} --eval-frames "
-               f"{args.eval_frames} --jobs {args.jobs}")
-    lines = ["", (f"Produced by `{command}` ({minutes:.0f} min this call, {os.cpu_count()} CPU cores); do not edit "
-             f"by hand. Every number: [soka_sweep.csv](soka_sweep.csv). SOKA with the auxiliary RSA ranks best for "
-             f"{{{', '.join(TARGETS)}}}, seed {args.seed}, {args.steps} steps of {args.batch_size} frames, scored on "
-             f"{args.eval_frames} **val** frames against exact labels; in brackets the student's metric over the "
-             f"teacher's (lower is better); bold: the lowest mean."), "", *table(records), ""]
+    run_all(args)
+    records = rows(args.out)
+    command = (f"python benchmarks/soka_sweep.py --out RUNS --steps {args.steps} --batch-size {args.batch_size} "
+               f"--lr {args.lr:g} --train-frames {args.train_frames} --eval-frames {args.eval_frames}")
+    lines = ["", (f"Produced by `{command}` (seed 0 for every setting; `--seeds 1 --only ...` for the contenders' "
+                  f"second seed) on {os.cpu_count()} CPU cores, {sum(r['seconds'] for r in records) / 60 / len(TARGETS):.0f} "
+                  f"min of training in all; do not edit by hand. Every number: [soka_sweep.csv](soka_sweep.csv). "
+                  f"SOKA with the auxiliary RSA ranks best for {{{', '.join(TARGETS)}}}, {args.steps} steps of "
+                  f"{args.batch_size} frames, scored on {args.eval_frames} **val** frames against exact labels: the "
+                  f"student's primary metric over its teacher's (lower is better; 1 = as good as the teacher), "
+                  f"mean over targets ± sample SD over seeds; bold: the lowest mean."), "", *table(records), ""]
     if args.no_write:
         print("\n".join(lines))
         return
