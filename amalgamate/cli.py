@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the student's arithmetic (default float32; float64 to compare runs exactly)")
     t.add_argument("--distill", help="distillation norm for value outputs: l1 (default) or l2")
     t.add_argument("--guide-weight", type=float, help="weight lambda of the representation guidance (default 0.5, "
-                                                       "provisional: see docs/amalgamate.md)")
+                                                       "checked on the val split: docs/amalgamate.md)")
     t.add_argument("--kd-warmup", type=int, metavar="STEPS", help="soka: steps of distillation only before guidance "
                                                                  "and competition start (default 50)")
     t.add_argument("--gan-start", type=int, metavar="STEP", help="add the conditional GAN term from this step on")

@@ -75,7 +75,7 @@ class AmalgamateConfig:
     # losses
     distill: str = "l1"  # l1 | l2
     temperature: float = 1.0
-    # lambda of the guidance (soka only; provisional until a sweep on the val split, docs/amalgamate.md)
+    # lambda of the guidance (soka only; checked by the val-split sweep of docs/amalgamate.md)
     guide_weight: float = 0.5
     gan_start: int | None = None  # step after which the GAN term joins (None: no GAN)
     gan_width: int = 32

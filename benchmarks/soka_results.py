@@ -14,8 +14,8 @@ arm              what
 ``soka-worst``   SOKA with the worst-ranked auxiliary (does the RSA choice matter?)
 ``soka-random``  SOKA with an auxiliary drawn at random (seeded per seed) from the candidates between best and worst
 ``soka-none``    SOKA with no auxiliary (the target teachers alone guide)
-``soka-other``   SOKA with the RSA-best auxiliary and the best other balancer (``--other-weighting``; provisional:
-                 to be chosen on the val split before the experiment, see docs/amalgamate.md)
+``soka-other``   SOKA with the RSA-best auxiliary and the best other balancer (``--other-weighting``, DWA: chosen
+                 on the val split, benchmarks/soka_sweep.py, docs/amalgamate.md)
 ===============  ====================================================================================================
 
 Pairing: every arm of a seed has the same seed, the same training frames and so the same data order (the trainer's
@@ -30,10 +30,10 @@ Jobs run in ``--jobs`` processes of one torch thread each; a run whose ``metrics
 so a killed experiment continues where it stopped. Inference times (Table 3) are measured afterwards in this process,
 all models on the same batch, as ratios. Writes the generated sections of docs/results.md and docs/img/results_*.png.
 
-Choosing the provisional defaults (docs/amalgamate.md) comes first, on the **val** split, never on test: the same
-script with ``--eval-split val`` scores every run on val frames (a shard rendered once under RUNS), and ``--set
-KEY=VALUE`` (repeatable; ``gradnorm.lr=0.05`` for a weighting's option) changes the soka arms' config, one output
-directory per setting, e.g. ``--seeds 1 --eval-split val --set guide_weight=0.25 --out runs/sweep-gw0.25 --no-write``.
+Choosing the defaults (docs/amalgamate.md; ``benchmarks/soka_sweep.py`` runs the whole sweep) comes first, on the
+**val** split, never on test: the same script with ``--eval-split val`` scores every run on val frames (a shard
+rendered once under RUNS), and ``--set KEY=VALUE`` (repeatable; ``gradnorm.lr=0.05`` for a weighting's option)
+changes the soka arms' config, one output directory per setting, e.g. ``--seeds 1 --eval-split val --set guide_weight=0.25 --out runs/sweep-gw0.25 --no-write``.
 
     python benchmarks/soka_results.py --out runs/results                # the documented run (see docs/results.md)
     python benchmarks/soka_results.py --out /tmp/r --steps 2 --seeds 1 --train-frames 64 --eval-frames 16 \
@@ -124,10 +124,10 @@ def overrides(pairs: list[str]) -> dict[str, Any]:
 
 def val_shard(args: argparse.Namespace) -> Path:
     """``args.eval_frames`` labelled frames of the val split, rendered once into RUNS/val-shard."""
-    from rsa_toolkit.scenes.shards import write_shard
+    from rsa_toolkit.scenes.shards import shard_is_current, write_shard
 
     path = args.out / f"val-shard-{args.eval_frames}"
-    if not (path / "meta.json").is_file():
+    if not shard_is_current(path):
         write_shard(path, "val", args.eval_frames)
     return path
 
@@ -360,8 +360,9 @@ def main() -> None:
     ap.add_argument("--eval-frames", type=int, default=500)
     ap.add_argument("--probe-frames", type=int, default=500, help="mini probe frames of the RSA ranking")
     ap.add_argument("--kd-warmup", type=int, default=None, help="soka arms: KD warm-up steps (default: the config's)")
-    ap.add_argument("--other-weighting", default="famo",
-                    help="the balancer of the soka-other arm (provisional: choose it on the val split first)")
+    ap.add_argument("--other-weighting", default="dwa",
+                    help="the balancer of the soka-other arm (default dwa: the best non-GradNorm balancer of the val "
+                         "sweep, docs/amalgamate.md)")
     ap.add_argument("--eval-split", choices=("test", "val"), default="test",
                     help="score on test frames (the final numbers) or val frames (every choice, e.g. the sweep)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

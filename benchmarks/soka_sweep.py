@@ -154,8 +154,9 @@ def main() -> None:
     records = rows(args.out)
     command = (f"python benchmarks/soka_sweep.py --out RUNS --steps {args.steps} --batch-size {args.batch_size} "
                f"--lr {args.lr:g} --train-frames {args.train_frames} --eval-frames {args.eval_frames}")
+    minutes = sum(r["seconds"] for r in records) / 60 / len(TARGETS)  # one record per target of each run
     lines = ["", (f"Produced by `{command}` (seed 0 for every setting; `--seeds 1 --only ...` for the contenders' "
-                  f"second seed) on {os.cpu_count()} CPU cores, {sum(r['seconds'] for r in records) / 60 / len(TARGETS):.0f} "
+                  f"second seed) on {os.cpu_count()} CPU cores, {minutes:.0f} "
                   f"min of training in all; do not edit by hand. Every number: [soka_sweep.csv](soka_sweep.csv). "
                   f"SOKA with the auxiliary RSA ranks best for {{{', '.join(TARGETS)}}}, {args.steps} steps of "
                   f"{args.batch_size} frames, scored on {args.eval_frames} **val** frames against exact labels: the "

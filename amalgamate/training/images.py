@@ -95,7 +95,7 @@ class EvalFrames:
 
 def mini_eval_frames(tasks: Sequence[str], count: int, *, shard: str | os.PathLike[str] | None = None) -> EvalFrames:
     """``count`` test-split frames with the labels of ``tasks``: from ``shard`` if given (a test shard, or a val
-    shard for choices such as the sweep of the provisional defaults), else rendered now."""
+    shard for choices such as the val sweep of the defaults), else rendered now."""
     if shard is not None:
         meta, arrays = load_shard(shard, list(tasks))
         if meta["split"] not in ("test", "val"):

@@ -158,14 +158,15 @@ def run_transfer(args: argparse.Namespace) -> int:
 
 
 def _shards(args: argparse.Namespace, *, train: int, test: int, val: int | None = None) -> dict[str, Path]:
-    """The train and test (and val) shards of these sizes under --shards, rendered first if missing."""
-    from rsa_toolkit.scenes.shards import write_shard
+    """The train and test (and val) shards of these sizes under --shards, rendered first if missing or written by
+    another renderer version."""
+    from rsa_toolkit.scenes.shards import shard_is_current, write_shard
 
     root = Path(args.shards).expanduser()
     paths = {}
     for split, count in (("train", train), ("test", test), *((("val", val),) if val else ())):
         paths[split] = root / f"{split}-{count}"
-        if not (paths[split] / "meta.json").is_file():
+        if not shard_is_current(paths[split]):
             if not args.quiet:
                 print(f"rendering {count} {split} frames into {paths[split]}", file=sys.stderr)
             write_shard(paths[split], split, count, jobs=args.jobs)

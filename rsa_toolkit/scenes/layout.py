@@ -1,9 +1,12 @@
 """Image-level labels computed from the scene alone: room layout, vanishing points, scene class.
 
 These need no rendering (they are functions of the camera and the room box), so a training pipeline can get them
-for free. The room box is symmetric under a half turn about its vertical axis (x → W − x, y → D − y), which the image
-of the bare room cannot tell apart; :func:`room_layout` therefore reports the layout in the one of the two room
-frames in which the camera's yaw lies in [−π/2, π/2].
+for free. The bare room cannot tell its four walls apart: they share one texture, and width and depth are drawn
+from the same range, so the image of a W × D room seen at yaw θ is that of a D × W room seen at θ + π/2. Only the
+yaw modulo a quarter turn is in the image (the vanishing points show it). :func:`room_layout` therefore reports the
+layout in the one of the room's four quarter-turned frames in which the camera's yaw lies in [−π/4, π/4): the
+frame whose ``+y`` axis is nearest the camera's forward direction. (Before, a half turn only: yaw in [−π/2, π/2],
+whose quarter-turn ambiguity left the teachers' yaw at 0.98 × the trivial baseline.)
 """
 
 from __future__ import annotations
@@ -27,16 +30,17 @@ def room_layout(scene: Scene) -> np.ndarray:
     """The camera relative to the room box and the box's size, 9 values (float64):
 
     ``[yaw, pitch, roll, 2x/W − 1, 2y/D − 1, 2z/H − 1, W/8, D/8, H/4]`` with the angles in radians
-    (yaw ∈ [−π/2, π/2] after choosing the room frame, see the module docstring; pitch and roll as sampled) and
-    ``(x, y, z)`` the camera position in that frame, so entries 3–5 lie in [−1, 1].
+    (yaw ∈ [−π/4, π/4) after choosing the room frame, see the module docstring; pitch and roll as sampled),
+    ``(x, y, z)`` the camera position and ``W, D`` the box's extents along that frame's axes, so entries 3–5 lie in
+    [−1, 1].
     """
     cam = scene.camera
     w, d, h = (float(v) for v in scene.room.size)
     x, y, z = (float(v) for v in cam.position)
-    yaw = (cam.yaw + np.pi) % (2 * np.pi) - np.pi
-    if abs(yaw) > np.pi / 2:  # use the half-turned room frame
-        yaw = (yaw + 2 * np.pi) % (2 * np.pi) - np.pi
-        x, y = w - x, d - y
+    turns = int(np.floor((cam.yaw + np.pi / 4) / (np.pi / 2))) % 4  # quarter turns from the world's room frame
+    yaw = (cam.yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4
+    for _ in range(turns):  # the frame turned by +π/2: x' = y, y' = W − x, and width and depth swap
+        x, y, w, d = y, w - x, d, w
     return np.array([yaw, cam.pitch, cam.roll, 2 * x / w - 1, 2 * y / d - 1, 2 * z / h - 1,
                      *(np.array([w, d, h]) / _SIZE_SCALE)])
 

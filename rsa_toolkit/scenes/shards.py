@@ -34,11 +34,11 @@ from rsa_toolkit.scenes import ALL_TASKS, LABEL_SPECS, render, sample_scene
 from rsa_toolkit.tasks import resolve_task
 from rsa_toolkit.zoo.mini.net import check_frame_size
 
-__all__ = ["SPLIT_SEEDS", "STORAGE", "RGB_TASKS", "SHARD_VERSION", "split_seeds", "quantize_rgb", "render_frames", "write_shard",
-           "load_shard"]
+__all__ = ["SPLIT_SEEDS", "STORAGE", "RGB_TASKS", "SHARD_VERSION", "shard_is_current", "split_seeds", "quantize_rgb",
+           "render_frames", "write_shard", "load_shard"]
 
 SPLIT_SEEDS: dict[str, int] = {"train": 0, "val": 1_000_000, "test": 2_000_000, "probe": 3_000_000}
-SHARD_VERSION = 2  # bump when the renderer or the storage changes what a shard holds
+SHARD_VERSION = 3  # bump when the renderer or the storage changes what a shard holds (3: room_layout's frame)
 
 RGB_TASKS = ("autoencoding", "colorization", "denoising", "inpainting")  # target = the image
 
@@ -116,6 +116,16 @@ def write_shard(directory: str | os.PathLike[str], split: str, count: int, *, si
     with atomic_path(directory / "meta.json") as tmp:
         Path(tmp).write_text(json.dumps(meta, indent=2) + "\n")
     return directory
+
+
+def shard_is_current(directory: str | os.PathLike[str]) -> bool:
+    """Whether ``directory`` holds a complete shard of this toolkit's :data:`SHARD_VERSION` (a cache can re-render
+    one that is not)."""
+    meta_path = Path(directory) / "meta.json"
+    try:
+        return json.loads(meta_path.read_text()).get("version") == SHARD_VERSION
+    except (OSError, ValueError):
+        return False
 
 
 def load_shard(directory: str | os.PathLike[str], keys: Sequence[str] | None = None, *,

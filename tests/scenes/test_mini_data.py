@@ -12,7 +12,8 @@ from rsa_toolkit.errors import UserInputError
 from rsa_toolkit.lab.dataset import MiniTaskonomy
 from rsa_toolkit.zoo.mini.net import REPRESENTATION_SHAPE, build_teacher_net, output_channels
 from rsa_toolkit.zoo.mini.objectives import OBJECTIVES, SEGMENT_MARGIN, objective
-from rsa_toolkit.scenes.shards import RGB_TASKS, STORAGE, SPLIT_SEEDS, load_shard, split_seeds, write_shard
+from rsa_toolkit.scenes.shards import (RGB_TASKS, STORAGE, SPLIT_SEEDS, load_shard, shard_is_current, split_seeds,
+                                       write_shard)
 from rsa_toolkit.scenes import ALL_TASKS, LABEL_SPECS, inpainting_mask, render, sample_scene
 
 
@@ -53,6 +54,23 @@ def test_shard_errors(tmp_path, shard):
     (bad / "meta.json").write_text(json.dumps({"version": -1}))
     with pytest.raises(UserInputError, match="render it again"):
         load_shard(bad)
+    assert shard_is_current(shard) and not shard_is_current(bad) and not shard_is_current(tmp_path / "missing")
+
+
+def test_mini_commands_re_render_a_stale_cached_shard(tmp_path):
+    """A shard cached by another renderer version is rendered again, not an error (the label of room_layout
+    changed in version 3)."""
+    from argparse import Namespace
+
+    from rsa_toolkit.cli.mini import _shards
+
+    args = Namespace(shards=str(tmp_path), quiet=True, jobs=1)
+    paths = _shards(args, train=3, test=2)
+    meta = json.loads((paths["test"] / "meta.json").read_text())
+    (paths["test"] / "meta.json").write_text(json.dumps({**meta, "version": meta["version"] - 1}))
+    assert not shard_is_current(paths["test"])
+    _shards(args, train=3, test=2)
+    assert shard_is_current(paths["test"]) and load_shard(paths["test"])[0]["count"] == 2
 
 
 def test_dataset_from_shard_equals_rendering_on_the_fly(shard):

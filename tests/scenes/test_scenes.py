@@ -3,6 +3,8 @@ references (hand-computed hits, brute-force ray marching, projective geometry of
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -316,17 +318,39 @@ def test_vanishing_points_are_where_images_of_room_lines_meet(seed):
             assert abs(line @ a) < 1e-9 * np.linalg.norm(line)
 
 
-def test_room_layout_is_invariant_to_the_half_turn_of_the_room():
-    scene = sample_scene(3)
-    w, d, _ = scene.room.size
-    cam = scene.camera
-    turned = Scene(room=scene.room, shapes=(), light=scene.light,
-                   camera=Camera(position=np.array([w - cam.position[0], d - cam.position[1], cam.position[2]]),
-                                 yaw=cam.yaw + np.pi, pitch=cam.pitch, roll=cam.roll))
-    np.testing.assert_allclose(room_layout(turned), room_layout(scene), atol=1e-12)
+def _turned(scene: Scene, turns: int) -> Scene:
+    """The same room and camera described in the world frame turned by ``turns`` quarter turns (+π/2 each):
+    x' = y, y' = W − x, width and depth swap, yaw − π/2."""
+    (w, d, h), (x, y, z) = scene.room.size, scene.camera.position
+    yaw = scene.camera.yaw
+    for _ in range(turns):
+        x, y, w, d, yaw = y, w - x, d, w, yaw - np.pi / 2
+    room = dataclasses.replace(scene.room, size=np.array([w, d, h]))
+    return Scene(room=room, shapes=(), light=scene.light,
+                 camera=Camera(position=np.array([x, y, z]), yaw=yaw, pitch=scene.camera.pitch,
+                               roll=scene.camera.roll))
+
+
+@pytest.mark.parametrize("seed", [3, 4, 11])
+def test_room_layout_is_invariant_to_quarter_turns_of_the_room(seed):
+    scene = sample_scene(seed)
     layout = room_layout(scene)
-    assert abs(layout[0]) <= np.pi / 2 and np.all(np.abs(layout[3:6]) <= 1)
-    np.testing.assert_allclose(layout[6:], scene.room.size / [8, 8, 4])
+    for turns in (1, 2, 3):
+        np.testing.assert_allclose(room_layout(_turned(scene, turns)), layout, atol=1e-12)
+    assert -np.pi / 4 <= layout[0] < np.pi / 4 and np.all(np.abs(layout[3:6]) <= 1)
+    assert sorted(layout[6:8] * 8) == pytest.approx(sorted(scene.room.size[:2]))
+    # the turned description is the same view: the empty room's depth image is identical (independent of layout.py)
+    bare = _turned(scene, 0)
+    np.testing.assert_allclose(render(_turned(scene, 1), 32, tasks=["depth_euclidean"])["depth_euclidean"],
+                               render(bare, 32, tasks=["depth_euclidean"])["depth_euclidean"], rtol=1e-5, atol=1e-6)
+
+
+def test_room_layout_by_hand():
+    """Room 6 × 5 × 3, camera at (2, 1.5, 1.4) with yaw 2.0 rad: one quarter turn (2.0 ∈ [π/4, 3π/4)), so yaw
+    2.0 − π/2, position (1.5, 6 − 2) in a 5 × 6 room."""
+    scene = _scene(room=(6.0, 5.0, 3.0), cam=(2.0, 1.5, 1.4), yaw=2.0, pitch=0.1, light=(3, 3, 2.8))
+    expected = [2.0 - np.pi / 2, 0.1, 0.0, 2 * 1.5 / 5 - 1, 2 * 4 / 6 - 1, 2 * 1.4 / 3 - 1, 5 / 8, 6 / 8, 3 / 4]
+    np.testing.assert_allclose(room_layout(scene), expected, atol=1e-12)
 
 
 def test_keypoints3d_peak_at_visible_room_corners():

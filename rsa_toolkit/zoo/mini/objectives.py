@@ -102,9 +102,10 @@ def _l2(pred: Tensor, target: Tensor) -> Tensor:
 # Spread (standard deviation over the training split) of each image-level regression target, so that every
 # component counts alike in the loss: raw L2 is dominated by yaw and position, and the small components (pitch, roll:
 # the horizon's height and tilt, the easiest cues) barely move it. Measured on 8,000 training frames (seeds 0..7999);
-# tests/scenes/test_mini_data.py checks them against freshly rendered frames.
+# tests/scenes/test_mini_data.py checks them against freshly rendered frames. (room_layout's yaw, x and y were
+# 0.9, 0.46 and 0.36 before its label moved to the quarter-turned room frame, shard version 3.)
 VECTOR_SCALES: dict[str, tuple[float, ...]] = {
-    "room_layout": (0.9, 0.18, 0.05, 0.46, 0.36, 0.22, 0.14, 0.14, 0.067),
+    "room_layout": (0.45, 0.18, 0.05, 0.42, 0.28, 0.22, 0.14, 0.14, 0.067),
     "vanishing_point": (0.43, 0.17, 0.09, 0.088, 0.13, 0.41, 0.048, 0.035, 0.18),
 }
 
