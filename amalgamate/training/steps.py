@@ -14,7 +14,8 @@ parameter sets (no ``requires_grad`` toggling: each backward names the parameter
    :mod:`amalgamate.training.trainer`), learned weight parameters on ``weighting.combine`` of the detached losses.
    One backward per task gives both the norm on W and the head's gradient (:func:`fused_competition`). Once the
    competition has balanced (:class:`amalgamate.training.balance.BalanceCriterion`, with
-   ``stop_competition_when_balanced``) the weights stay frozen and only the heads train here.
+   ``stop_competition_when_balanced``, for a weighting that ``freezes_when_balanced``) the weights stay frozen and
+   only the heads train here.
 
 **KD** (``kd``, ``kd-n-to-n``): one joint step, ``sum_i L_i``, both optimisers step.
 

@@ -24,8 +24,9 @@ w+ from the class balance of the teacher's maps over the first training images
 Then the competition is *balanced* when the drift of the weights (the mean over tasks of |twice-EMA-smoothed
 log(w_i(t) / w_i(t-1))|) stays below ``balance_threshold`` for ``balance_window`` competition steps in which the
 weighting was active (:class:`amalgamate.training.balance.BalanceCriterion`); the step and why are logged, and with
-``stop_competition_when_balanced`` (the default) the weights are frozen from then on and training continues in the
-collaboration regime (the heads keep training, on their own losses).
+``stop_competition_when_balanced`` (the default) a weighting that ``freezes_when_balanced`` (GradNorm, the seed's
+competition) keeps its weights from then on and training continues in the collaboration regime (the heads keep
+training, on their own losses); the other balancers move their weights to the end, as published.
 
 Runs are reproducible and resumable: every random thing is seeded (initialisation by ``torch.manual_seed(seed)``,
 the data order by a numpy generator), and a checkpoint holds the model, both optimisers and schedulers, the
