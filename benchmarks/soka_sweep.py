@@ -62,23 +62,25 @@ def run_dir(out: Path, pairs: tuple[str, ...], seed: int) -> Path:
 
 
 def run_all(args: argparse.Namespace) -> None:
-    """Train and evaluate the chosen settings' students for each seed (finished ones are kept)."""
+    """Train and evaluate the chosen settings' students for each seed (finished ones are kept; when none is
+    missing, the ranking, the knowledge and the val shard are not touched)."""
+    todo = [(pairs, seed) for seed in args.seeds for _, pairs in SETTINGS
+            if (not args.only or slug(pairs) in args.only)
+            and not (run_dir(args.out, pairs, seed) / "metrics.json").is_file()]
+    if not todo:
+        return
     val = experiment.val_shard(args)
     ranking = experiment.aux_ranking(TARGETS, args)
     experiment.fill_knowledge(TARGETS, [ranking[0]], args)
     jobs = []
-    for seed in args.seeds:
-        for label, pairs in SETTINGS:
-            if args.only and slug(pairs) not in args.only:
-                continue
-            setting = argparse.Namespace(**{**vars(args), "set": list(pairs)})
-            config = experiment.settings("soka", TARGETS, seed, setting, ranking)
-            assert config["eval_shard"] == str(val)  # never test
-            jobs.append((str(run_dir(args.out, pairs, seed)), config))
-    todo = [job for job in jobs if not (Path(job[0]) / "metrics.json").is_file()]
+    for pairs, seed in todo:
+        setting = argparse.Namespace(**{**vars(args), "set": list(pairs)})
+        config = experiment.settings("soka", TARGETS, seed, setting, ranking)
+        assert config["eval_shard"] == str(val)  # never test
+        jobs.append((str(run_dir(args.out, pairs, seed)), config))
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
-        for done in pool.map(experiment.run_one, *zip(*todo)) if todo else ():
+        for done in pool.map(experiment.run_one, *zip(*jobs)):
             print(f"[{(time.perf_counter() - t0) / 60:5.1f} min] {done}", flush=True)
 
 
