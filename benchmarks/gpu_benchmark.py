@@ -14,6 +14,9 @@ a timeout costs that part only); results.json and gpu_benchmark.md are rewritten
 * extract: images/s of ``extract_features`` (a fresh teacher: load, decoding, preprocessing, forward, writing; and
   loaded) vs a bare forward of the same batches on the device: bench_extract's random-init Taskonomy ResNet-50
   encoder, 512 PNGs of 256 x 256, batch 64, best of 2.
+* amalgamate_check: the GPU training path against the CPU reference: the same tiny float64 SOKA run (mini zoo,
+  64 frames, 6 steps, GradNorm, auxiliary, adapters) on the CPU and the device: max abs diff of the students'
+  parameters and the logged loss weights.
 * amalgamate_taskonomy, amalgamate_mini: a SOKA step (targets depth_zbuffer + normal, auxiliary segment_semantic,
   batch 32, kd_warmup=0: guidance and GradNorm in every step) with cached vs live teachers. Taskonomy-size:
   random-init encoders and decoders, 128 seeded PNGs of 256 x 256; mini: the shipped zoo, 256 rendered frames. One
@@ -47,14 +50,14 @@ sys.path.insert(0, str(HERE))  # bench_extract's helpers, in the parts' processe
 GB, SEED = 1e9, 0
 TARGETS, AUX = ("depth_zbuffer", "normal"), "segment_semantic"
 # part -> (time limit in s, time kept for it while earlier parts run); in this order, the largest RSA run last
-PARTS = {"rsa_check": (60, 15), "rsa_20k": (120, 30), "extract": (90, 30), "amalgamate_taskonomy": (150, 40),
-         "amalgamate_mini": (90, 30), "rsa_50k": (600, 60)}
+PARTS = {"rsa_check": (60, 15), "rsa_20k": (120, 30), "extract": (90, 30), "amalgamate_check": (60, 20),
+         "amalgamate_taskonomy": (150, 40), "amalgamate_mini": (90, 30), "rsa_50k": (600, 60)}
 FULL = {"rsa_check": (2000, 5, 2048), "rsa_20k": (20000, 20, 2048), "rsa_50k": (50000, 20, 2048),
         "extract": dict(images=512, px=256, batch=64, repeats=2), "mini": dict(frames=256, batch=32, steps=25, skip=5),
-        "taskonomy": dict(images=128, px=256, batch=32, steps=25, skip=5)}
+        "taskonomy": dict(images=128, px=256, batch=32, steps=25, skip=5), "check": dict(frames=64, batch=8, steps=6)}
 SMOKE = {"rsa_check": (120, 3, 32), "rsa_20k": (300, 4, 64), "rsa_50k": (400, 4, 64),
          "extract": dict(images=2, px=64, batch=2, repeats=1), "mini": dict(frames=4, batch=4, steps=1, skip=0),
-         "taskonomy": dict(images=1, px=64, batch=1, steps=1, skip=0)}
+         "taskonomy": dict(images=1, px=64, batch=1, steps=1, skip=0), "check": dict(frames=4, batch=4, steps=2)}
 
 
 # --- the parent: runs the parts, writes the results after each ------------------------------------------------------
@@ -148,6 +151,9 @@ def rows(results: dict) -> list[tuple[str, str, str, str]]:
     if "ratio" in (e := parts.get("extract", {})):
         out.append(("extract", "img/s toolkit / bare", f"{e['toolkit_images_s']:.3g} / {e['bare_images_s']:.3g} "
                     f"= {e['ratio']:.2f}", verdict(e["ratio"] >= 1 / 1.1, "issue 3: <= 10 % overhead")))
+    if "max_abs_diff" in (c := parts.get("amalgamate_check", {})):
+        d = c["max_abs_diff"]
+        out.append(("amalgamate check", "max |device - cpu|, float64 run", f"{d:.1e}", verdict(d <= 1e-6, "<= 1e-6")))
     for kind in ("taskonomy", "mini"):
         if "live_over_cached" in (a := parts.get(f"amalgamate_{kind}", {})):
             ok = verdict(a["live_over_cached"] >= 3, ">= 3x") if kind == "taskonomy" else "-"
@@ -192,6 +198,8 @@ def run_part(args: argparse.Namespace) -> None:
                           scratch=Path(args.scratch or tempfile.gettempdir()), max_teachers=args._max_teachers)
         elif name == "extract":
             out = extraction(Path(tmp), device, SEED, **size[name])
+        elif name == "amalgamate_check":
+            out = amalgamation_check(Path(tmp), device, SEED, **size["check"])
         else:
             kind = name.split("_")[1]
             out = amalgamation(Path(tmp), kind, device, SEED, **size[kind])
@@ -354,6 +362,29 @@ def amalgamation(tmp: Path, kind: str, device, seed: int, *, batch: int, steps: 
                 f"{label}_run_s": time.perf_counter() - start}
     out["live_over_cached"] = out["live_s_step"] / out["cached_s_step"]
     return out | ({"images": images, "px": px} if kind == "taskonomy" else {"frames": frames})
+
+
+def amalgamation_check(tmp: Path, device, seed: int, *, frames: int, batch: int, steps: int) -> dict:  # noqa: ANN001
+    """The GPU training path against the CPU reference (issue 16, item 6): the same tiny float64 SOKA run (GradNorm,
+    auxiliary, adapters, each run's own knowledge cache) on the CPU and on ``device``; the largest difference of the
+    students' parameters and of the logged loss weights (rounding only: reductions run in another order)."""
+    import torch
+
+    from amalgamate import train
+
+    settings = {"targets": list(TARGETS), "aux": AUX, "batch_size": batch, "kd_warmup": 0, "seed": seed,
+                "steps": steps, "checkpoint_every": 10 * steps, "precision": "float64", "train_frames": frames}
+    students, weights = {}, {}
+    for label, where in (("cpu", "cpu"), ("device", str(device))):
+        run = tmp / f"run-{label}"
+        train(run, {**settings, "device": where, "cache_dir": str(tmp / f"cache-{label}")}, overwrite=True)
+        students[label] = torch.load(run / "student.pt", weights_only=True)["state_dict"]
+        weights[label] = [json.loads(line)["weights"] for line in (run / "log.jsonl").read_text().splitlines()]
+    parameters = max(float((students["cpu"][k] - students["device"][k]).abs().max()) for k in students["cpu"]
+                     if students["cpu"][k].is_floating_point())
+    logged = max(abs(a[t] - b[t]) for a, b in zip(weights["cpu"], weights["device"]) for t in a)
+    return {"max_abs_diff": max(parameters, logged), "parameters_max_abs_diff": parameters,
+            "weights_max_abs_diff": logged, "steps": steps, "frames": frames, "batch": batch}
 
 
 def step_times(run: Path, device, settings: dict) -> tuple[list[float], float]:  # noqa: ANN001

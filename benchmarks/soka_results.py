@@ -19,16 +19,18 @@ arm              what
 ===============  ====================================================================================================
 
 Pairing: every arm of a seed has the same seed, the same training frames and so the same data order (the trainer's
-order is drawn from ``(seed, 7)`` alone) and the same initialisation seed. Primary metrics (declared here, before the
-experiment): :data:`PRIMARY`. Every metric of every run goes to one CSV, ``RUNS/metrics.csv`` (one row per arm x
-target set x seed x model x task x reference x metric); every table is generated from that CSV only: mean, sample SD
-(ddof = 1) and 95 % t CI over seeds, paired t-tests of SOKA (RSA aux) against each other arm on the primary metrics
-across seeds (Wilcoxon as a check), Holm-corrected over the whole family of those comparisons, and a verdict ("no
-detectable difference" where the corrected p >= 0.05) (:mod:`amalgamate.evaluation.statistics`).
+order is drawn from ``(seed, 7)`` alone) and the same initialisation seed. Primary metrics (declared before the
+experiment): ``soka_tables.PRIMARY``. Every finished run goes into one CSV, ``RUNS/metrics.csv``, shipped as
+``docs/results_metrics.csv`` (one row per arm x target set x seed x model x task x reference x metric, the training
+logs' weights, step times and balance steps included); every table but the inference times is generated from that
+CSV alone (benchmarks/soka_tables.py: mean, sample SD and 95 % CI over seeds, the gap to the teachers, paired tests
+with Holm's correction, verdicts).
 
 Jobs run in ``--jobs`` processes of one torch thread each; a run whose ``metrics.json`` exists is not trained again,
-so a killed experiment continues where it stopped. Inference times (Table 3) are measured afterwards in this process,
-all models on the same batch, as ratios. Writes the generated sections of docs/results.md and docs/img/results_*.png.
+so a killed experiment continues where it stopped, and an experiment run in parts (``--arms``, ``--target-sets``)
+adds up under one RUNS; ``--tables-only`` tabulates what is finished. Inference times (Table 3) are measured in this
+process, all models on the same batch, as ratios, into ``RUNS/speed.json`` (``--speed-only`` measures them alone, on a
+quiet machine). Writes the generated sections of docs/results.md, docs/results_metrics.csv and docs/img/results_*.png.
 
 Choosing the defaults (docs/amalgamate.md; ``benchmarks/soka_sweep.py`` runs the whole sweep) comes first, on the
 **val** split, never on test: the same script with ``--eval-split val`` scores every run on val frames (a shard
@@ -36,6 +38,7 @@ rendered once under RUNS), and ``--set KEY=VALUE`` (repeatable; ``gradnorm.lr=0.
 changes the soka arms' config, one output directory per setting, e.g. ``--seeds 1 --eval-split val --set guide_weight=0.25 --out runs/sweep-gw0.25 --no-write``.
 
     python benchmarks/soka_results.py --out runs/results                # the documented run (see docs/results.md)
+    python benchmarks/soka_results.py --from-csv docs/results_metrics.csv     # the doc's tables from the shipped CSV
     python benchmarks/soka_results.py --out /tmp/r --steps 2 --seeds 1 --train-frames 64 --eval-frames 16 \
         --kd-warmup 0 --no-speed --no-write                              # a smoke run
 """
@@ -46,6 +49,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -55,26 +59,13 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _doc_section import write_section  # noqa: E402
+from _doc_section import markers, write_section  # noqa: E402
+from soka_tables import (ARMS, CSV_FIELDS, CSV_SECTIONS, LABELS, PRIMARY, REFERENCE_ARM, TARGET_SETS,  # noqa: E402
+                         TITLES, sections)
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET_SETS = {"2 tasks": ("depth_zbuffer", "normal"), "3 tasks": ("depth_zbuffer", "edge_texture", "normal")}
-ARMS = ("kd", "kd-n-to-n", "soka", "soka-worst", "soka-random", "soka-none", "soka-other")
-REFERENCE_ARM = "soka"  # the arm every other is compared with
-LABELS = {"teachers": "Teachers", "kd": "KD n-to-1", "kd-n-to-n": "KD n-to-n", "soka": "SOKA (RSA aux)",
-          "soka-worst": "SOKA (worst aux)", "soka-random": "SOKA (random aux)", "soka-none": "SOKA (no aux)",
-          "soka-other": "SOKA (other balancer, RSA aux)"}
-# the primary metric per task, declared before the experiment: (metric, higher is better)
-PRIMARY = {"depth_zbuffer": ("rmse", False), "normal": ("angle", False), "edge_texture": ("f_score", True)}
-# secondary metrics shown in the tables, per task
-METRICS = {"depth_zbuffer": (("rmse", False), ("rel", False), ("delta1", True), ("delta2", True)),
-           "edge_texture": (("f_score", True), ("rmse", False), ("accuracy", True)),
-           "normal": (("angle", False), ("angle_11", True), ("rmse", False))}
-TITLES = {"rmse": "rmse", "rel": "rel", "delta1": "δ<1.25", "delta2": "δ<1.25²", "accuracy": "acc",
-          "angle": "angle°", "angle_11": "<11.25°", "f_score": "F (ODS)"}
-CSV_FIELDS = ("arm", "targets", "seed", "model", "task", "reference", "metric", "value")
-SECTIONS = ("results_setup", "results_primary", "results_tests", "results_secondary", "results_table3",
-            "results_weights", "results_step_seconds")  # the generated sections of docs/results.md
+SECTIONS = ("results_setup", "results_table3", *CSV_SECTIONS)  # the generated sections of docs/results.md
+SHIPPED_CSV = ROOT / "docs" / "results_metrics.csv"  # the experiment's CSV, shipped: every table comes from it
 
 
 # --- the runs -------------------------------------------------------------------------------------------------------
@@ -173,155 +164,97 @@ def fill_knowledge(targets: tuple[str, ...], auxiliaries: list[str], args: argpa
         build_knowledge([zoo.target(t) for t in targets], zoo.auxiliary(aux), images, cache_dir=default_cache_dir())
 
 
-# --- the CSV and the tables from it ----------------------------------------------------------------------------------
+# --- the CSV: every run's metrics and what its log says ---------------------------------------------------------------
 
 def run_dir(out: Path, name: str, arm: str, seed: int) -> Path:
     return out / name.replace(" ", "-") / arm / f"seed{seed}"
 
 
-def write_csv(out: Path, seeds: int) -> Path:
-    """One row per arm x target set x seed x model x task x reference x metric, from every run's metrics.json."""
+def run_rows(run: Path, arm: str, name: str, seed: int) -> list[dict[str, Any]]:
+    """The CSV rows of one finished run: the student's metrics against the truth and the teachers; each task's mean
+    loss weight over the logged steps, the seconds per training step and the step the balance criterion was met."""
+    m = json.loads((run / "metrics.json").read_text())
+    info = json.loads((run / "run.json").read_text())
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    row = {"arm": arm, "targets": name, "seed": seed, "model": "student"}
+    rows = [{**row, "task": task, "reference": reference[3:], "metric": metric, "value": value}
+            for task, scores in m["student"].items() for reference in ("vs_truth", "vs_teacher")
+            for metric, value in (scores.get(reference) or {}).items()]
+    rows += [{**row, "task": task, "reference": "training", "metric": "mean_weight",
+              "value": float(np.mean([e["weights"][task] for e in log]))} for task in m["student"]]
+    rows += [{**row, "task": "all", "reference": "training", "metric": "seconds_per_step",
+              "value": info["seconds_this_session"] / max(1, info["step"])},
+             {**row, "task": "all", "reference": "training", "metric": "balanced_at", "value": info["balanced_at"]}]
+    return rows
+
+
+def teacher_rows(run: Path, name: str, seed: int) -> list[dict[str, Any]]:
+    """The teachers' metrics against the truth (the same teachers and test frames in every arm of a seed)."""
+    m = json.loads((run / "metrics.json").read_text())
+    return [{"arm": "teachers", "targets": name, "seed": seed, "model": "teacher", "task": task,
+             "reference": "truth", "metric": metric, "value": value}
+            for task, scores in m["teachers"].items() for metric, value in (scores.get("vs_truth") or {}).items()]
+
+
+def write_csv(out: Path, seeds: int, path: Path) -> int:
+    """One row per arm x target set x seed x model x task x reference x metric, from every *finished* run (an
+    experiment run in parts tabulates what it has); returns the number of runs in it."""
     from rsa_toolkit.files import atomic_path
 
-    path = out / "metrics.csv"
+    finished = 0
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
         writer.writeheader()
         for name in TARGET_SETS:
-            for arm in ARMS:
-                for seed in range(seeds):
-                    m = json.loads((run_dir(out, name, arm, seed) / "metrics.json").read_text())
-                    for task, scores in m["student"].items():
-                        for reference in ("vs_truth", "vs_teacher"):
-                            for metric, value in (scores.get(reference) or {}).items():
-                                writer.writerow({"arm": arm, "targets": name, "seed": seed, "model": "student",
-                                                 "task": task, "reference": reference[3:], "metric": metric,
-                                                 "value": "" if value is None else value})
-                    if arm == ARMS[0]:  # the teachers are the same in every arm: once per target set and seed
-                        for task, scores in m["teachers"].items():
-                            for metric, value in (scores.get("vs_truth") or {}).items():
-                                writer.writerow({"arm": "teachers", "targets": name, "seed": seed,
-                                                 "model": "teacher", "task": task, "reference": "truth",
-                                                 "metric": metric, "value": "" if value is None else value})
-    return path
+            for seed in range(seeds):
+                runs = [(arm, run_dir(out, name, arm, seed)) for arm in ARMS]
+                runs = [(arm, run) for arm, run in runs if (run / "metrics.json").is_file()]
+                for arm, run in runs:
+                    writer.writerows({**r, "value": "" if r["value"] is None else r["value"]}
+                                     for r in run_rows(run, arm, name, seed))
+                if runs:
+                    writer.writerows(teacher_rows(runs[0][1], name, seed))
+                finished += len(runs)
+    return finished
 
 
-def read_csv(path: Path) -> dict[tuple[str, str, str, str, str], dict[int, float]]:
-    """(arm, targets, task, reference, metric) -> {seed: value} (NaN for a missing value)."""
-    table: dict[tuple[str, str, str, str, str], dict[int, float]] = {}
-    with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            key = (row["arm"], row["targets"], row["task"], row["reference"], row["metric"])
-            table.setdefault(key, {})[int(row["seed"])] = float(row["value"]) if row["value"] else float("nan")
-    return table
+# --- inference time (Table 3) and the figures ---------------------------------------------------------------------
 
-
-def _seed_values(table: dict, key: tuple, seeds: list[int]) -> np.ndarray:
-    return np.array([table.get(key, {}).get(s, np.nan) for s in seeds], dtype=float)
-
-
-def _fmt(summary, digits: int = 4) -> str:
-    from math import isfinite
-
-    if summary.n == 0:
-        return "–"
-    if not isfinite(summary.sd):
-        return f"{summary.mean:.{digits}g}"
-    return f"{summary.mean:.{digits}g} ± {summary.sd:.2g} [{summary.ci_low:.{digits}g}, {summary.ci_high:.{digits}g}]"
-
-
-def metric_table(table: dict, name: str, arms: tuple[str, ...], seeds: list[int], *, primary_only: bool = False,
-                 with_teachers: bool = False, reference: str = "truth") -> list[str]:
-    """Mean ± SD [95 % CI] over seeds per arm and (task, metric) column, from the CSV's table."""
-    from amalgamate.evaluation.statistics import summary
-
-    targets = TARGET_SETS[name]
-    cols = [(t, *PRIMARY[t]) for t in targets] if primary_only else [(t, m, hi) for t in targets
-                                                                     for m, hi in METRICS[t]]
-    header = ["model", *(f"{t} {TITLES[m]} {'↑' if hi else '↓'}" for t, m, hi in cols)]
-    rows = []
-    for arm in (("teachers",) if with_teachers else ()) + arms:
-        rows.append([LABELS[arm], *(_fmt(summary(_seed_values(table, (arm, name, t, reference, m), seeds)))
-                                    for t, m, _ in cols)])
-    return [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}", *(f"| {' | '.join(r)} |" for r in rows)]
-
-
-def comparison_rows(table: dict, seeds: list[int]) -> list[str]:
-    """Paired tests of SOKA (RSA aux) against every other arm on the primary metrics, over seeds, Holm-corrected
-    over the whole family (every target set, arm and primary metric)."""
-    from amalgamate.evaluation.statistics import holm, paired_test, verdict
-
-    tests = []
-    for name, targets in TARGET_SETS.items():
-        for arm in ARMS:
-            if arm == REFERENCE_ARM:
-                continue
-            for task in targets:
-                metric, higher = PRIMARY[task]
-                a = _seed_values(table, (REFERENCE_ARM, name, task, "truth", metric), seeds)
-                b = _seed_values(table, (arm, name, task, "truth", metric), seeds)
-                tests.append((name, arm, task, metric, higher, paired_test(a, b)))
-    adjusted = holm([t[-1].p_t for t in tests])
-    lines = [f"| targets | {LABELS[REFERENCE_ARM]} vs | task | metric | mean difference [95 % CI] | p (t) | "
-             "p (Wilcoxon) | p (Holm) | verdict |", "|---|---|---|---|---|---|---|---|---|"]
-    for (name, arm, task, metric, higher, r), p_holm in zip(tests, adjusted):
-        lines.append(f"| {name} | {LABELS[arm]} | {task} | {TITLES[metric]} | {r.mean_difference:+.3g} "
-                     f"[{r.ci_low:+.3g}, {r.ci_high:+.3g}] | {r.p_t:.3g} | {r.p_wilcoxon:.3g} | {p_holm:.3g} | "
-                     f"{verdict(r.mean_difference, p_holm, higher_is_better=higher)} |")
-    return lines
-
-
-def weight_rows(out: Path, seeds: int) -> list[str]:
-    """Across every SOKA run: does the mean weight a task received go with that task's primary result?
-    (Spearman over runs; read from the logs and the CSV's source metrics; nothing is tuned on it.)"""
-    from scipy.stats import spearmanr
-
-    lines = ["| task | metric | SOKA runs | weight range | Spearman(weight, metric) |", "|---|---|---|---|---|"]
-    for task in ("depth_zbuffer", "normal"):
-        metric = PRIMARY[task][0]
-        weights, scores = [], []
-        for name in TARGET_SETS:
-            for arm in (a for a in ARMS if a.startswith("soka")):
-                for seed in range(seeds):
-                    run = run_dir(out, name, arm, seed)
-                    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-                    weights.append(float(np.mean([e["weights"][task] for e in log])))
-                    scores.append(json.loads((run / "metrics.json").read_text())["student"][task]["vs_truth"][metric])
-        rho = spearmanr(weights, scores).statistic if len(set(weights)) > 1 else float("nan")
-        lines.append(f"| {task} | {TITLES[metric]} | {len(weights)} | {min(weights):.2f}–{max(weights):.2f} | "
-                     f"**{rho:+.2f}** |")
-    return lines
-
-
-def step_seconds(out: Path, seeds: int) -> list[str]:
-    """Mean training seconds per step per arm and target set (run.json; under the experiment's load)."""
-    lines = ["| targets | arm | s / step |", "|---|---|---|"]
-    for name in TARGET_SETS:
-        for arm in ARMS:
-            per = [json.loads((run_dir(out, name, arm, s) / "run.json").read_text()) for s in range(seeds)]
-            sec = np.mean([r["seconds_this_session"] / max(1, r["step"]) for r in per])
-            lines.append(f"| {name} | {LABELS[arm]} | {sec:.2f} |")
-    return lines
-
-
-def speed_rows(args: argparse.Namespace) -> list[str]:
+def speed_rows(out: Path, batch_size: int) -> list[str]:
+    """The n teachers, KD n-to-n and the n-to-1 student timed together (bench_amalgamate), saved to RUNS/speed.json
+    with the machine's load when measured, so that a later write of the tables reuses the quiet measurement."""
     from bench_amalgamate import inference_rows
 
-    lines = ["| targets | model | ms / frame | × teachers | parameters | GFLOP / frame |", "|---|---|---|---|---|---|"]
-    for name, targets in TARGET_SETS.items():
-        for r in inference_rows(targets, args.batch_size, rounds=20):
-            lines.append(f"| {name} | {r['model']} | {r['ms']:.2f} | **{r['ratio']:.2f}×** | {r['params']:,} | "
-                         f"{r['gflops']:.3f} |")
-    return lines
+    load = os.getloadavg()[0]
+    rows = [{"targets": name, **r} for name, targets in TARGET_SETS.items()
+            for r in inference_rows(targets, batch_size, rounds=20)]
+    (out / "speed.json").write_text(json.dumps({"load_1min": load, "batch": batch_size, "rows": rows,
+                                                "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}))
+    return speed_lines(out)
 
 
-def curves_png(log_path: Path, path: Path, title: str) -> None:
+def speed_lines(out: Path) -> list[str]:
+    path = out / "speed.json"
+    if not path.is_file():
+        return []
+    speed = json.loads(path.read_text())
+    return [f"Measured {speed['measured']} (load {speed['load_1min']:.2f} when it started), batch {speed['batch']}, "
+            "the three models of a target set timed together, best of 20 interleaved rounds:", "",
+            "| targets | model | ms / frame | × teachers | parameters | GFLOP / frame |", "|---|---|---|---|---|---|",
+            *(f"| {r['targets']} | {r['model']} | {r['ms']:.2f} | **{r['ratio']:.2f}×** | {r['params']:,} | "
+              f"{r['gflops']:.3f} |" for r in speed["rows"])]
+
+
+def curves_png(run: Path, path: Path, title: str) -> None:
+    """Per-task losses and weights over the steps; the end of the KD warm-up (the first step a weight moves) and the
+    step the competition balanced are marked."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     from rsa_toolkit.files import atomic_path
 
-    entries = [json.loads(line) for line in log_path.read_text().splitlines()]
+    entries = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    balanced_at = json.loads((run / "run.json").read_text()).get("balanced_at")
     steps = [e["step"] for e in entries]
     tasks = list(entries[0]["losses"])
     fig = Figure(figsize=(10, 3.8))
@@ -333,6 +266,11 @@ def curves_png(log_path: Path, path: Path, title: str) -> None:
     ax_loss.set_yscale("log")
     ax_loss.set(xlabel="step", ylabel="distillation loss / initial", title="losses")
     ax_w.set(xlabel="step", ylabel="loss weight w_i", title="self-coordinated weights (GradNorm)")
+    if balanced_at is not None:
+        for ax in (ax_loss, ax_w):
+            ax.axvline(balanced_at, color="grey", ls="--", lw=0.8)
+        ax_w.annotate(f" balanced at step {balanced_at}: weights frozen", (balanced_at, 0.02),
+                      xycoords=("data", "axes fraction"), fontsize=8, color="grey", ha="right")
     ax_w.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
@@ -340,20 +278,39 @@ def curves_png(log_path: Path, path: Path, title: str) -> None:
         FigureCanvasAgg(fig).print_png(str(tmp))
 
 
+def figures(out: Path, rankings: dict[str, list[str]]) -> None:
+    """Loss and weight curves of SOKA seed 0 (seed Fig. 3) and its predictions beside KD's (seed Fig. 2), on the
+    largest target set that has both runs."""
+    from amalgamate import write_report
+
+    for shown in reversed(list(TARGET_SETS)):
+        soka, kd = run_dir(out, shown, "soka", 0), run_dir(out, shown, "kd", 0)
+        if (soka / "metrics.json").is_file() and (kd / "metrics.json").is_file():
+            break
+    else:
+        return
+    curves_png(soka, ROOT / "docs" / "img" / "results_curves.png",
+               f"SOKA, {shown}, seed 0 (auxiliary {rankings[shown][0]})")
+    report = write_report([soka, kd], out / f"report-{shown.replace(' ', '-')}")
+    prediction = next(p for p in report if p.name.startswith("predictions-soka"))
+    (ROOT / "docs" / "img" / "results_predictions.png").write_bytes(prediction.read_bytes())
+
+
 def narrow(arms: list[str], target_sets: list[str]) -> None:
     """Restrict the experiment to some arms and target sets (the CPU plan of docs/results.md runs it in parts; the
-    finished runs of every part stay under --out). Every table below iterates ARMS and TARGET_SETS, so they are
-    narrowed here, once, before anything runs; the doc's setup line names what was run."""
+    finished runs of every part stay under --out). The runs below iterate ARMS and TARGET_SETS, so they are
+    narrowed here, once, before anything runs; the tables show every finished run."""
     global ARMS, TARGET_SETS
     ARMS = tuple(a for a in ARMS if a in arms or a == REFERENCE_ARM)
     TARGET_SETS = {name: TARGET_SETS[name] for name in target_sets}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, required=True, help="directory of the runs (reused: finished runs are kept)")
+    ap.add_argument("--out", type=Path, help="directory of the runs (reused: finished runs are kept)")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=500, help="training steps per student (default: the teachers' "
+                                                           "own budget)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--train-frames", type=int, default=4000)
@@ -369,25 +326,61 @@ def main() -> None:
                     help="a config setting of the soka arms (repeatable; gradnorm.lr=0.05 for a weighting's option)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
-                    help="run (and tabulate) only these arms; 'soka' is always kept: every test compares with it")
+                    help="run only these arms; 'soka' is always kept: every test compares with it")
     ap.add_argument("--target-sets", nargs="+", choices=list(TARGET_SETS), default=list(TARGET_SETS),
-                    help="run (and tabulate) only these target sets")
-    ap.add_argument("--no-speed", action="store_true", help="skip the inference timing (Table 3)")
+                    help="run only these target sets")
+    ap.add_argument("--tables-only", action="store_true",
+                    help="train nothing: tabulate the finished runs under --out (an experiment run in parts)")
+    ap.add_argument("--from-csv", type=Path, metavar="CSV",
+                    help="regenerate the CSV's sections of docs/results.md from a metrics CSV alone (e.g. the shipped "
+                         "docs/results_metrics.csv); needs no runs")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="measure inference time (Table 3) into RUNS/speed.json and stop; on a quiet machine")
+    ap.add_argument("--no-speed", action="store_true",
+                    help="skip the inference timing (Table 3 then shows RUNS/speed.json's earlier measurement)")
     ap.add_argument("--no-write", action="store_true", help="print the tables; leave docs/ alone")
     args = ap.parse_args()
-    narrow(args.arms, args.target_sets)
-    if not args.no_write:  # before hours of training, not after
-        from _doc_section import markers
+    if args.from_csv is None and args.out is None:
+        ap.error("--out is required (unless --from-csv)")
+    return args
 
+
+def main() -> None:
+    args = parse_args()
+    if args.from_csv is not None:
+        emit(args, sections(args.from_csv))
+        return
+    narrow(args.arms, args.target_sets)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.speed_only:
+        print(*speed_rows(args.out, args.batch_size), sep="\n")
+        return
+    if not args.no_write:  # before hours of training, not after
         text = (ROOT / "docs" / "results.md").read_text()
         missing = [n for n in SECTIONS if any(m not in text for m in markers(n))]
         if missing:
             raise SystemExit(f"docs/results.md lacks the markers of {', '.join(missing)}; add them first.")
     t0 = time.perf_counter()
-    args.out.mkdir(parents=True, exist_ok=True)
     if args.eval_split == "val":
         val_shard(args)  # rendered once here, before the workers read it
     rankings = {name: aux_ranking(targets, args) for name, targets in TARGET_SETS.items()}
+    if not args.tables_only:
+        train_all(args, rankings, t0)
+    csv_path = args.out / "metrics.csv"
+    finished = write_csv(args.out, args.seeds, csv_path)
+    if not args.no_speed:
+        speed_rows(args.out, args.batch_size)
+    emit(args, {"results_setup": setup_lines(args, rankings, finished), "results_table3": ["", *speed_lines(args.out),
+                                                                                          ""], **sections(csv_path)})
+    if not args.no_write:
+        shutil.copyfile(csv_path, SHIPPED_CSV)
+        figures(args.out, rankings)
+        print(f"wrote docs/results.md, {SHIPPED_CSV.relative_to(ROOT)} and docs/img/results_*.png")
+
+
+def train_all(args: argparse.Namespace, rankings: dict[str, list[str]], t0: float) -> None:
+    """Train every missing run of the (narrowed) experiment in --jobs processes; adds the wall time to
+    RUNS/timing.json."""
     for name, targets in TARGET_SETS.items():
         auxiliaries = {rankings[name][0], rankings[name][-1], *(random_auxiliary(rankings[name], s)
                                                                for s in range(args.seeds))}
@@ -395,74 +388,52 @@ def main() -> None:
     jobs = [(str(run_dir(args.out, name, arm, seed)), settings(arm, targets, seed, args, rankings[name]))
             for seed in range(args.seeds) for name, targets in TARGET_SETS.items() for arm in ARMS]
     todo = [job for job in jobs if not (Path(job[0]) / "metrics.json").is_file()]
+    if not todo:
+        return
     with ProcessPoolExecutor(args.jobs) as pool:
-        for done in pool.map(run_one, *zip(*todo)) if todo else ():
+        for done in pool.map(run_one, *zip(*todo)):
             print(f"[{(time.perf_counter() - t0) / 60:5.1f} min] {done}", flush=True)
     timing_file = args.out / "timing.json"
-    train_minutes = json.loads(timing_file.read_text())["minutes"] if timing_file.is_file() else 0.0
-    if todo:
-        train_minutes += (time.perf_counter() - t0) / 60
-        timing_file.write_text(json.dumps({"minutes": train_minutes}))
-    csv_path = write_csv(args.out, args.seeds)
-    table = read_csv(csv_path)  # every table below comes from the CSV only
-    t1 = time.perf_counter()
-    speed = [] if args.no_speed else speed_rows(args)
-    total_minutes = train_minutes + (time.perf_counter() - t1) / 60
-    print_or_write(args, table, rankings, speed, train_minutes, total_minutes, csv_path)
+    minutes = json.loads(timing_file.read_text())["minutes"] if timing_file.is_file() else 0.0
+    timing_file.write_text(json.dumps({"minutes": minutes + (time.perf_counter() - t0) / 60}))
 
 
-def print_or_write(args: argparse.Namespace, table: dict, rankings: dict[str, list[str]], speed: list[str],
-                   train_minutes: float, total_minutes: float, csv_path: Path) -> None:
-    seeds = list(range(args.seeds))
+def setup_lines(args: argparse.Namespace, rankings: dict[str, list[str]], finished: int) -> list[str]:
+    timing_file = args.out / "timing.json"
+    minutes = json.loads(timing_file.read_text())["minutes"] if timing_file.is_file() else 0.0
+    planned = len(LABELS) - 1
     command = (f"python benchmarks/soka_results.py --out RUNS --seeds {args.seeds} --steps {args.steps} "
                f"--batch-size {args.batch_size} --lr {args.lr:g} --train-frames {args.train_frames} --eval-frames "
                f"{args.eval_frames} --other-weighting {args.other_weighting} --eval-split {args.eval_split}"
-               + "".join(f" --set {pair}" for pair in args.set) + f" --jobs {args.jobs}"
-               + (f" --arms {' '.join(ARMS)}" if len(ARMS) < len(LABELS) - 1 else "")
-               + (f" --target-sets {' '.join(repr(n) for n in TARGET_SETS)}" if len(TARGET_SETS) < 2 else ""))
-    setup = [
-        "", f"Produced by `{command}` in {total_minutes:.0f} min ({train_minutes:.0f} min of training and "
-        f"evaluating {len(ARMS) * len(TARGET_SETS) * args.seeds} students) on {os.cpu_count()} CPU cores; do not "
-        f"edit by hand. Every table is generated from `{csv_path.name}` (one row per arm, target set, seed, task, "
-        f"reference and metric). Mean ± sample SD (ddof = 1) [95 % t CI] over seeds "
-        f"{', '.join(str(s) for s in seeds)}; every student: {args.steps} steps of {args.batch_size} frames at 64 px, "
-        f"AdamW lr {args.lr:g} (5% warm-up, cosine), {args.train_frames:,} train frames (the same data order per "
-        f"seed in every arm), scored on {args.eval_frames} {args.eval_split} frames against exact ground truth. "
-        f"Primary metrics "
-        f"(declared before the run): {', '.join(f'{t} {TITLES[m]}' for t, (m, _) in PRIMARY.items())}.",
+               + "".join(f" --set {pair}" for pair in args.set) + f" --jobs {args.jobs}")
+    seeds = range(args.seeds)
+    return [
+        "", f"Produced by `{command}` (run in parts with `--arms` / `--target-sets`; the parts add up under one RUNS) "
+        f"on {os.cpu_count()} CPU cores, {minutes:.0f} min of training and evaluating so far: **{finished} of the "
+        f"{planned * len(TARGET_SETS) * args.seeds} students** ({planned} arms × {len(TARGET_SETS)} target sets × "
+        f"{args.seeds} seeds) are finished and in the tables; do not edit by hand. Every table below except Table 3 "
+        f"is generated from [results_metrics.csv](results_metrics.csv) (one row per arm, target set, seed, task, "
+        f"reference and metric; `python benchmarks/soka_results.py --from-csv docs/results_metrics.csv` regenerates "
+        f"them). Mean ± sample SD (ddof = 1) [95 % t CI] over the seeds; every student: {args.steps} steps of "
+        f"{args.batch_size} frames at 64 px, AdamW lr {args.lr:g} (5% warm-up, cosine), {args.train_frames:,} train "
+        f"frames (the same data order per seed in every arm), scored on {args.eval_frames} {args.eval_split} frames "
+        f"against exact ground truth. Primary metrics (declared before the run): "
+        f"{', '.join(f'{t} {TITLES[m]}' for t, (m, _) in PRIMARY.items())}.",
         "",
         *(f"- {name}: RSA ranking of the auxiliaries: first **{r[0]}**, last **{r[-1]}** (of {len(r)}); random "
           f"per seed: {', '.join(random_auxiliary(r, s) for s in seeds)}." for name, r in rankings.items()),
         "",
     ]
-    primary = ["", *[line for name in TARGET_SETS for line in
-                     (f"**{name}**", "", *metric_table(table, name, ARMS, seeds, primary_only=True,
-                                                       with_teachers=True), "")]]
-    secondary = ["", *[line for name in TARGET_SETS for line in
-                       (f"**{name}**", "", *metric_table(table, name, ARMS, seeds, with_teachers=True), "")]]
-    sections = {"results_setup": setup, "results_primary": primary, "results_tests": ["", *comparison_rows(table,
-                                                                                                         seeds), ""],
-                "results_secondary": secondary, "results_table3": ["", *speed, ""],
-                "results_weights": ["", *weight_rows(args.out, args.seeds), ""],
-                "results_step_seconds": ["", *step_seconds(args.out, args.seeds), ""]}
+
+
+def emit(args: argparse.Namespace, generated: dict[str, list[str]]) -> None:
+    """Write the sections into docs/results.md (or print them with --no-write)."""
     if args.no_write:
-        for name, lines in sections.items():
+        for name, lines in generated.items():
             print(f"--- {name}", *lines, sep="\n")
         return
-    doc = ROOT / "docs" / "results.md"
-    for name, lines in sections.items():
-        write_section(doc, name, lines)
-    shown = list(TARGET_SETS)[-1]  # the largest target set run
-    run = run_dir(args.out, shown, "soka", 0)
-    curves_png(run / "log.jsonl", ROOT / "docs" / "img" / "results_curves.png",
-               f"SOKA, {shown}, seed 0 (auxiliary {rankings[shown][0]})")
-    if "kd" in ARMS:
-        from amalgamate import write_report
-
-        report = write_report([run, run_dir(args.out, shown, "kd", 0)], args.out / f"report-{shown.replace(' ', '-')}")
-        prediction = next(p for p in report if p.name.startswith("predictions-soka"))
-        (ROOT / "docs" / "img" / "results_predictions.png").write_bytes(prediction.read_bytes())
-    print(f"wrote {doc} and docs/img/results_*.png")
+    for name, lines in generated.items():
+        write_section(ROOT / "docs" / "results.md", name, lines)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTS = ("rsa_check", "rsa_20k", "extract", "amalgamate_taskonomy", "amalgamate_mini", "rsa_50k")
+PARTS = ("rsa_check", "rsa_20k", "extract", "amalgamate_check", "amalgamate_taskonomy", "amalgamate_mini", "rsa_50k")
 RSA_KEYS = {"mode", "n", "teachers", "features", "seconds", "peak_gb", "gpu_peak_gb", "jobs"}
 
 
@@ -47,10 +47,11 @@ def test_smoke_run_writes_every_part(tmp_path):
         assert set(entry) == RSA_KEYS and all(math.isfinite(x) for x in numbers(entry))
         assert entry["mode"] in ("in memory", "out of core") and entry["teachers"] >= 2
     assert results["parts"]["rsa_check"]["max_abs_diff"] < 1e-9
+    assert results["parts"]["amalgamate_check"]["max_abs_diff"] == 0  # cpu against cpu: the same run
     amalgamate = results["parts"]["amalgamate_taskonomy"]
     assert amalgamate["cached_s_step"] > 0 and amalgamate["live_s_step"] > 0
     table = proc.stdout.strip().splitlines()
-    assert table[-7].startswith("part") and "RSA N=300" in proc.stdout and "amalgamate taskonomy" in proc.stdout
+    assert table[-8].startswith("part") and "RSA N=300" in proc.stdout and "amalgamate taskonomy" in proc.stdout
     assert "| RSA mode |" in (out / "gpu_benchmark.md").read_text()
 
     sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -276,6 +276,21 @@ def test_every_state_tensor_is_on_the_models_device(tmp_path, settings, monkeypa
     assert all(t.dtype == torch.float64 for t in tensors if t.is_floating_point() and t.dim() > 0)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the CPU run is the reference)")
+@pytest.mark.parametrize("weighting", ["gradnorm", "dwa", "famo"])
+def test_a_cuda_run_is_the_cpu_run_up_to_rounding(tmp_path, settings, weighting):
+    """The GPU training path (student, knowledge cache, adapters, balancer on cuda) against the CPU reference: a tiny
+    float64 run ends with the same student and the same weights up to rounding (reductions run in another order)."""
+    train(tmp_path / "cpu", settings(steps=3, precision="float64", device="cpu", weighting=weighting))
+    train(tmp_path / "cuda", settings(steps=3, precision="float64", device="cuda", weighting=weighting))
+    a, b = _state(tmp_path / "cpu" / "student.pt"), _state(tmp_path / "cuda" / "student.pt")
+    assert all(b[k].device.type == "cpu" for k in b)  # saved portable
+    assert all(torch.allclose(a[k], b[k], rtol=1e-7, atol=1e-10) for k in a)
+    cpu, cuda = _log(tmp_path / "cpu"), _log(tmp_path / "cuda")
+    assert len(cpu) == len(cuda) and all(c["weights"][t] == pytest.approx(g["weights"][t], rel=1e-7)
+                                         for c, g in zip(cpu, cuda) for t in c["weights"])
+
+
 def test_baselines_run_through_the_same_command(tmp_path, settings):
     kd = train(tmp_path / "kd", settings(method="kd", aux=None, steps=2))
     assert kd.last["weights"] == {"depth_zbuffer": 1.0, "normal": 1.0} and "guide" not in kd.last
