@@ -35,7 +35,8 @@ quiet machine). Writes the generated sections of docs/results.md, docs/results_m
 Choosing the defaults (docs/amalgamate.md; ``benchmarks/soka_sweep.py`` runs the whole sweep) comes first, on the
 **val** split, never on test: the same script with ``--eval-split val`` scores every run on val frames (a shard
 rendered once under RUNS), and ``--set KEY=VALUE`` (repeatable; ``gradnorm.lr=0.05`` for a weighting's option)
-changes the soka arms' config, one output directory per setting, e.g. ``--seeds 1 --eval-split val --set guide_weight=0.25 --out runs/sweep-gw0.25 --no-write``.
+changes the soka arms' config, one output directory per setting, e.g.
+``--seeds 1 --eval-split val --set guide_weight=0.25 --out runs/sweep-gw0.25 --no-write``.
 
     python benchmarks/soka_results.py --out runs/results                # the documented run (see docs/results.md)
     python benchmarks/soka_results.py --from-csv docs/results_metrics.csv     # the doc's tables from the shipped CSV
