@@ -173,7 +173,8 @@ def run_dir(out: Path, name: str, arm: str, seed: int) -> Path:
 
 def run_rows(run: Path, arm: str, name: str, seed: int) -> list[dict[str, Any]]:
     """The CSV rows of one finished run: the student's metrics against the truth and the teachers; each task's mean
-    loss weight over the logged steps, the seconds per training step and the step the balance criterion was met."""
+    loss weight over the logged steps, the seconds per training step, the step the balance criterion was met and the
+    weights' drift per step at the last step that logged one (what the criterion compares with its threshold)."""
     m = json.loads((run / "metrics.json").read_text())
     info = json.loads((run / "run.json").read_text())
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
@@ -185,7 +186,9 @@ def run_rows(run: Path, arm: str, name: str, seed: int) -> list[dict[str, Any]]:
               "value": float(np.mean([e["weights"][task] for e in log]))} for task in m["student"]]
     rows += [{**row, "task": "all", "reference": "training", "metric": "seconds_per_step",
               "value": info["seconds_this_session"] / max(1, info["step"])},
-             {**row, "task": "all", "reference": "training", "metric": "balanced_at", "value": info["balanced_at"]}]
+             {**row, "task": "all", "reference": "training", "metric": "balanced_at", "value": info["balanced_at"]},
+             {**row, "task": "all", "reference": "training", "metric": "final_drift",
+              "value": next((e["drift"] for e in reversed(log) if e.get("drift") is not None), None)}]
     return rows
 
 

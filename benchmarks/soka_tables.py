@@ -3,9 +3,10 @@
 The CSV (shipped as ``docs/results_metrics.csv``) has one row per arm x target set x seed x model x task x reference
 x metric: the students' and teachers' test metrics (reference ``truth`` or ``teacher``) and what the training logs
 say (reference ``training``: each task's mean loss weight, the seconds per step, the step at which the balance
-criterion was met). :func:`sections` turns it into the doc's generated sections; every number in them can be
-recomputed from the CSV, and ``python benchmarks/soka_results.py --from-csv docs/results_metrics.csv`` does exactly
-that. Arms and target sets absent from the CSV (an experiment run in parts) are left out of every table.
+criterion was met, the weights' last drift). :func:`sections` turns it into the doc's generated sections; every
+number in them can be recomputed from the CSV, and ``python benchmarks/soka_results.py --from-csv
+docs/results_metrics.csv`` does exactly that. Arms and target sets absent from the CSV (an experiment run in parts)
+are left out of every table.
 
 Statistics (:mod:`amalgamate.evaluation.statistics`, DESIGN.md §7): mean ± sample SD (ddof = 1) [95 % t CI] over
 seeds; paired t-tests of SOKA (RSA aux) against every other arm on the primary metrics across seeds (Wilcoxon as a
@@ -141,16 +142,20 @@ def comparison_rows(table: Table, arms: dict[str, tuple[str, ...]], seeds: list[
 
 
 def balance_rows(table: Table, arms: dict[str, tuple[str, ...]], seeds: list[int]) -> list[str]:
-    """Per self-coordinated arm: in how many runs the balance criterion was met, and at which steps."""
+    """Per self-coordinated arm: in how many runs the balance criterion was met, at which steps, and how far the
+    others were from it at their last step (the weights' drift per step, against the threshold)."""
     rows = []
     for name, run_arms in arms.items():
         for arm in (a for a in run_arms if a.startswith("soka")):
             at = _values(table, (arm, name, "all", "training", "balanced_at"), seeds)
             run = np.isfinite(_values(table, (arm, name, "all", "training", "seconds_per_step"), seeds))
+            drift = _values(table, (arm, name, "all", "training", "final_drift"), seeds)[run & ~np.isfinite(at)]
+            drift = drift[np.isfinite(drift)]
             met = at[np.isfinite(at)]
             rows.append([name, LABELS[arm], f"{len(met)} of {int(run.sum())}",
-                         ", ".join(str(int(s)) for s in sorted(met)) or "–"])
-    return _markdown(["targets", "arm", "runs balanced", "balanced at step"], rows)
+                         ", ".join(str(int(s)) for s in sorted(met)) or "–",
+                         ", ".join(f"{d:.1e}" for d in sorted(drift)) or "–"])
+    return _markdown(["targets", "arm", "runs balanced", "balanced at step", "others: drift at the last step"], rows)
 
 
 def weight_rows(table: Table, arms: dict[str, tuple[str, ...]], seeds: list[int]) -> list[str]:

@@ -47,8 +47,10 @@ def _fake_run(path: Path, arm: str, seed: int) -> None:
     (path / "metrics.json").write_text(json.dumps({"student": student, "teachers": teachers}))
     (path / "run.json").write_text(json.dumps({"seconds_this_session": 100.0 + seed, "step": 200,
                                                "balanced_at": BALANCED[arm][seed]}))
-    weights = [{"depth_zbuffer": 1.0, "normal": 1.0}, {"depth_zbuffer": 0.5 + 0.1 * seed, "normal": 1.5 - 0.1 * seed}]
-    (path / "log.jsonl").write_text("\n".join(json.dumps({"step": i + 1, "weights": w}) for i, w in enumerate(weights)))
+    moved = {"depth_zbuffer": 0.5 + 0.1 * seed, "normal": 1.5 - 0.1 * seed}
+    log = [{"step": 1, "weights": {"depth_zbuffer": 1.0, "normal": 1.0}},
+           {"step": 2, "weights": moved, "drift": 1e-3 * seed}, {"step": 3, "weights": moved}]
+    (path / "log.jsonl").write_text("\n".join(json.dumps(entry) for entry in log))
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,8 @@ def test_the_csv_holds_every_finished_run_and_only_those(table):
     assert np.isnan(table[("soka", "2 tasks", "normal", "truth", "rmse")][0])  # a null metric stays missing
     assert table[("teachers", "2 tasks", "normal", "truth", "angle")] == {s: 20.0 for s in range(SEEDS)}
     # the mean weight over the logged steps, the seconds per step and the balance step
-    assert table[("soka", "2 tasks", "depth_zbuffer", "training", "mean_weight")][2] == pytest.approx((1 + 0.7) / 2)
+    mean_weight = table[("soka", "2 tasks", "depth_zbuffer", "training", "mean_weight")]
+    assert mean_weight[2] == pytest.approx((1 + 0.7 + 0.7) / 3)
     assert table[("kd", "2 tasks", "all", "training", "seconds_per_step")][3] == pytest.approx(103 / 200)
     assert table[("soka", "2 tasks", "all", "training", "balanced_at")][0] == 300
     assert np.isnan(table[("soka", "2 tasks", "all", "training", "balanced_at")][1])
@@ -133,8 +136,8 @@ def test_metric_table_shows_sample_sd_and_t_interval(table):
 def test_balance_counts_runs_that_met_the_criterion(table):
     arms, seeds = tables.present(table)
     lines = tables.balance_rows(table, arms, seeds)
-    assert _row(lines, "SOKA (RSA aux)")[2:] == ["4 of 5", "300, 320, 410, 450"]
-    assert _row(lines, "SOKA (worst aux)")[2:] == ["0 of 5", "–"]
+    assert _row(lines, "SOKA (RSA aux)")[2:] == ["4 of 5", "300, 320, 410, 450", "1.0e-03"]  # seed 1's last drift
+    assert _row(lines, "SOKA (worst aux)")[2:] == ["0 of 5", "–", "0.0e+00, 1.0e-03, 2.0e-03, 3.0e-03, 4.0e-03"]
     assert not any("KD" in line for line in lines)  # KD does not coordinate
 
 
