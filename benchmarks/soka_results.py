@@ -201,25 +201,25 @@ def teacher_rows(run: Path, name: str, seed: int) -> list[dict[str, Any]]:
 
 
 def write_csv(out: Path, seeds: int, path: Path) -> int:
-    """One row per arm x target set x seed x model x task x reference x metric, from every *finished* run (an
-    experiment run in parts tabulates what it has); returns the number of runs in it."""
+    """One row per arm x target set x seed x model x task x reference x metric, from every arm whose runs are
+    finished for every seed (an experiment run in parts tabulates its complete arms, so no table mixes seed counts
+    and every comparison stays paired); returns the number of runs in it."""
     from rsa_toolkit.files import atomic_path
 
-    finished = 0
+    complete = [(name, arm) for name in TARGET_SETS for arm in ARMS
+                if all((run_dir(out, name, arm, s) / "metrics.json").is_file() for s in range(seeds))]
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
         writer.writeheader()
-        for name in TARGET_SETS:
+        for name, arm in complete:
             for seed in range(seeds):
-                runs = [(arm, run_dir(out, name, arm, seed)) for arm in ARMS]
-                runs = [(arm, run) for arm, run in runs if (run / "metrics.json").is_file()]
-                for arm, run in runs:
-                    writer.writerows({**r, "value": "" if r["value"] is None else r["value"]}
-                                     for r in run_rows(run, arm, name, seed))
-                if runs:
-                    writer.writerows(teacher_rows(runs[0][1], name, seed))
-                finished += len(runs)
-    return finished
+                writer.writerows({**r, "value": "" if r["value"] is None else r["value"]}
+                                 for r in run_rows(run_dir(out, name, arm, seed), arm, name, seed))
+        for name in dict.fromkeys(name for name, _ in complete):
+            first = next(arm for n, arm in complete if n == name)
+            for seed in range(seeds):
+                writer.writerows(teacher_rows(run_dir(out, name, first, seed), name, seed))
+    return len(complete) * seeds
 
 
 # --- inference time (Table 3) and the figures ---------------------------------------------------------------------
@@ -415,14 +415,14 @@ def setup_lines(args: argparse.Namespace, rankings: dict[str, list[str]], finish
         "", f"Produced by `{command}` (run in parts with `--arms` / `--target-sets`; the parts add up under one RUNS) "
         f"on {os.cpu_count()} CPU cores, {minutes:.0f} min of training and evaluating so far: **{finished} of the "
         f"{planned * len(TARGET_SETS) * args.seeds} students** ({planned} arms × {len(TARGET_SETS)} target sets × "
-        f"{args.seeds} seeds) are finished and in the tables; do not edit by hand. Every table below except Table 3 "
-        f"is generated from [results_metrics.csv](results_metrics.csv) (one row per arm, target set, seed, task, "
-        f"reference and metric; `python benchmarks/soka_results.py --from-csv docs/results_metrics.csv` regenerates "
-        f"them). Mean ± sample SD (ddof = 1) [95 % t CI] over the seeds; every student: {args.steps} steps of "
-        f"{args.batch_size} frames at 64 px, AdamW lr {args.lr:g} (5% warm-up, cosine), {args.train_frames:,} train "
-        f"frames (the same data order per seed in every arm), scored on {args.eval_frames} {args.eval_split} frames "
-        f"against exact ground truth. Primary metrics (declared before the run): "
-        f"{', '.join(f'{t} {TITLES[m]}' for t, (m, _) in PRIMARY.items())}.",
+        f"{args.seeds} seeds) are in the tables (an arm enters once all its seeds are finished); do not edit by "
+        "hand. Every table below except Table 3 is generated from [results_metrics.csv](results_metrics.csv) (one "
+        "row per arm, target set, seed, task, reference and metric; `python benchmarks/soka_results.py --from-csv "
+        "docs/results_metrics.csv` regenerates them). Mean ± sample SD (ddof = 1) [95 % t CI] over the seeds; every "
+        f"student: {args.steps} steps of {args.batch_size} frames at 64 px, AdamW lr {args.lr:g} (5% warm-up, "
+        f"cosine), {args.train_frames:,} train frames (the same data order per seed in every arm), scored on "
+        f"{args.eval_frames} {args.eval_split} frames against exact ground truth. Primary metrics (declared before "
+        f"the run): {', '.join(f'{t} {TITLES[m]}' for t, (m, _) in PRIMARY.items())}.",
         "",
         *(f"- {name}: RSA ranking of the auxiliaries: first **{r[0]}**, last **{r[-1]}** (of {len(r)}); random "
           f"per seed: {', '.join(random_auxiliary(r, s) for s in seeds)}." for name, r in rankings.items()),

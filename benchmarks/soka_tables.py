@@ -164,8 +164,7 @@ def weight_rows(table: Table, arms: dict[str, tuple[str, ...]], seeds: list[int]
     from scipy.stats import spearmanr
 
     rows = []
-    for task in ("depth_zbuffer", "normal"):
-        metric = PRIMARY[task][0]
+    for task, (metric, _) in PRIMARY.items():
         weights, scores = [], []
         for name, run_arms in arms.items():
             for arm in (a for a in run_arms if a.startswith("soka")):
