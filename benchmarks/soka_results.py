@@ -61,8 +61,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _doc_section import markers, write_section  # noqa: E402
-from soka_tables import (ARMS, CSV_FIELDS, CSV_SECTIONS, LABELS, PRIMARY, REFERENCE_ARM, TARGET_SETS,  # noqa: E402
+from soka_tables import (ARMS, CSV_FIELDS, CSV_SECTIONS, PRIMARY, REFERENCE_ARM, TARGET_SETS,  # noqa: E402
                          TITLES, sections)
+import soka_tables as full_plan  # noqa: E402  (its ARMS and TARGET_SETS are never narrowed)
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("results_setup", "results_table3", *CSV_SECTIONS)  # the generated sections of docs/results.md
@@ -405,7 +406,7 @@ def train_all(args: argparse.Namespace, rankings: dict[str, list[str]], t0: floa
 def setup_lines(args: argparse.Namespace, rankings: dict[str, list[str]], finished: int) -> list[str]:
     timing_file = args.out / "timing.json"
     minutes = json.loads(timing_file.read_text())["minutes"] if timing_file.is_file() else 0.0
-    planned = len(LABELS) - 1
+    planned = len(full_plan.ARMS)
     command = (f"python benchmarks/soka_results.py --out RUNS --seeds {args.seeds} --steps {args.steps} "
                f"--batch-size {args.batch_size} --lr {args.lr:g} --train-frames {args.train_frames} --eval-frames "
                f"{args.eval_frames} --other-weighting {args.other_weighting} --eval-split {args.eval_split}"
@@ -414,7 +415,8 @@ def setup_lines(args: argparse.Namespace, rankings: dict[str, list[str]], finish
     return [
         "", f"Produced by `{command}` (run in parts with `--arms` / `--target-sets`; the parts add up under one RUNS) "
         f"on {os.cpu_count()} CPU cores, {minutes:.0f} min of training and evaluating so far: **{finished} of the "
-        f"{planned * len(TARGET_SETS) * args.seeds} students** ({planned} arms × {len(TARGET_SETS)} target sets × "
+        f"{planned * len(full_plan.TARGET_SETS) * args.seeds} students** ({planned} arms × "
+        f"{len(full_plan.TARGET_SETS)} target sets × "
         f"{args.seeds} seeds) are in the tables (an arm enters once all its seeds are finished); do not edit by "
         "hand. Every table below except Table 3 is generated from [results_metrics.csv](results_metrics.csv) (one "
         "row per arm, target set, seed, task, reference and metric; `python benchmarks/soka_results.py --from-csv "
