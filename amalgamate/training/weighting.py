@@ -65,8 +65,9 @@ class Weighting(nn.Module, metaclass=abc.ABCMeta):
         return (self.weights * losses).sum()
 
     def active(self) -> bool:
-        """Whether :meth:`update` moves the weights yet (False during a warm-up that only gathers statistics); the
-        balance criterion counts active steps only."""
+        """Whether this step's :meth:`update` may move the weights (False during a warm-up that only gathers
+        statistics, and between the decisions of a balancer that decides once per window); the balance criterion
+        counts active steps only."""
         return True
 
     @abc.abstractmethod
@@ -191,7 +192,10 @@ class DynamicWeightAverage(Weighting):
         self.register_buffer("windows", torch.zeros((), dtype=torch.int64))
 
     def active(self) -> bool:
-        return int(self.windows) >= 2  # before, w = 1 by definition, which is no balance
+        # Only a step that closes a window decides the weights; between decisions they are held by design, and
+        # counting those held steps as "still" met the balance criterion 50 steps after the first decision in every
+        # run. Before two windows are complete, w = 1 by definition, which is no balance either.
+        return int(self.windows) >= 1 and int(self.window_steps) == self.window - 1
 
     def update(self, losses: Tensor, *, grad_norms: Tensor | None = None) -> dict[str, list[float]]:
         self.window_sum += losses.detach().double()

@@ -135,15 +135,19 @@ def test_dwa_by_hand():
     assert decided["weights"] == pytest.approx([2 * e[0] / sum(e), 2 * e[1] / sum(e)])
 
 
-def test_dwa_is_active_only_once_it_decides():
-    """Before two windows are complete DWA's weights are 1 by definition: the balance criterion must not read
-    that as a balance (it froze DWA at w = 1 after 50 steps)."""
+def test_dwa_is_active_only_on_the_steps_that_decide():
+    """Before two windows are complete DWA's weights are 1 by definition, and between its decisions they are held:
+    the balance criterion must read neither as a balance (the first froze DWA at w = 1 after 50 steps; the second
+    logged every DWA run as balanced 50 steps after its first decision)."""
     d = DynamicWeightAverage(2, window=2)
-    seen = []
-    for _ in range(5):
+    seen, moved = [], []
+    for k in range(8):
         seen.append(d.active())
-        d.update(torch.tensor([1.0, 2.0]))
-    assert seen == [False, False, False, False, True]
+        before = d.weights.clone()
+        d.update(torch.tensor([1.0 + k, 2.0]))  # task 0's loss rises, so each decision moves the weights
+        moved.append(not torch.equal(before, d.weights))
+    assert seen == [False, False, False, True, False, True, False, True]
+    assert moved == seen
 
 
 def test_only_gradnorm_freezes_when_balanced():

@@ -139,6 +139,11 @@ def test_balance_counts_runs_that_met_the_criterion(table):
     assert _row(lines, "SOKA (RSA aux)")[2:] == ["4 of 5", "300, 320, 410, 450", "1.0e-03"]  # seed 1's last drift
     assert _row(lines, "SOKA (worst aux)")[2:] == ["0 of 5", "–", "0.0e+00, 1.0e-03, 2.0e-03, 3.0e-03, 4.0e-03"]
     assert not any("KD" in line for line in lines)  # KD does not coordinate
+    with_other = dict(table)  # the other balancer (DWA) never ends a competition: no balance row
+    with_other.update({("soka-other", *key[1:]): values for key, values in table.items() if key[0] == "soka"})
+    other_arms, _ = tables.present(with_other)
+    assert "soka-other" in other_arms["2 tasks"]
+    assert not any("other balancer" in line for line in tables.balance_rows(with_other, other_arms, seeds))
 
 
 def test_the_shipped_doc_holds_what_the_shipped_csv_generates():
