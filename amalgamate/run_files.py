@@ -23,7 +23,8 @@ __all__ = ["RunWarning", "RunLog", "read_json", "write_bytes", "write_files", "j
 
 class RunWarning(UserWarning):
     """Something in a run directory was damaged and is worked around (a partial log line, an unreadable latest
-    checkpoint, a corrupt knowledge cache entry); the message names the file."""
+    checkpoint); the message names the file. (A corrupt knowledge cache entry is the feature cache's
+    :class:`rsa_toolkit.errors.FeatureCacheWarning`.)"""
 
 
 def fsync_write(path: Path, data: bytes) -> None:

@@ -10,10 +10,11 @@ in order, preprocessing and how it is run), so two teachers that share a name ne
 is a new entry, an unchanged one is never recomputed, and training then runs no teacher at all. ``live=True`` (for
 augmentation-heavy setups) runs the teachers under ``torch.inference_mode`` on each batch instead.
 
-Each cache entry has a check record beside it, ``<key>.check.json`` (shape, dtype, byte size and the blake2b hash of
-the file). An entry that does not match it (overwritten, truncated, emptied, garbage) or cannot be read is a cache
-miss: it is deleted and computed again, with a :class:`amalgamate.run_files.RunWarning` naming the file. A full,
-read-only or forbidden cache directory is one error naming it.
+A cache entry proves itself against the fingerprint in its sidecar (shape, dtype, byte size and blake2b:
+:func:`rsa_toolkit.features.cache.check_entry`); one that does not match it (overwritten, truncated, emptied,
+garbage) or cannot be read is a cache miss, computed again by the feature extraction with a
+:class:`rsa_toolkit.errors.FeatureCacheWarning` naming the file. A full, read-only or forbidden cache directory is one
+error naming it.
 
 Both kinds answer :meth:`Knowledge.batch` with the same :class:`KnowledgeBatch`, whose fields name each tensor's role
 (the target teachers' outputs and representations by task, the auxiliary's representation on its own), and both
@@ -28,7 +29,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,21 +37,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rsa_toolkit import distributed
 from rsa_toolkit.devices import resolve_device
-from rsa_toolkit.features.cache import entry_fingerprint
-from rsa_toolkit.features.extract import cache_entry_path, cache_key, default_cache_dir, extract_features
+from rsa_toolkit.features.extract import cache_key, default_cache_dir, extract_features
 from rsa_toolkit.files import write_faults
 from rsa_toolkit.images.probe import ProbeSet
 from rsa_toolkit.zoo.teachers import Teacher
-
-from amalgamate.run_files import RunWarning, write_bytes
 
 from amalgamate.training.images import image_batch
 from amalgamate.zoo import AmalgamationTeacher
 
 __all__ = ["KnowledgeBatch", "RepresentationStats", "Knowledge", "CachedKnowledge", "LiveKnowledge", "build_knowledge",
-           "STATS_IMAGES", "AUXILIARY", "teacher_definition", "verify_entry"]
+           "STATS_IMAGES", "AUXILIARY", "teacher_definition"]
 
 STATS_IMAGES = 512
 AUXILIARY = "auxiliary"  # the auxiliary's role name beside the target tasks' (guidance adapters, logs)
@@ -219,7 +215,7 @@ class LiveKnowledge(Knowledge):
                              lambda t: results[t.name][t.representation].cpu().clone())
 
 
-# --- the cache's integrity ----------------------------------------------------------------------------------------
+# --- the cached knowledge: its keys and entries ----------------------------------------------------------------
 
 _CACHE_FIX = "choose another --cache-dir"
 
@@ -232,47 +228,6 @@ def teacher_definition(teacher: Teacher) -> str:
                "default_layer": teacher.default_layer, "preprocessing": teacher.preprocessing.describe(),
                "run": f"{getattr(teacher.run, '__module__', '')}.{run}"}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _check_path(entry: Path) -> Path:
-    return entry.with_name(f"{entry.stem}.check.json")
-
-
-
-def verify_entry(entry: Path, rows: int) -> str | None:
-    """Why the cache entry ``entry`` (of ``rows`` images) cannot be used, or None when it matches its check record
-    (an entry without a record, from an older version, must at least load whole; it then gets one)."""
-    check = _check_path(entry)
-    try:
-        size = entry.stat().st_size
-        record = json.loads(check.read_text()) if check.is_file() else None
-        if record is not None and size != record.get("bytes"):
-            return f"{size} bytes, its check record says {record.get('bytes')}"
-        found = entry_fingerprint(entry)
-    except (OSError, ValueError, EOFError) as exc:  # unreadable, not a .npy array, or a damaged record
-        return f"unreadable: {' '.join(str(exc).split())[:100]}"
-    if not found["shape"] or found["shape"][0] != rows:
-        return f"shape {tuple(found['shape'])}, expected {rows} rows"
-    if record is None:
-        array = np.load(entry, mmap_mode="r")
-        if array.dtype != np.float32 or array.nbytes > size:
-            return f"not a whole float32 array ({array.dtype}, {size} bytes)"
-        _write_check(entry, found)
-        return None
-    for key in ("shape", "dtype", "blake2b"):
-        if found[key] != record.get(key):
-            return f"its {key} does not match its check record"
-    return None
-
-
-def _write_check(entry: Path, fingerprint: dict[str, object]) -> None:
-    write_bytes(_check_path(entry), json.dumps(fingerprint, sort_keys=True).encode(), fix=_CACHE_FIX)
-
-
-def _discard(entry: Path) -> None:
-    for path in (entry, entry.with_suffix(".json"), _check_path(entry)):
-        with write_faults(path, fix=_CACHE_FIX):
-            path.unlink(missing_ok=True)
 
 
 def build_knowledge(targets: Sequence[AmalgamationTeacher], auxiliary: AmalgamationTeacher | None,
@@ -303,23 +258,9 @@ def build_knowledge(targets: Sequence[AmalgamationTeacher], auxiliary: Amalgamat
         # option existed: the student learns to map clean images to each teacher's knowledge of them
         keys[source.name] = {layer: cache_key(counted, layer, images, teacher_inputs="clean")
                              for layer in source.layers}
-        entries = {layer: cache_entry_path(root, key) for layer, key in keys[source.name].items()}
-        fresh = [layer for layer, entry in entries.items() if not entry.exists()]
-        if distributed.is_main():
-            for layer, entry in entries.items():
-                why = None if layer in fresh else verify_entry(entry, len(images))
-                if why is not None:
-                    warnings.warn(f"knowledge cache entry '{entry}' ({source.name}, {layer}) is damaged ({why}); "
-                                  "computing it again.", RunWarning, stacklevel=2)
-                    _discard(entry)
-                    fresh.append(layer)
-        distributed.barrier()  # rank 0 has discarded what it must recompute
+        # extract_features checks every entry against its sidecar and computes a damaged one again, with a warning
         with write_faults(root / "features", fix=_CACHE_FIX):
             arrays[source.name] = extract_features(counted, images, layers=source.layers, batch_size=batch_size,
                                                    device=device, cache_dir=root, progress=progress,
                                                    teacher_inputs="clean")
-            if distributed.is_main():
-                for layer in fresh:
-                    _write_check(entries[layer], entry_fingerprint(entries[layer]))
-        distributed.barrier()
     return CachedKnowledge(targets, auxiliary, images, arrays, list(dict.fromkeys(computed)), keys)

@@ -26,7 +26,7 @@ from amalgamate.training.knowledge import teacher_definition
 from amalgamate.training.run import TrainingInterrupted, train
 from amalgamate.training.trainer import Trainer
 from amalgamate.zoo import mini_source
-from rsa_toolkit.errors import UserInputError
+from rsa_toolkit.errors import FeatureCacheWarning, UserInputError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -429,7 +429,8 @@ def test_corrupt_knowledge_cache_entries_are_recomputed(base, tmp_path, damage):
     data = {"same-size overwrite": good[:-64] + bytes(64), "truncated": good[: len(good) // 2], "zero bytes": b"",
             "garbage": os.urandom(977)}[damage]
     entry.write_bytes(data)
-    with pytest.warns(RunWarning, match=f"knowledge cache entry '{entry}' \\(depth_zbuffer, decoder\\) is damaged"):
+    with pytest.warns(FeatureCacheWarning, match=f"feature cache entry '{entry}' \\(teacher 'depth_zbuffer', layer "
+                                                  "'decoder'\\) cannot be used"):
         again = train(tmp_path / "again", settings)
     assert again.computed_teachers == ["depth_zbuffer"]  # only the damaged teacher ran
     assert entry.read_bytes() == good  # recomputed exactly
@@ -437,11 +438,11 @@ def test_corrupt_knowledge_cache_entries_are_recomputed(base, tmp_path, damage):
     assert _log(tmp_path / "clean") == _log(tmp_path / "again") and not _temps(cache)
 
 
-def test_knowledge_cache_entries_have_check_records_and_definition_keys(base, tmp_path, tiny_zoo):
+def test_knowledge_cache_entries_have_fingerprints_and_definition_keys(base, tmp_path, tiny_zoo):
     cache = tmp_path / "cache"
     train(tmp_path / "run", {**base, "cache_dir": str(cache), "steps": 1})
     entry = _entry(tmp_path / "run", cache, "normal", "decoder")
-    check = json.loads(entry.with_name(f"{entry.stem}.check.json").read_text())
+    check = json.loads(entry.with_suffix(".json").read_text())["entry"]  # the feature cache's sidecar
     assert check["bytes"] == entry.stat().st_size and check["dtype"] == "float32" and len(check["blake2b"]) == 64
     assert check["shape"][0] == 12  # the tiny train shard
     teacher = mini_source(tiny_zoo).target("normal").teacher
