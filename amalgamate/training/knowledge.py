@@ -210,9 +210,10 @@ class LiveKnowledge(Knowledge):
 
     def batch(self, indices: Sequence[int] | np.ndarray) -> KnowledgeBatch:
         results = self._results(np.asarray(indices, dtype=np.int64))
-        # clones outside inference mode are ordinary tensors, usable as targets of losses that autograd records
-        return self._by_role(lambda t: results[t.name][t.output].cpu().clone(),
-                             lambda t: results[t.name][t.representation].cpu().clone())
+        # clones outside inference mode are ordinary tensors, usable as targets of losses that autograd records; they
+        # stay on the teachers' device, which is the student's (no round trip through the host on a GPU)
+        return self._by_role(lambda t: results[t.name][t.output].clone(),
+                             lambda t: results[t.name][t.representation].clone())
 
 
 # --- the cached knowledge: its keys and entries ----------------------------------------------------------------
