@@ -3,16 +3,18 @@ teachers vs the n single-task KD students (the seed's Table 3), on the shipped m
 
 (a) Step time. The same SOKA run (``--aux`` fixed, so no ranking; no KD warm-up, so every timed step is a full SOKA
 step) twice in temporary directories: with the teachers' knowledge cached on disk (the cache is filled first,
-outside the timed loop) and with ``live_teachers`` (the target teachers and the auxiliary run on every batch). The figure is ``run.json``'s ``seconds_this_session`` (the training
-loop alone) over the steps; the two runs alternate ``--repeats`` times and the best of each is kept.
+outside the timed loop) and with ``live_teachers`` (the target teachers and the auxiliary run on every batch). The
+figure is ``run.json``'s ``seconds_this_session`` (the training loop alone) over the steps; the two runs alternate
+``--repeats`` times and the best of each is kept.
 
 (b) Inference. For each target set: the n teachers, the n-to-1 student and the n-to-n ensemble (parameters matched
 to the n-to-1 student) on the same batch of 64 px frames, eval mode under ``torch.inference_mode``, timed together
-in interleaved rounds after a warm-up (:func:`amalgamate.evaluation.evaluate.time_together`: every model under the same load),
-with their parameters and forward GFLOPs per frame (``torch.utils.flop_counter``).
-Timing does not depend on the weights, so untrained students are timed.
+in interleaved rounds after a warm-up (:func:`amalgamate.evaluation.evaluate.time_together`: every model under the
+same load), with their parameters and forward GFLOPs per frame (``torch.utils.flop_counter``). Timing does not
+depend on the weights, so untrained students are timed.
 
-Writes the ``amalgamate_steps`` and ``amalgamate_inference`` sections of docs/performance.md (atomically). Run on idle cores (~5 min on 2):
+Writes the ``amalgamate_steps`` and ``amalgamate_inference`` sections of docs/performance.md (atomically). Run on
+idle cores (~5 min on 2):
     python benchmarks/bench_amalgamate.py
     python benchmarks/bench_amalgamate.py --steps 10 --repeats 1 --no-write   # a quick look
 """
