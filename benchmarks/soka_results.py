@@ -63,7 +63,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _doc_section import markers, write_section  # noqa: E402
 from soka_tables import (ARMS, CSV_FIELDS, CSV_SECTIONS, PRIMARY, REFERENCE_ARM, TARGET_SETS,  # noqa: E402
                          TITLES, sections)
-import soka_tables as full_plan  # noqa: E402  (its ARMS and TARGET_SETS are never narrowed)
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("results_setup", "results_table3", *CSV_SECTIONS)  # the generated sections of docs/results.md
@@ -301,15 +300,6 @@ def figures(out: Path, rankings: dict[str, list[str]]) -> None:
     (ROOT / "docs" / "img" / "results_predictions.png").write_bytes(prediction.read_bytes())
 
 
-def narrow(arms: list[str], target_sets: list[str]) -> None:
-    """Restrict the experiment to some arms and target sets (the CPU plan of docs/results.md runs it in parts; the
-    finished runs of every part stay under --out). The runs below iterate ARMS and TARGET_SETS, so they are
-    narrowed here, once, before anything runs; the tables show every finished run."""
-    global ARMS, TARGET_SETS
-    ARMS = tuple(a for a in ARMS if a in arms or a == REFERENCE_ARM)
-    TARGET_SETS = {name: TARGET_SETS[name] for name in target_sets}
-
-
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, help="directory of the runs (reused: finished runs are kept)")
@@ -355,7 +345,6 @@ def main() -> None:
     if args.from_csv is not None:
         emit(args, sections(args.from_csv))
         return
-    narrow(args.arms, args.target_sets)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.speed_only:
         print(*speed_rows(args.out, args.batch_size), sep="\n")
@@ -384,29 +373,35 @@ def main() -> None:
 
 
 def train_all(args: argparse.Namespace, rankings: dict[str, list[str]], t0: float) -> None:
-    """Train every missing run of the (narrowed) experiment in --jobs processes; adds the wall time to
-    RUNS/timing.json."""
-    for name, targets in TARGET_SETS.items():
+    """Train every missing run of the arms and target sets chosen by --arms / --target-sets (the CPU plan of
+    docs/results.md runs the experiment in parts; every part's finished runs stay under --out and every table shows
+    them all) in --jobs processes; adds the wall time to RUNS/timing.json."""
+    arms = [a for a in ARMS if a in args.arms or a == REFERENCE_ARM]
+    target_sets = {name: TARGET_SETS[name] for name in args.target_sets}
+    for name, targets in target_sets.items():
         auxiliaries = {rankings[name][0], rankings[name][-1], *(random_auxiliary(rankings[name], s)
                                                                for s in range(args.seeds))}
         fill_knowledge(targets, sorted(auxiliaries), args)
     jobs = [(str(run_dir(args.out, name, arm, seed)), settings(arm, targets, seed, args, rankings[name]))
-            for seed in range(args.seeds) for name, targets in TARGET_SETS.items() for arm in ARMS]
+            for seed in range(args.seeds) for name, targets in target_sets.items() for arm in arms]
     todo = [job for job in jobs if not (Path(job[0]) / "metrics.json").is_file()]
     if not todo:
         return
     with ProcessPoolExecutor(args.jobs) as pool:
         for done in pool.map(run_one, *zip(*todo)):
             print(f"[{(time.perf_counter() - t0) / 60:5.1f} min] {done}", flush=True)
-    timing_file = args.out / "timing.json"
-    minutes = json.loads(timing_file.read_text())["minutes"] if timing_file.is_file() else 0.0
-    timing_file.write_text(json.dumps({"minutes": minutes + (time.perf_counter() - t0) / 60}))
+    minutes = training_minutes(args.out) + (time.perf_counter() - t0) / 60
+    (args.out / "timing.json").write_text(json.dumps({"minutes": minutes}))
+
+
+def training_minutes(out: Path) -> float:
+    """The wall time of every part's training so far (RUNS/timing.json)."""
+    path = out / "timing.json"
+    return json.loads(path.read_text())["minutes"] if path.is_file() else 0.0
 
 
 def setup_lines(args: argparse.Namespace, rankings: dict[str, list[str]], finished: int) -> list[str]:
-    timing_file = args.out / "timing.json"
-    minutes = json.loads(timing_file.read_text())["minutes"] if timing_file.is_file() else 0.0
-    planned = len(full_plan.ARMS)
+    minutes, planned = training_minutes(args.out), len(ARMS)
     command = (f"python benchmarks/soka_results.py --out RUNS --seeds {args.seeds} --steps {args.steps} "
                f"--batch-size {args.batch_size} --lr {args.lr:g} --train-frames {args.train_frames} --eval-frames "
                f"{args.eval_frames} --other-weighting {args.other_weighting} --eval-split {args.eval_split}"
@@ -415,8 +410,7 @@ def setup_lines(args: argparse.Namespace, rankings: dict[str, list[str]], finish
     return [
         "", f"Produced by `{command}` (run in parts with `--arms` / `--target-sets`; the parts add up under one RUNS) "
         f"on {os.cpu_count()} CPU cores, {minutes:.0f} min of training and evaluating so far: **{finished} of the "
-        f"{planned * len(full_plan.TARGET_SETS) * args.seeds} students** ({planned} arms × "
-        f"{len(full_plan.TARGET_SETS)} target sets × "
+        f"{planned * len(TARGET_SETS) * args.seeds} students** ({planned} arms × {len(TARGET_SETS)} target sets × "
         f"{args.seeds} seeds) are in the tables (an arm enters once all its seeds are finished); do not edit by "
         "hand. Every table below except Table 3 is generated from [results_metrics.csv](results_metrics.csv) (one "
         "row per arm, target set, seed, task, reference and metric; `python benchmarks/soka_results.py --from-csv "
